@@ -1,0 +1,182 @@
+"""The competition's on-disk layout, read once here for every stage.
+
+Layout (local folder or any fsspec URL such as ``gs://bucket/seti``)::
+
+    train/<id[0]>/<id>.npy      one cadence per file, float16 (6, 273, 256)
+    test/<id[0]>/<id>.npy
+    train_labels.csv            id,target
+    sample_submission.csv       id,target   (target is a placeholder)
+    old_leaky_data/train_old/... , train_labels_old.csv, test_old/..., test_labels_old.csv
+
+Axis 0 holds the six panels of an ABACAD cadence (ON = 0, 2, 4), axis 1 time, axis 2 frequency.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfseti.io import fs as fsutil
+
+N_PANELS, N_TIME, N_FREQ = 6, 273, 256
+CADENCE_SHAPE = (N_PANELS, N_TIME, N_FREQ)
+CADENCE_DTYPE = np.dtype(np.float16)
+ON_PANELS = (0, 2, 4)
+OFF_PANELS = (1, 3, 5)
+
+# Label file of each split folder. Test labels are placeholders in sample_submission.csv.
+LABEL_FILES = {
+    "train": "train_labels.csv",
+    "test": "sample_submission.csv",
+    "train_old": "train_labels_old.csv",
+    "test_old": "test_labels_old.csv",
+}
+LABELED_SPLITS = ("train", "train_old", "test_old")
+# 15 lowercase hex characters in the relaunched data, 12 in the old (leaky) data.
+ID_PATTERN = re.compile(r"^(?:[0-9a-f]{15}|[0-9a-f]{12})$")
+
+
+class CadenceError(ValueError):
+    """A cadence file that cannot be used; the message names the file and what was expected."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def cadence_relpath(split: str, cadence_id: str) -> str:
+    """``train/a/a1b2....npy`` for id ``a1b2...`` (always '/'-separated)."""
+    return f"{split}/{cadence_id[0]}/{cadence_id}.npy"
+
+
+def cadence_problems(array: np.ndarray, expected_shape: tuple[int, ...] = CADENCE_SHAPE) -> list[str]:
+    """Everything wrong with a loaded cadence array, as sentences; empty when it is usable."""
+    problems = []
+    if array.dtype != CADENCE_DTYPE:
+        problems.append(f"dtype is {array.dtype}, expected float16")
+    if tuple(array.shape) != tuple(expected_shape):
+        problems.append(f"shape is {tuple(array.shape)}, expected {tuple(expected_shape)}")
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            n_nan = int(np.isnan(array).sum())
+            n_inf = int(np.isinf(array).sum())
+            problems.append(f"holds {n_nan} NaN and {n_inf} Inf values, expected only finite values")
+    elif not np.issubdtype(array.dtype, np.number):
+        problems.append("is not numeric")
+    return problems
+
+
+def decode_npy(data: bytes, path: str) -> np.ndarray:
+    """Parse ``.npy`` bytes (never unpickling); a truncated or corrupt file raises CadenceError."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as err:
+        # numpy raises ValueError both for truncated data ("cannot reshape") and pickled objects.
+        raise CadenceError(path, f"truncated or corrupt .npy file ({err})") from None
+    except (EOFError, OSError) as err:
+        raise CadenceError(path, f"truncated or corrupt .npy file ({err or type(err).__name__})") from None
+
+
+def load_cadence(path: str, *, fs=None, check: bool = True,
+                 expected_shape: tuple[int, ...] = CADENCE_SHAPE) -> np.ndarray:
+    """Load one cadence from a local path or URL. With ``check``, a bad cadence raises CadenceError."""
+    if fs is None:
+        fs, inner = fsutil.url_to_fs(path)
+    else:
+        inner = path
+    try:
+        with fs.open(inner, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise CadenceError(path, "file not found") from None
+    array = decode_npy(data, path)
+    if check:
+        problems = cadence_problems(array, expected_shape)
+        if problems:
+            raise CadenceError(path, "; ".join(problems))
+    return array
+
+
+@dataclass
+class KaggleDataset:
+    """One split of a Kaggle-layout folder: its label csv and its ``.npy`` files.
+
+    ``root`` is the folder holding ``train/``, ``test/`` and the csv files (for the old data,
+    the ``old_leaky_data`` folder). ``split`` is ``train``, ``test``, ``train_old`` or ``test_old``.
+    """
+
+    root: str
+    split: str = "train"
+    storage_options: dict | None = None
+
+    def __post_init__(self):
+        if self.split not in LABEL_FILES:
+            raise ValueError(f"split {self.split!r} is not one of {sorted(LABEL_FILES)}")
+        self.root = str(self.root).rstrip("/") or "/"
+        self.fs, self._root = fsutil.url_to_fs(self.root, **(self.storage_options or {}))
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def labels_file(self) -> str:
+        return fsutil.join(self.root, LABEL_FILES[self.split])
+
+    @property
+    def labeled(self) -> bool:
+        return self.split in LABELED_SPLITS
+
+    def path(self, cadence_id: str) -> str:
+        """Full path or URL of a cadence's file."""
+        return fsutil.join(self.root, *cadence_relpath(self.split, cadence_id).split("/"))
+
+    def _inner(self, cadence_id: str) -> str:
+        return f"{self._root}/{cadence_relpath(self.split, cadence_id)}"
+
+    # -- listings ----------------------------------------------------------------------------
+    def read_labels(self):
+        """The split's csv as a DataFrame with columns ``id`` (str) and ``target``.
+
+        Raises FileNotFoundError / ValueError naming the csv when it is missing or malformed.
+        Values are returned as read; ``tfseti.data.validate`` reports bad ids and labels.
+        """
+        import pandas as pd
+
+        inner = f"{self._root}/{LABEL_FILES[self.split]}"
+        if not self.fs.exists(inner):
+            raise FileNotFoundError(f"{self.labels_file}: label file not found "
+                                    f"(expected the Kaggle layout under {self.root})")
+        with self.fs.open(inner, "rb") as handle:
+            try:
+                frame = pd.read_csv(handle, dtype={"id": str})
+            except Exception as err:  # pandas raises several parser error types
+                raise ValueError(f"{self.labels_file}: cannot parse csv ({err})") from None
+        missing = {"id", "target"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{self.labels_file}: missing column(s) {sorted(missing)}, "
+                             f"expected header 'id,target'")
+        return frame[["id", "target"]]
+
+    def list_files(self) -> dict[str, str]:
+        """Map id -> inner path of every ``<split>/<x>/<id>.npy`` file present."""
+        found = {}
+        for inner in sorted(self.fs.glob(f"{self._root}/{self.split}/*/*.npy")):
+            name = inner.rsplit("/", 1)[-1]
+            found[name[: -len(".npy")]] = inner
+        return found
+
+    def ids(self) -> list[str]:
+        """Ids in csv order (the order every stage uses)."""
+        return list(self.read_labels()["id"])
+
+    # -- loading -----------------------------------------------------------------------------
+    def load(self, cadence_id: str, check: bool = True) -> np.ndarray:
+        """Load a cadence by id; a missing or bad file raises CadenceError naming its path."""
+        try:
+            return load_cadence(self._inner(cadence_id), fs=self.fs, check=check)
+        except CadenceError as err:
+            # Name the path the user gave (``gs://...`` or local), not the filesystem-internal one.
+            raise CadenceError(self.path(cadence_id), err.problem) from None
