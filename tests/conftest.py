@@ -57,3 +57,99 @@ def kaggle_dir(tmp_path):
     root.mkdir()
     frames = write_kaggle_dir(str(root))
     return root, frames
+
+
+# -- GCS emulator (shared by every area that touches gs://) ------------------------------------
+# gcsfs reads GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT once, when it is first imported: with it on, every
+# bucket access against an emulator waits 60 s for a gRPC probe. Nothing above imports gcsfs.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+
+class GcsEmulator:
+    """A running ``gcp-storage-emulator`` (in memory, loopback) with one bucket.
+
+    ``url(*parts)`` gives ``gs://<bucket>/...``; ``env`` holds the variables a subprocess needs
+    to reach the emulator through gcsfs; ``fs()`` is a gcsfs filesystem on it.
+    """
+
+    def __init__(self, host: str, bucket: str):
+        self.host = host
+        self.bucket = bucket
+        self.env = {
+            "STORAGE_EMULATOR_HOST": host,
+            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+            "FSSPEC_GS_TOKEN": "anon",  # fsspec config: no credential lookup against the emulator
+        }
+
+    def url(self, *parts: str) -> str:
+        return "/".join([f"gs://{self.bucket}", *parts])
+
+    def unique_url(self, name: str) -> str:
+        import uuid
+
+        return self.url(f"{name}-{uuid.uuid4().hex[:8]}")
+
+    def fs(self):
+        from tfseti.io.fs import url_to_fs
+
+        return url_to_fs(self.url())[0]
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """Start ``gcp-storage-emulator`` on a free loopback port for the session (per xdist worker).
+
+    Sets ``STORAGE_EMULATOR_HOST`` (and anonymous gcsfs credentials) in this process, so every
+    ``gs://`` path goes to the emulator; restores the environment afterwards.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import fsspec.config
+    import portpicker
+
+    exe = Path(sys.executable).with_name("gcp-storage-emulator")
+    port = portpicker.pick_unused_port()
+    host = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port),
+                             "--in-memory", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gcp-storage-emulator exited with {proc.returncode} on port {port}")
+        try:
+            with urllib.request.urlopen(f"{host}/storage/v1/b", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"gcp-storage-emulator not ready on {host} after 60 s") from None
+            time.sleep(0.1)
+
+    emulator = GcsEmulator(host, "tfseti-test")
+    saved_env = {k: os.environ.get(k) for k in emulator.env}
+    os.environ.update(emulator.env)
+    saved_conf = fsspec.config.conf.get("gs")
+    fsspec.config.conf["gs"] = {**(saved_conf or {}), "token": "anon"}
+    try:
+        emulator.fs().mkdir(emulator.bucket)
+        yield emulator
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if saved_conf is None:
+            fsspec.config.conf.pop("gs", None)
+        else:
+            fsspec.config.conf["gs"] = saved_conf

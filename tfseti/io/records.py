@@ -57,7 +57,9 @@ def encode_example(cadence_id: str, cadence: np.ndarray, target: int = -1, fold:
         "shape": _int64(cadence.shape),
         "version": _int64([SCHEMA_VERSION]),
     }))
-    return example.SerializeToString()
+    # Features are a protobuf map, whose wire order is otherwise per process (hash seeded): the
+    # deterministic flag makes the bytes of a record, hence of a shard, reproducible across runs.
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_example(serialized: tf.Tensor, shape: tuple[int, int, int] | None = None) -> dict:

@@ -1,0 +1,132 @@
+"""``manifest.json`` (written last, describes a finished conversion) and ``_progress.json``.
+
+Manifest fields (``FORMAT`` ``tfseti-tfrecords``):
+
+``format``, ``schema_version``
+    the record schema (``tfseti.io.records.SCHEMA_VERSION``) every shard holds.
+``complete``
+    true in ``manifest.json``; false in ``_progress.json`` (the same document, kept up to date
+    during a conversion with the shards finished so far).
+``created``, ``tool``
+    UTC time and ``tfrecords_tools`` version (informational).
+``params``
+    the creation parameters that decide the bytes of the shards: ``source`` (input folder/URL),
+    ``split``, ``folds``, ``seed``, ``shard_mb``, ``panels``, ``compression`` (``"GZIP"`` or null).
+    A conversion into a prefix whose manifest/progress has other ``params``, another
+    ``schema_version`` or another ``plan_digest`` fails instead of mixing shards.
+``options``
+    parameters that do not change the shards (``workers``, ``skip_bad``).
+``plan_digest``
+    sha256 of the assignment of ids and targets to shards (changes when the label csv does).
+``cadence_shape``, ``cadence_dtype``
+    shape and dtype of every record's cadence, for static shapes in ``tfseti.data``.
+``num_records``, ``num_shards``, ``counts``
+    totals; ``counts.classes`` (target -> records) and ``counts.folds`` (fold -> ``records`` and
+    ``classes``). Test splits have target -1 and fold -1.
+``shards``
+    one entry per shard: ``name``, ``fold``, ``index``, ``count`` (shards in that fold),
+    ``records``, ``classes``, ``bytes`` and ``crc32c`` (CRC32C of the file as stored, 8 hex
+    digits; the checksum GCS keeps for every object, so ``gsutil hash -c -h`` shows the same),
+    ``skipped`` (that shard's files left out by ``--skip-bad``).
+``skipped``
+    files left out by ``--skip-bad``: ``id``, ``path``, ``problem``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections import Counter
+
+FORMAT = "tfseti-tfrecords"
+MANIFEST_NAME = "manifest.json"
+PROGRESS_NAME = "_progress.json"
+COMPARED_PARAMS = ("source", "split", "folds", "seed", "shard_mb", "panels", "compression")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read or does not match what is asked of it."""
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tool_info() -> dict:
+    from tfseti import __version__
+
+    return {"name": "tfrecords_tools", "version": __version__}
+
+
+def dumps(document: dict) -> bytes:
+    return (json.dumps(document, indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+
+def loads(data: bytes, where: str) -> dict:
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ManifestError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(document, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    return document
+
+
+def header(schema_version: int, params: dict, options: dict, digest: str, shape, complete: bool) -> dict:
+    return {
+        "format": FORMAT,
+        "schema_version": schema_version,
+        "complete": complete,
+        "created": now_utc(),
+        "tool": tool_info(),
+        "params": dict(params),
+        "options": dict(options),
+        "plan_digest": digest,
+        "cadence_shape": list(shape),
+        "cadence_dtype": "float16",
+    }
+
+
+def incompatibilities(existing: dict, schema_version: int, params: dict, digest: str) -> list[str]:
+    """How an existing manifest/progress differs from a planned conversion (empty: compatible)."""
+    problems = []
+    if existing.get("format") != FORMAT:
+        problems.append(f"format is {existing.get('format')!r}, expected {FORMAT!r}")
+    if existing.get("schema_version") != schema_version:
+        problems.append(f"schema_version is {existing.get('schema_version')!r}, "
+                        f"this converter writes {schema_version}")
+    old = existing.get("params") or {}
+    for key in COMPARED_PARAMS:
+        if old.get(key) != params.get(key):
+            problems.append(f"{key} is {old.get(key)!r} there, {params.get(key)!r} now")
+    if not problems and existing.get("plan_digest") != digest:
+        problems.append("the assignment of ids to shards differs (the label csv changed)")
+    return problems
+
+
+def class_counts(targets) -> dict[str, int]:
+    counts = Counter(int(t) for t in targets)
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+def summarize(shards: list[dict]) -> dict:
+    """``num_records``, ``num_shards`` and ``counts`` from the per-shard entries."""
+    classes: Counter = Counter()
+    folds: dict[int, dict] = {}
+    for shard in shards:
+        entry = folds.setdefault(int(shard["fold"]), {"records": 0, "classes": Counter()})
+        entry["records"] += int(shard["records"])
+        for key, value in shard["classes"].items():
+            entry["classes"][int(key)] += int(value)
+            classes[int(key)] += int(value)
+    return {
+        "num_records": sum(int(s["records"]) for s in shards),
+        "num_shards": len(shards),
+        "counts": {
+            "classes": {str(k): classes[k] for k in sorted(classes)},
+            "folds": {str(f): {"records": folds[f]["records"],
+                               "classes": {str(k): folds[f]["classes"][k]
+                                           for k in sorted(folds[f]["classes"])}}
+                      for f in sorted(folds)},
+        },
+    }

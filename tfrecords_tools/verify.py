@@ -1,0 +1,335 @@
+"""Check a shard prefix against its manifest.
+
+    python -m tfrecords_tools.verify DIR|gs://bucket/prefix [--no-decode] [--workers N]
+
+Checks: the manifest is readable and of a known schema; every listed shard exists with the
+recorded size and crc32c; no unlisted ``*.tfrec`` file sits in the prefix; every record of every
+shard decodes with ``tfseti.io.records.parse_example`` to the declared shape and dtype, holds no
+NaN/Inf, has a valid unique id, the shard's fold and a target of the shard's classes; the record
+counts per shard, fold and class equal the manifest's. Exit status 0 when all hold, 1 with the
+list of problems otherwise.
+
+Reading from object stores: TensorFlow's own ``gs://`` filesystem cannot be pointed at an
+emulator (and adds a second credential path), so each shard is streamed through fsspec into a
+local temporary file while its crc32c is computed, and ``tf.data.TFRecordDataset`` reads that
+copy (TFRecord framing, CRCs and GZIP handled by TensorFlow). Local shards are read in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfseti.io.kaggle import ID_PATTERN
+from tfseti.io.records import SCHEMA_VERSION
+from tfrecords_tools import manifest as mf
+from tfrecords_tools.shards import (HASH_CHUNK, SHARD_SUFFIX, TMP_DIR, Destination, crc32c_hasher,
+                                    hash_file, parse_shard_name)
+
+
+@dataclass
+class Report:
+    """What ``verify`` found: ``problems`` (fail), ``warnings`` (informational) and totals."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    records: int = 0
+    shards: int = 0
+    classes: dict = field(default_factory=dict)
+    folds: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        lines = []
+        if self.ok:
+            lines.append(f"verify {self.path}: OK, {self.records} records in {self.shards} shards "
+                         f"(classes {self.classes}, folds {self.folds})")
+        else:
+            lines.append(f"verify {self.path}: FAILED, {len(self.problems)} problem(s):")
+            lines.extend(f"  - {p}" for p in self.problems)
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def _first_line(err: Exception) -> str:
+    text = getattr(err, "message", None) or str(err)
+    text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
+
+def _check_shard(dest: Destination, entry: dict, shape, compression, decode: bool, parse) -> dict:
+    """Check one shard; returns ``{problems, records, classes, ids}``."""
+    import tensorflow as tf
+
+    name = entry["name"]
+    out = {"problems": [], "records": 0, "classes": Counter(), "ids": []}
+    problems = out["problems"]
+    info = dest.info(name)
+    if info is None:
+        problems.append(f"{name}: missing")
+        return out
+    size = int(info.get("size") or 0)
+    if size != int(entry.get("bytes", -1)):
+        problems.append(f"{name}: {size} bytes, manifest says {entry.get('bytes')}")
+
+    tmpdir = None
+    try:
+        if dest.local:
+            local = dest.path(name)
+            digest = hash_file(local)["crc32c"]
+        else:
+            tmpdir = tempfile.mkdtemp(prefix="tfrecords_verify-")
+            local = os.path.join(tmpdir, name)
+            crc = crc32c_hasher()
+            with dest.fs.open(dest.path(name), "rb", block_size=HASH_CHUNK) as src, \
+                    open(local, "wb") as dst:
+                while chunk := src.read(HASH_CHUNK):
+                    crc.update(chunk)
+                    dst.write(chunk)
+            digest = crc.digest().hex()
+        if digest != entry.get("crc32c"):
+            problems.append(f"{name}: crc32c {digest} differs from the manifest's "
+                            f"{entry.get('crc32c')}")
+        if not decode:
+            return out
+
+        fold = int(entry.get("fold", -2))
+        allowed = {int(k) for k in (entry.get("classes") or {})} or {-1, 0, 1}
+        dataset = tf.data.TFRecordDataset(local, compression_type=compression or "")
+        bad_records = Counter()
+        try:
+            for serialized in dataset:
+                rec = {k: v.numpy() for k, v in parse(serialized).items()}
+                index = out["records"]
+                out["records"] += 1
+                cid = rec["id"].decode("utf-8", "replace")
+                target = int(rec["target"])
+                out["ids"].append(cid)
+                out["classes"][target] += 1
+                cadence = rec["cadence"]
+                if not ID_PATTERN.match(cid):
+                    bad_records["id"] += 1
+                    if bad_records["id"] == 1:
+                        problems.append(f"{name}: record {index} has an invalid id {cid!r}")
+                if int(rec["fold"]) != fold:
+                    bad_records["fold"] += 1
+                    if bad_records["fold"] == 1:
+                        problems.append(f"{name}: record {index} ({cid}) has fold {int(rec['fold'])},"
+                                        f" the shard is fold {fold}")
+                if target not in allowed:
+                    bad_records["target"] += 1
+                    if bad_records["target"] == 1:
+                        problems.append(f"{name}: record {index} ({cid}) has target {target}, "
+                                        f"manifest classes are {sorted(allowed)}")
+                if cadence.dtype != np.float16 or tuple(cadence.shape) != tuple(shape):
+                    problems.append(f"{name}: record {index} ({cid}) decodes to {cadence.dtype} "
+                                    f"{cadence.shape}, expected float16 {tuple(shape)}")
+                elif not np.isfinite(cadence).all():
+                    bad_records["finite"] += 1
+                    if bad_records["finite"] == 1:
+                        problems.append(f"{name}: record {index} ({cid}) holds NaN or Inf values")
+        except tf.errors.OpError as err:
+            problems.append(f"{name}: unreadable after {out['records']} record(s) "
+                            f"({_first_line(err)})")
+        for key, count in bad_records.items():
+            if count > 1:
+                problems.append(f"{name}: {count} records with the same kind of problem ({key})")
+        if out["records"] != int(entry.get("records", -1)):
+            problems.append(f"{name}: {out['records']} records decoded, manifest says "
+                            f"{entry.get('records')}")
+        classes = {str(k): out["classes"][k] for k in sorted(out["classes"])}
+        if classes != (entry.get("classes") or {}):
+            problems.append(f"{name}: classes {classes}, manifest says {entry.get('classes')}")
+    except (OSError, tf.errors.OpError) as err:
+        problems.append(f"{name}: cannot read ({_first_line(err)})")
+    finally:
+        if tmpdir is not None:
+            import shutil
+
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return out
+
+
+def _parser(shape):
+    """``parse_example`` with the declared static shape, traced once for every shard."""
+    import tensorflow as tf
+
+    from tfseti.io.records import parse_example
+
+    return tf.function(lambda serialized: parse_example(serialized, shape),
+                       input_signature=[tf.TensorSpec([], tf.string)])
+
+
+def _check_layout(doc: dict, report: Report) -> None:
+    """Checks of the manifest on its own: names, fold/index completeness, counts."""
+    shards = doc.get("shards") or []
+    per_fold: dict[int, set] = {}
+    for entry in shards:
+        parsed = parse_shard_name(str(entry.get("name")))
+        if parsed is None:
+            report.problems.append(f"manifest lists {entry.get('name')!r}, not a shard name")
+            continue
+        if (parsed["fold"], parsed["index"], parsed["count"]) != (
+                entry.get("fold"), entry.get("index"), entry.get("count")):
+            report.problems.append(f"manifest entry {entry['name']}: fold/index/count "
+                                   f"{entry.get('fold')}/{entry.get('index')}/{entry.get('count')} "
+                                   f"disagree with its name")
+        per_fold.setdefault(parsed["fold"], set()).add((parsed["index"], parsed["count"]))
+    for fold, seen in sorted(per_fold.items()):
+        counts = {c for _, c in seen}
+        if len(counts) != 1 or {i for i, _ in seen} != set(range(next(iter(counts)))):
+            report.problems.append(f"fold {fold}: shard set incomplete or inconsistent "
+                                   f"({len(seen)} shards listed, counts {sorted(counts)})")
+    try:
+        summary = mf.summarize(shards)
+    except (KeyError, TypeError, ValueError) as err:
+        report.problems.append(f"manifest shard entries are malformed ({_first_line(err)})")
+        return
+    for key in ("num_records", "num_shards", "counts"):
+        if doc.get(key) != summary[key]:
+            report.problems.append(f"manifest {key} is {doc.get(key)}, its shard entries add up "
+                                   f"to {summary[key]}")
+
+
+def verify(path: str, *, storage_options: dict | None = None, decode: bool = True,
+           workers: int | None = None, progress: bool = False) -> Report:
+    """Verify the shards under ``path`` (local folder or URL) against its ``manifest.json``."""
+    dest = Destination(path, storage_options)
+    report = Report(path=dest.url)
+    listing = dest.listing()
+    if mf.MANIFEST_NAME not in listing:
+        if mf.PROGRESS_NAME in listing:
+            report.problems.append(f"no {mf.MANIFEST_NAME}: a conversion was interrupted "
+                                   f"({mf.PROGRESS_NAME} present); rerun the converter to finish")
+        else:
+            report.problems.append(f"no {mf.MANIFEST_NAME} under {dest.url}")
+        return report
+    try:
+        doc = mf.loads(dest.read_bytes(mf.MANIFEST_NAME), dest.display(mf.MANIFEST_NAME))
+    except mf.ManifestError as err:
+        report.problems.append(str(err))
+        return report
+    if doc.get("format") != mf.FORMAT:
+        report.problems.append(f"manifest format is {doc.get('format')!r}, expected {mf.FORMAT!r}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        report.problems.append(f"manifest schema_version is {doc.get('schema_version')!r}; this "
+                               f"verifier reads version {SCHEMA_VERSION}")
+        return report
+    if doc.get("cadence_dtype") != "float16":
+        report.problems.append(f"manifest cadence_dtype is {doc.get('cadence_dtype')!r}, "
+                               f"expected 'float16'")
+    shape = doc.get("cadence_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0
+                                                                for v in shape)):
+        report.problems.append(f"manifest cadence_shape {shape!r} is not 3 positive integers")
+        return report
+    shape = tuple(shape)
+    compression = (doc.get("params") or {}).get("compression")
+    _check_layout(doc, report)
+
+    shards = doc.get("shards") or []
+    listed = {entry.get("name") for entry in shards}
+    for name in sorted(listing):
+        if name.endswith(SHARD_SUFFIX) and name not in listed:
+            report.problems.append(f"{name}: in the prefix but not in the manifest")
+    if mf.PROGRESS_NAME in listing:
+        report.warnings.append(f"{mf.PROGRESS_NAME} present: a rerun of the converter was "
+                               f"interrupted or is running")
+    leftovers = dest.temporaries()
+    if leftovers:
+        report.warnings.append(f"{len(leftovers)} temporary file(s) under {TMP_DIR}/ "
+                               f"(an interrupted run; the next conversion removes them)")
+
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    parse = _parser(shape) if decode else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(shards), unit="shard", desc="verify", dynamic_ncols=True)
+    results = []
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(_check_shard, dest, entry, shape, compression, decode, parse)
+                   for entry in shards]
+        for fut in futures:
+            results.append(fut.result())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    ids: Counter = Counter()
+    classes: Counter = Counter()
+    folds: dict = {}
+    for entry, result in zip(shards, results):
+        report.problems.extend(result["problems"])
+        ids.update(result["ids"])
+        classes.update(result["classes"])
+        fold_entry = folds.setdefault(str(entry.get("fold")), Counter())
+        fold_entry.update(result["classes"])
+    report.shards = len(shards)
+    if decode:
+        report.records = sum(r["records"] for r in results)
+        dupes = sorted(k for k, v in ids.items() if v > 1)
+        if dupes:
+            report.problems.append(f"{len(dupes)} id(s) appear in more than one record, "
+                                   f"e.g. {dupes[:3]}")
+        report.classes = {str(k): classes[k] for k in sorted(classes)}
+        report.folds = {f: sum(c.values()) for f, c in sorted(folds.items(), key=lambda x: int(x[0]))}
+        counts = doc.get("counts") or {}
+        if report.records != doc.get("num_records"):
+            report.problems.append(f"{report.records} records decoded in all, manifest says "
+                                   f"{doc.get('num_records')}")
+        if report.classes != counts.get("classes"):
+            report.problems.append(f"class counts decoded {report.classes}, manifest says "
+                                   f"{counts.get('classes')}")
+        decoded_folds = {f: {"records": sum(c.values()),
+                             "classes": {str(k): c[k] for k in sorted(c)}}
+                         for f, c in folds.items()}
+        if decoded_folds != counts.get("folds"):
+            report.problems.append(f"fold counts decoded {decoded_folds}, manifest says "
+                                   f"{counts.get('folds')}")
+    else:
+        report.records = int(doc.get("num_records") or 0)
+        report.classes = (doc.get("counts") or {}).get("classes", {})
+        report.folds = {f: v.get("records") for f, v in ((doc.get("counts") or {}).get("folds")
+                                                          or {}).items()}
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfrecords_tools.verify",
+        description="Check TFRecord shards (local or gs://) against their manifest.json.")
+    parser.add_argument("path", help="shard prefix: local folder or URL (gs://bucket/prefix)")
+    parser.add_argument("--no-decode", action="store_true",
+                        help="check existence, sizes and checksums only (no record decoding)")
+    parser.add_argument("--workers", type=int, default=None, help="shards checked in parallel")
+    parser.add_argument("--storage-options", default=None, help="JSON dict of fsspec options")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    args = parser.parse_args(argv)
+    storage_options = json.loads(args.storage_options) if args.storage_options else None
+    try:
+        report = verify(args.path, storage_options=storage_options, decode=not args.no_decode,
+                        workers=args.workers, progress=args.progress)
+    except (OSError, ValueError) as err:
+        print(f"verify {args.path}: FAILED, cannot read the prefix: {err}", file=sys.stderr)
+        return 1
+    print(report.text(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

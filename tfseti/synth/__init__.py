@@ -1,0 +1,44 @@
+"""Breakthrough-Listen-style synthetic cadences made with setigen, in the exact Kaggle layout.
+
+* ``generate_dataset(out, n_train, n_test, ...)`` / ``python -m tfseti.synth``: a whole dataset.
+* ``draw_cadence_spec(rng, target, config)`` then ``make_cadence(spec)``: one cadence from explicit
+  parameters (``CadenceSpec``, ``NeedleSpec``, ``RFISpec``); ``needle_track(spec)`` and
+  ``rfi_track(spec, rfi)`` say where a signal is, row by row.
+* ``families.Ranges``: every random range, documented in one place.
+
+Names are loaded on first use: importing setigen takes ~2 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "generate_dataset": "tfseti.synth.writer",
+    "SynthSummary": "tfseti.synth.writer",
+    "TRUTH_FILE": "tfseti.synth.writer",
+    "make_cadence": "tfseti.synth.cadence",
+    "draw_cadence_spec": "tfseti.synth.cadence",
+    "build_background": "tfseti.synth.cadence",
+    "inject_needle": "tfseti.synth.cadence",
+    "normalise": "tfseti.synth.cadence",
+    "needle_track": "tfseti.synth.cadence",
+    "rfi_track": "tfseti.synth.cadence",
+    "CadenceSpec": "tfseti.synth.cadence",
+    "CadenceConfig": "tfseti.synth.cadence",
+    "NeedleSpec": "tfseti.synth.cadence",
+    "RFISpec": "tfseti.synth.cadence",
+    "FrameParams": "tfseti.synth.cadence",
+    "FRAME": "tfseti.synth.cadence",
+    "NeedleShape": "tfseti.synth.families",
+    "Ranges": "tfseti.synth.families",
+    "FAMILY_NAMES": "tfseti.synth.families",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfseti.synth' has no attribute {name!r}")

@@ -1,0 +1,105 @@
+"""``python -m tfseti.synth --out DIR --n-train N --n-test M ...``: write a synthetic Kaggle-layout dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tfseti.synth.families import FAMILY_NAMES
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def _snr_range(text: str) -> tuple[float, float]:
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX, two numbers such as 10:40, got {text!r}") from None
+    if not 0 < low <= high or high == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX with 0 < MIN <= MAX, got {text!r}")
+    return low, high
+
+
+def _families(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FAMILY_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown family {', '.join(unknown) or '(none given)'}; "
+                                         f"expected a comma-separated subset of {','.join(FAMILY_NAMES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a family is listed twice in {text!r}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfseti.synth",
+        description="Write Breakthrough-Listen-style synthetic cadences (setigen) in the Kaggle layout: "
+                    "train/<id[0]>/<id>.npy, test/..., train_labels.csv, sample_submission.csv, truth.csv.")
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--n-train", type=_non_negative_int, default=200, help="train cadences (default 200)")
+    parser.add_argument("--n-test", type=_non_negative_int, default=50, help="test cadences (default 50)")
+    parser.add_argument("--positive-rate", type=_fraction, default=0.1,
+                        help="fraction of cadences with a needle, in both splits (default 0.1)")
+    parser.add_argument("--snr", type=_snr_range, default=(10.0, 40.0), metavar="MIN:MAX",
+                        help="needle SNR drawn uniformly from MIN:MAX (setigen's SNR; default 10:40)")
+    parser.add_argument("--families", type=_families, default=FAMILY_NAMES, metavar="NAMES",
+                        help=f"comma-separated needle families (default {','.join(FAMILY_NAMES)})")
+    parser.add_argument("--missing-prob", type=_fraction, default=0.2,
+                        help="probability that a needle is absent from one of its ON panels (default 0.2)")
+    parser.add_argument("--no-rfi", action="store_true", help="no background RFI (noise and bandpass only)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n_train + args.n_test == 0:
+        build_parser().error("--n-train and --n-test are both 0: nothing to write")
+    from tfseti.synth.writer import generate_dataset
+
+    try:
+        summary = generate_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
+                                   positive_rate=args.positive_rate, snr=args.snr, families=args.families,
+                                   seed=args.seed, workers=args.workers, progress=not args.no_progress,
+                                   missing_prob=args.missing_prob, rfi=not args.no_rfi, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
