@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import random_cadence
+from support import random_cadence
 from tfseti.io import records
 
 

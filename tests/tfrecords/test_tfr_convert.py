@@ -20,7 +20,7 @@ from tfrecords_tools.shards import fold_pattern
 from tfrecords_tools.verify import verify
 from tfr_helpers import (N_TRAIN, SHARD_MB, assert_bit_exact, converted, kaggle40,  # noqa: F401
                          read_shards, shard_files)
-from conftest import write_kaggle_dir
+from support import write_kaggle_dir
 from tfseti.io.kaggle import cadence_relpath
 
 QUIET = {"progress": False, "log": lambda _: None}

@@ -13,7 +13,7 @@ import time
 import google_crc32c
 import pytest
 
-from conftest import write_kaggle_dir
+from support import write_kaggle_dir
 from tfrecords_tools.convert import convert
 from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
 from tfrecords_tools.shards import PUBLISH_DELAY_ENV, parse_shard_name

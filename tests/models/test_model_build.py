@@ -1,0 +1,76 @@
+"""Every option through one harness: build, output shapes/dtype, structure, and (for the models
+with custom layers) a .keras save → safe_mode reload giving identical outputs."""
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import pytest
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    channels: int
+    options: dict = field(default_factory=dict)
+    units: int = 1
+    stem_hw: tuple = (32, 16)       # stem conv output for a 64x32 input
+    features_hw: tuple = (2, 1)     # backbone output
+    round_trip: bool = False
+
+
+CASES = {
+    "v1_default_gem": Case("efficientnet_b0", 1),
+    "v2_avg_two_class_stride_1x2": Case(
+        "efficientnetv2_b0", 2, dict(pooling="avg", head="two_class", stem_strides=(1, 2)),
+        units=2, stem_hw=(64, 16), features_hw=(4, 1)),
+    "v1_max_stride_1x1_pre_stem_multi_sample": Case(
+        "efficientnet_b0", 3, dict(pooling="max", stem_strides=(1, 1), pre_stem_channels=(8, 4),
+                                   dropout=0.2, dropout_samples=3),
+        stem_hw=(64, 32), features_hw=(4, 2), round_trip=True),
+    "v2_triplet_attention_pooling": Case(
+        "efficientnetv2_b0", 4, dict(triplet_attention=True, pooling="attention",
+                                     head="two_class", dropout=0.1, drop_connect_rate=0.1),
+        units=2, round_trip=True),
+    "v1_fixed_gem_no_drop_connect": Case(
+        "efficientnet_b0", 1, dict(gem_p=4.0, gem_trainable=False, drop_connect_rate=0.0,
+                                   dropout=0.3), round_trip=True),
+}
+
+
+def block_drop_rates(backbone):
+    return [layer.rate for layer in backbone.layers
+            if isinstance(layer, keras.layers.Dropout) and layer.name.endswith("_drop")]
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_option_case(case, harness, tmp_path):
+    model = harness.build(case.name, case.channels, **case.options)
+    x = harness.images(case.channels)
+    harness.check_logits(model, x, case.units)
+    harness.check_logits(model, x, case.units, training=True)  # dropout paths (moves BN stats)
+
+    backbone = model.get_layer("backbone")
+    in_chans = (case.options.get("pre_stem_channels") or (case.channels,))[-1]
+    assert backbone.input_shape == (None, harness.height, harness.width, in_chans)
+    assert tuple(backbone.get_layer("stem_conv").output.shape[1:3]) == case.stem_hw
+    assert tuple(backbone.output.shape[1:3]) == case.features_hw
+    # the pipeline normalises: no ImageNet rescaling / normalisation left in the backbone
+    assert not any(isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
+                   for layer in backbone.layers)
+    rate = case.options.get("drop_connect_rate", 0.2)
+    rates = block_drop_rates(backbone)
+    assert rates and max(rates) <= rate and max(rates) >= 0.8 * rate
+    if case.options.get("pooling", "gem") == "gem":
+        pool = model.get_layer("pool")
+        assert pool.p_trainable == case.options.get("gem_trainable", True)
+        assert float(pool.p) == case.options.get("gem_p", 3.0)
+    assert ("triplet_attention" in [layer.name for layer in model.layers]) == \
+        case.options.get("triplet_attention", False)
+
+    if case.round_trip:
+        logits = np.asarray(model(x, training=False))
+        path = tmp_path / "model.keras"
+        model.save(path)
+        reloaded = keras.saving.load_model(path, safe_mode=True)
+        np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)

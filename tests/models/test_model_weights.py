@@ -1,0 +1,70 @@
+"""Pretrained weights into modified models: stems, input channels, the ImageNet code path."""
+
+import numpy as np
+import pytest
+
+
+def assert_backbone_matches_source(backbone, source_weights, skip=("stem_conv",)):
+    for layer in backbone.layers:
+        if layer.weights and layer.name not in skip:
+            for got, want in zip(layer.get_weights(), source_weights[layer.name], strict=True):
+                np.testing.assert_array_equal(got, want, err_msg=layer.name)
+
+
+def test_default_stem_weights_load_into_stride_1x2_model(harness, b0_weights_file):
+    path, source = b0_weights_file
+    model = harness.build("efficientnet_b0", 3, weights=path, stem_strides=(1, 2))
+    backbone = model.get_layer("backbone")
+    assert backbone.get_layer("stem_conv").strides == (1, 2)
+    np.testing.assert_array_equal(backbone.get_layer("stem_conv").kernel.numpy(),
+                                  source["stem_conv"][0])
+    assert_backbone_matches_source(backbone, source, skip=())
+    harness.check_logits(model, harness.images(3), 1)
+
+
+def test_one_channel_model_answers_grey_as_rgb_model_answers_replicated(harness, b0_weights_file):
+    path, source = b0_weights_file
+    grey_model = harness.build("efficientnet_b0", 1, weights=path)
+    rgb_model = harness.build("efficientnet_b0", 3, weights=path)
+    grey_backbone = grey_model.get_layer("backbone")
+    np.testing.assert_allclose(grey_backbone.get_layer("stem_conv").kernel.numpy(),
+                               source["stem_conv"][0].sum(axis=2, keepdims=True), rtol=1e-6)
+    assert_backbone_matches_source(grey_backbone, source)
+    grey = harness.images(1)
+    # whole backbone, BN in inference mode
+    grey_features = np.asarray(grey_backbone(grey, training=False))
+    rgb_features = np.asarray(rgb_model.get_layer("backbone")(np.repeat(grey, 3, axis=-1),
+                                                              training=False))
+    np.testing.assert_allclose(grey_features, rgb_features, rtol=1e-4, atol=1e-5)
+    assert np.abs(rgb_features).max() > 1e-2  # a real response, not an all-zero map
+
+
+def test_weights_load_behind_a_pre_stem_stack(harness, b0_weights_file):
+    path, source = b0_weights_file
+    model = harness.build("efficientnet_b0", 1, weights=path, pre_stem_channels=(6,))
+    stem = model.get_layer("backbone").get_layer("stem_conv").kernel.numpy()
+    expected = np.concatenate([source["stem_conv"][0]] * 2, axis=2) * 0.5  # timm: repeat, 3/C
+    np.testing.assert_allclose(stem, expected, rtol=1e-6)
+
+
+def test_imagenet_goes_through_keras_download(harness, b0_weights_file, monkeypatch):
+    """No network here: Keras' downloader is replaced by one returning the saved file, so the
+    "imagenet" path (V1's extra ImageNet-std Rescaling layer included) runs for real."""
+    from keras.src.applications import efficientnet
+
+    path, source = b0_weights_file
+    requested = []
+
+    def fake_get_file(fname, origin, **kwargs):
+        requested.append(fname)
+        return path
+
+    monkeypatch.setattr(efficientnet.file_utils, "get_file", fake_get_file)
+    model = harness.build("efficientnet_b0", 1, weights="imagenet")
+    assert requested == ["efficientnetb0_notop.h5"]
+    assert_backbone_matches_source(model.get_layer("backbone"), source)
+
+
+def test_missing_weights_file_is_a_clear_error(harness, tmp_path):
+    with pytest.raises(ValueError, match=r"weights: no file .*missing\.weights\.h5"):
+        harness.build("efficientnet_b0", 1, weights=str(tmp_path / "missing.weights.h5"))

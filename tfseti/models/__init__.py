@@ -1,0 +1,25 @@
+"""Classifiers: EfficientNet V1/V2 backbones (keras.applications), stems, GeM, heads.
+
+``create_model`` and the layers import Keras; ``ModelConfig`` does not. Names load lazily so
+that importing the package (e.g. for the config dataclass) stays cheap.
+"""
+
+from .config import ModelConfig
+
+_LAZY = {
+    "create_model": "factory", "list_models": "factory", "MODEL_REGISTRY": "factory",
+    "GeMPooling2D": "pooling", "gem_pool": "pooling",
+    "TripletAttention": "attention",
+    "MultiSampleDropoutDense": "heads", "FramewiseAttentionPooling": "heads",
+    "adapt_input_conv": "stems",
+}
+
+__all__ = ["ModelConfig", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

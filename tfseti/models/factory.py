@@ -1,0 +1,67 @@
+"""``create_model(name, input_shape, **options)``: a named backbone with the configured stem,
+pooling and head, returning float32 logits ``(B, 1)`` or ``(B, 2)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from .attention import TripletAttention
+from .config import ModelConfig
+from .efficientnet import EFFICIENTNET_SPECS, build_efficientnet_backbone
+from .heads import classifier_head
+from .stems import pre_stem_stack
+
+# name → (backbone builder, spec). One registry for every family; add a family here.
+MODEL_REGISTRY = {name: (build_efficientnet_backbone, spec)
+                  for name, spec in EFFICIENTNET_SPECS.items()}
+
+
+def list_models() -> list[str]:
+    return sorted(MODEL_REGISTRY)
+
+
+def _check_input_shape(input_shape) -> tuple[int, int, int]:
+    shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    if (shape is None or len(shape) != 3
+            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)):
+        raise ValueError(f"input_shape: expected (height, width, channels) positive ints, got "
+                         f"{input_shape!r}")
+    return shape
+
+
+def resolve_config(config: ModelConfig | None = None, **options) -> ModelConfig:
+    """``config`` (default: the defaults) with keyword ``options`` replacing its fields; the
+    merged result is validated as a whole."""
+    ModelConfig.check_option_names(options)
+    return dataclasses.replace(config or ModelConfig(), **options)
+
+
+def create_model(name: str, input_shape, config: ModelConfig | None = None,
+                 **options) -> keras.Model:
+    """Build classifier ``name`` (see :func:`list_models`) for ``(H, W, C)`` inputs.
+
+    Options are the fields of :class:`ModelConfig`, given as ``config=`` and/or keywords
+    (keywords override). Builds under the global dtype policy; logits are float32.
+    Layers: ``image`` → ``pre_stem*`` → ``backbone`` (nested model; freeze it for a head
+    warm-up) → ``triplet_attention`` → ``pool`` → ``logits``.
+    """
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid models: {list_models()}")
+    config = resolve_config(config, **options)
+    shape = _check_input_shape(input_shape)
+    build_backbone, _ = MODEL_REGISTRY[name]
+
+    image = keras.Input(shape, name="image")
+    x = pre_stem_stack(image, config.pre_stem_channels)
+    backbone = build_backbone(name, (*shape[:2], int(x.shape[-1])),
+                              stem_strides=config.stem_strides,
+                              drop_connect_rate=config.drop_connect_rate,
+                              weights=config.weights)
+    features = backbone(x)
+    if config.triplet_attention:
+        features = TripletAttention(name="triplet_attention")(features)
+    logits = classifier_head(features, config)
+    return keras.Model(image, logits, name=name)
