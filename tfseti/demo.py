@@ -65,6 +65,9 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
             "--split", "test", "--shard-mb", "20", "--workers", str(workers)]),
         Stage("verify the train shards", py + ["tfrecords_tools.verify", str(plan.shards / "train")]),
         Stage("verify the test shards", py + ["tfrecords_tools.verify", str(plan.shards / "test")]),
+        Stage("input pipeline: a few augmented, mixed batches of fold 0", py + [
+            "tfseti.data.pipeline", str(plan.shards / "train"), "--fold", "0", "--view", "on",
+            "--batch-size", "8", "--batches", "3"]),
     ]
     return plan
 

@@ -1,0 +1,362 @@
+"""The tf.data input pipeline: sharded TFRecords -> parsed, batched raw cadences, per replica.
+
+The host only reads, parses (``tfseti.io.records.parse_batch``, the one parser) and batches; the
+view, augmentation and mixup run in the compiled train step (``tfseti.data.augment.Augmenter``), or
+here on the host when ``AugmentConfig.augment_on == "host"``.
+
+Shards are ``train-f{k}-{i:05d}-of-{n:05d}.tfrec`` (fold k) and ``test-{i:05d}-of-{n:05d}.tfrec``
+in one folder, local or ``gs://``; a fold is selected by file name (``fold_files``).
+
+Batches are dicts:
+
+* training (``train_dataset``): ``cadence (B, P, 273, 256)``, ``target (B,)`` float32, ``id (B,)``
+  string (``with_ids``); infinite (repeat), shuffled, non-deterministic read order,
+  ``drop_remainder=True`` so every shape is static.
+* evaluation / prediction (``eval_dataset``): the same plus ``index (B,)`` int64 (position of the
+  record in the deterministic read order, -1 on padding) and ``mask (B,)`` bool. Every record comes
+  exactly once; the last batch is padded to B (cadence 0, target -1, id "", mask False).
+
+Multi-replica input (``distributed_train_dataset`` / ``distributed_eval_dataset``) goes through
+``strategy.distribute_datasets_from_function``; each input pipeline gets the per-replica batch:
+
+* training: file sharding (``Dataset.shard`` over files) when there are at least as many files as
+  input pipelines, otherwise data sharding (every pipeline reads all files in the same seeded,
+  deterministic order and keeps every n-th record), so no worker is ever left without data;
+* evaluation: every pipeline reads all files in the same deterministic order, groups records by
+  global batch and keeps its own replicas' slices; every replica gets the same number of batches
+  (no hang at the end, no record dropped or duplicated). The price is that each input pipeline
+  reads the whole (small) evaluation set; only its own slice is parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from tfseti.io import records
+
+SHARD_SUFFIX = ".tfrec"
+SHARD_NAME = re.compile(r"^(?P<split>[a-z_]+?)(?:-f(?P<fold>\d+))?-(?P<index>\d{5})-of-(?P<count>\d{5})"
+                        + re.escape(SHARD_SUFFIX) + "$")
+ROLES = ("train", "val", "test")
+COMPRESSIONS = ("auto", "none", "GZIP")
+CADENCE_DTYPES = ("float16", "bfloat16", "float32")
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BUFFER_BYTES = 8 << 20
+# Fixed interleave width where the read order must be the same on every host (AUTOTUNE would
+# resolve to each host's CPU count).
+DETERMINISTIC_CYCLE = 8
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input pipeline options.
+
+    data: folder of shards (local path or ``gs://bucket/prefix``).
+    batch_size: global batch size (split evenly over replicas).
+    shuffle_buffer: records in the training shuffle buffer.
+    seed: file-order and shuffle seed.
+    compression: ``auto`` (detected from the first shard), ``none`` or ``GZIP``.
+    cadence_dtype: dtype of the cadences the host yields (``float16`` as stored; ``bfloat16`` or
+        ``float32`` for accelerators that take no float16 input).
+    with_ids: include the string ``id`` (TPUs cannot take string tensors: set False there and
+        use ``index`` to map evaluation outputs back).
+    """
+
+    data: str = ""
+    batch_size: int = 32
+    shuffle_buffer: int = 512
+    seed: int = 0
+    compression: str = "auto"
+    cadence_dtype: str = "float16"
+    with_ids: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"DataConfig.batch_size: expected an int >= 1, got {self.batch_size!r}")
+        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
+            raise ValueError(f"DataConfig.shuffle_buffer: expected an int >= 1, got {self.shuffle_buffer!r}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"DataConfig.compression: expected one of {COMPRESSIONS}, "
+                             f"got {self.compression!r}")
+        if self.cadence_dtype not in CADENCE_DTYPES:
+            raise ValueError(f"DataConfig.cadence_dtype: expected one of {CADENCE_DTYPES}, "
+                             f"got {self.cadence_dtype!r}")
+
+
+# ----------------------------------------------------------------------------- shard selection
+
+
+def _join(folder: str, name: str) -> str:
+    return folder.rstrip("/") + "/" + name if "://" in folder else tf.io.gfile.join(folder, name)
+
+
+def list_shards(data: str) -> list[dict]:
+    """Every shard in ``data``: ``{path, split, fold (-1 without), index, count}``, sorted by name."""
+    if not tf.io.gfile.isdir(data):
+        raise FileNotFoundError(f"{data}: no such shard folder")
+    shards = []
+    for name in sorted(tf.io.gfile.listdir(data)):
+        match = SHARD_NAME.match(name.rstrip("/"))
+        if match:
+            fold = match["fold"]
+            shards.append({"path": _join(data, name), "split": match["split"],
+                           "fold": -1 if fold is None else int(fold),
+                           "index": int(match["index"]), "count": int(match["count"])})
+    return shards
+
+
+def fold_files(data: str, role: str = "train", fold: int | None = None) -> list[str]:
+    """Shard paths for a role.
+
+    ``train``: every ``train-*`` shard, except fold ``fold``'s when a fold is given;
+    ``val``: fold ``fold``'s ``train-f{k}-*`` shards; ``test``: every ``test-*`` shard.
+    """
+    if role not in ROLES:
+        raise ValueError(f"fold_files: role must be one of {ROLES}, got {role!r}")
+    split = "test" if role == "test" else "train"
+    shards = [s for s in list_shards(data) if s["split"] == split]
+    if not shards:
+        raise FileNotFoundError(f"{data}: no {split}-*{SHARD_SUFFIX} shards")
+    folds = sorted({s["fold"] for s in shards})
+    if role == "val":
+        if fold is None:
+            raise ValueError("fold_files: role 'val' needs a fold")
+        chosen = [s for s in shards if s["fold"] == fold]
+    elif role == "train" and fold is not None:
+        chosen = [s for s in shards if s["fold"] != fold]
+        if fold not in folds:
+            chosen = []
+    else:
+        chosen = shards
+    if not chosen:
+        raise FileNotFoundError(f"{data}: no {role} shards for fold {fold}; the {split} shards "
+                                f"hold folds {folds}")
+    return [s["path"] for s in chosen]
+
+
+def detect_compression(path: str) -> str | None:
+    """``"GZIP"`` when the shard starts with the gzip magic bytes, else None (plain TFRecord)."""
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        return "GZIP" if handle.read(2) == GZIP_MAGIC else None
+
+
+def _compression(files: list[str], cfg: DataConfig) -> str | None:
+    if cfg.compression == "auto":
+        return detect_compression(files[0])
+    return None if cfg.compression == "none" else cfg.compression
+
+
+def cadence_shape(files: list[str], compression: str | None) -> tuple[int, int, int]:
+    """The cadence shape of the first record of the first non-empty shard (from the record)."""
+    for path in files:
+        for serialized in tf.data.TFRecordDataset(path, compression_type=compression or "").take(1):
+            shape = records.parse_example(serialized)["cadence"].shape
+            shape = tuple(int(s) for s in shape)
+            if shape not in records.PANELS_SHAPES.values():
+                raise ValueError(f"{path}: cadence shape {shape}, expected one of "
+                                 f"{sorted(records.PANELS_SHAPES.values())}")
+            return shape
+    raise ValueError(f"no records in {len(files)} shard(s), first {files[0] if files else None}")
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _pipeline(input_context) -> tuple[int, int, int]:
+    """``(num_input_pipelines, input_pipeline_id, replicas per pipeline)``."""
+    if input_context is None:
+        return 1, 0, 1
+    pipelines = input_context.num_input_pipelines
+    return pipelines, input_context.input_pipeline_id, input_context.num_replicas_in_sync // pipelines
+
+
+def _per_replica_batch(cfg: DataConfig, input_context) -> int:
+    if input_context is None:
+        return cfg.batch_size
+    return input_context.get_per_replica_batch_size(cfg.batch_size)
+
+
+def _finish(parsed: dict, cfg: DataConfig) -> dict:
+    out = {"cadence": tf.cast(parsed["cadence"], cfg.cadence_dtype),
+           "target": tf.cast(parsed["target"], tf.float32)}
+    if cfg.with_ids:
+        out["id"] = parsed["id"]
+    return out
+
+
+def _static(batch: dict, size: int) -> dict:
+    """Give every tensor of a batch the static leading dimension ``size``."""
+    return {k: tf.ensure_shape(v, [size, *v.shape[1:]]) for k, v in batch.items()}
+
+
+def _read(files_ds: tf.data.Dataset, compression, cycle_length, deterministic: bool):
+    return files_ds.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=compression or "",
+                                             buffer_size=READ_BUFFER_BYTES),
+        cycle_length=cycle_length, block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic)
+
+
+def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augmenter=None,
+                  initial_step: int = 0, shape: tuple[int, int, int] | None = None
+                  ) -> tf.data.Dataset:
+    """Infinite shuffled training batches (of the per-replica size under ``input_context``).
+
+    With ``augmenter`` in host mode (``augmenter.on_host``) the batches come out augmented and
+    mixed (``{"image", "target", ...}``), batch k seeded with step ``initial_step + k``.
+    """
+    if not files:
+        raise ValueError("train_dataset: no shard files")
+    compression = _compression(files, cfg)
+    shape = shape or cadence_shape(files, compression)
+    batch = _per_replica_batch(cfg, input_context)
+    pipelines, pipeline_id, _ = _pipeline(input_context)
+    file_sharding = pipelines > 1 and len(files) >= pipelines
+    data_sharding = pipelines > 1 and not file_sharding
+
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    if file_sharding:
+        files_ds = files_ds.shard(pipelines, pipeline_id)
+    n_files = len(files[pipeline_id::pipelines]) if file_sharding else len(files)
+    # Data sharding needs the same file order in every pipeline: same seed, deterministic reads.
+    files_seed = cfg.seed if data_sharding else cfg.seed + 7919 * pipeline_id
+    files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
+    if data_sharding:
+        ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
+        ds = ds.shard(pipelines, pipeline_id)
+    else:
+        ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed + 104729 * pipeline_id,
+                    reshuffle_each_iteration=True)
+    ds = ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
+    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.map(lambda serialized: _static(_finish(records.parse_batch(serialized, shape), cfg), batch),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    if augmenter is not None and augmenter.on_host:
+        from tfseti.data.augment import augment_on_host
+
+        ds = augment_on_host(ds, augmenter, initial_step=initial_step)
+    options = tf.data.Options()
+    options.deterministic = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _pad_to(tensor: tf.Tensor, size: int, value) -> tf.Tensor:
+    missing = size - tf.shape(tensor)[0]
+    fill = tf.fill(tf.concat([[missing], tf.shape(tensor)[1:]], 0), tf.cast(value, tensor.dtype))
+    return tf.concat([tensor, fill], axis=0)
+
+
+def eval_dataset(files: list[str], cfg: DataConfig, input_context=None, augmenter=None,
+                 shape: tuple[int, int, int] | None = None) -> tf.data.Dataset:
+    """Finite, deterministic evaluation/prediction batches: every record exactly once, padded
+    last batch with ``mask``; ``index`` is the record's position in the read order.
+
+    With ``augmenter`` in host mode, the view is applied here (no augmentation).
+    """
+    if not files:
+        raise ValueError("eval_dataset: no shard files")
+    compression = _compression(files, cfg)
+    shape = shape or cadence_shape(files, compression)
+    batch = _per_replica_batch(cfg, input_context)
+    pipelines, pipeline_id, replicas = _pipeline(input_context)
+    local = batch * replicas                      # records this pipeline keeps per global batch
+    global_batch = local * pipelines
+    lo, hi = pipeline_id * local, (pipeline_id + 1) * local
+
+    ds = _read(tf.data.Dataset.from_tensor_slices(list(files)), compression,
+               min(len(files), DETERMINISTIC_CYCLE), deterministic=True)
+    ds = ds.enumerate().batch(global_batch)
+
+    def own_slice(index, serialized):
+        index, serialized = index[lo:hi], serialized[lo:hi]
+        parsed = records.parse_batch(serialized, shape)
+        out = _finish(parsed, cfg)
+        real = tf.shape(index)[0]
+        out = {"cadence": _pad_to(out["cadence"], local, 0),
+               "target": _pad_to(out["target"], local, -1),
+               **({"id": _pad_to(out["id"], local, "")} if cfg.with_ids else {}),
+               "index": _pad_to(index, local, -1),
+               "mask": tf.range(local) < real}
+        # (replicas, B, ...): unbatched below into one batch per local replica, in replica order.
+        return {k: tf.reshape(v, [replicas, batch, *v.shape[1:]]) for k, v in out.items()}
+
+    ds = ds.map(own_slice, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    ds = ds.map(lambda b: _static(b, batch))
+    if augmenter is not None and augmenter.on_host:
+        ds = ds.map(lambda b: augmenter(b, training=False), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def distributed_train_dataset(strategy: tf.distribute.Strategy, files: list[str], cfg: DataConfig,
+                              augmenter=None, initial_step: int = 0):
+    """Per-replica training batches via ``strategy.distribute_datasets_from_function``."""
+    compression = _compression(files, cfg)
+    shape = cadence_shape(files, compression)
+    return strategy.distribute_datasets_from_function(
+        lambda context: train_dataset(files, cfg, context, augmenter, initial_step, shape))
+
+
+def distributed_eval_dataset(strategy: tf.distribute.Strategy, files: list[str], cfg: DataConfig,
+                             augmenter=None):
+    """Per-replica evaluation batches via ``strategy.distribute_datasets_from_function``."""
+    compression = _compression(files, cfg)
+    shape = cadence_shape(files, compression)
+    return strategy.distribute_datasets_from_function(
+        lambda context: eval_dataset(files, cfg, context, augmenter, shape))
+
+
+# ----------------------------------------------------------------------------- demo CLI
+
+
+def main(argv=None) -> int:
+    """Print a few training batches (raw and augmented+mixed) and the evaluation coverage."""
+    from tfseti.data.augment import AugmentConfig, Augmenter
+    from tfseti.data.mixup import MixupConfig
+    from tfseti.data.views import VIEWS, ViewConfig
+
+    parser = argparse.ArgumentParser(prog="python -m tfseti.data.pipeline", description=main.__doc__)
+    parser.add_argument("data", help="folder of train-f{k}-*.tfrec shards (local or gs://)")
+    parser.add_argument("--fold", type=int, default=0, help="validation fold (train on the others)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--view", choices=VIEWS, default="on")
+    parser.add_argument("--mixup", type=float, default=0.5, help="fraction of each batch mixed up")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    cfg = DataConfig(data=args.data, batch_size=args.batch_size, seed=args.seed, with_ids=False)
+    train_files = fold_files(args.data, "train", args.fold)
+    val_files = fold_files(args.data, "val", args.fold)
+    print(f"fold {args.fold}: {len(train_files)} train shards, {len(val_files)} validation shards")
+    augmenter = Augmenter(ViewConfig(args.view), AugmentConfig(seed=args.seed, vflip_p=0.5),
+                          MixupConfig(mixup_p=args.mixup))
+    step_fn = tf.function(lambda b, s: augmenter(b, s, with_info=True), jit_compile=True)
+    for step, batch in enumerate(train_dataset(train_files, cfg).take(args.batches)):
+        out, info = step_fn(batch, tf.constant(step, tf.int64))
+        raw, mixed = batch["target"].numpy(), out["target"].numpy()
+        n_mixed = int(info["mix"]["mixup"]["applied"].numpy().sum()) if "mix" in info else 0
+        print(f"batch {step}: cadence {tuple(batch['cadence'].shape)} {batch['cadence'].dtype.name}"
+              f" positives {raw.mean():.2f} -> image {tuple(out['image'].shape)} targets"
+              f" mean {mixed.mean():.2f} min {mixed.min():.2f} max {mixed.max():.2f}"
+              f" ({n_mixed} of {len(mixed)} mixed up)")
+    n_batches = n_records = positives = 0
+    for batch in eval_dataset(val_files, cfg):
+        mask = batch["mask"].numpy()
+        n_batches += 1
+        n_records += int(mask.sum())
+        positives += int(batch["target"].numpy()[mask].sum())
+    print(f"validation: {n_records} cadences ({positives} positive) in {n_batches} batches of "
+          f"{args.batch_size}, last one padded to {args.batch_size} with a mask")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Input views: how a batch of cadences ``(B, P, 273, 256)`` becomes the images a model sees.
+
+One config key picks the view (the winning solutions' inputs):
+
+=========  ==========================================  ==================
+view       what                                        image (H, W, C)
+=========  ==========================================  ==================
+``on``     the three ON panels (A A A) stacked in time  819 x 256 x 1
+``on_off`` channel 0 = ON panels (A A A) in time,       819 x 256 x 2
+           channel 1 = OFF panels (B C D) in time
+``all``    the six panels A B A C A D stacked in time   1638 x 256 x 1
+=========  ==========================================  ==================
+
+Optionally each panel is normalised per frequency column (mean 0, std 1 over time, which takes
+out the bandpass and steady narrow-band RFI) and the image is resized to ``H x W``.
+
+Everything is static-shaped and compiles with XLA (``jit_compile=True``): the resize is two matrix
+products with interpolation matrices built once per (size, method) at trace time, because XLA has
+no kernel for TF's bicubic or area resize. The matrices are exactly ``tf.image.resize`` applied to
+an identity, so the result equals ``tf.image.resize`` (tested).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+VIEWS = ("on", "on_off", "all")
+RESIZE_METHODS = ("bilinear", "bicubic", "area")
+ON_PANELS = (0, 2, 4)   # same as tfseti.io.kaggle.ON_PANELS; kept here to avoid a pandas import
+OFF_PANELS = (1, 3, 5)
+COLUMN_NORM_EPSILON = 1e-3
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Which view the model gets.
+
+    name: ``on`` | ``on_off`` | ``all`` (see the module docstring).
+    resize: ``None`` (full resolution) or ``(height, width)``.
+    resize_method: ``bilinear`` | ``bicubic`` | ``area``.
+    normalize_columns: standardise every frequency column of every panel over time first.
+    """
+
+    name: str = "on"
+    resize: tuple[int, int] | None = None
+    resize_method: str = "bilinear"
+    normalize_columns: bool = False
+
+    def __post_init__(self):
+        if self.name not in VIEWS:
+            raise ValueError(f"ViewConfig.name: expected one of {VIEWS}, got {self.name!r}")
+        if self.resize_method not in RESIZE_METHODS:
+            raise ValueError(f"ViewConfig.resize_method: expected one of {RESIZE_METHODS}, "
+                             f"got {self.resize_method!r}")
+        if self.resize is not None:
+            size = tuple(self.resize)
+            if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+                raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
+                                 f"ints, got {self.resize!r}")
+            object.__setattr__(self, "resize", size)
+
+
+def _check_panels(name: str, panels: int) -> None:
+    if panels not in (3, 6):
+        raise ValueError(f"cadence batch: expected 6 panels (ABACAD) or 3 (ON only), got {panels}")
+    if panels == 3 and name != "on":
+        raise ValueError(f"view {name!r} needs the OFF panels, but these cadences hold only the 3 ON "
+                         f"panels (shards converted with --panels on); use view 'on' or convert "
+                         f"with --panels all")
+
+
+def view_shape(cfg: ViewConfig, panels: int = 6, time: int = 273, freq: int = 256
+               ) -> tuple[int, int, int]:
+    """The static ``(H, W, C)`` of ``make_view`` for cadences of ``(panels, time, freq)``."""
+    _check_panels(cfg.name, panels)
+    height, channels = {"on": (3 * time, 1), "on_off": (3 * time, 2), "all": (6 * time, 1)}[cfg.name]
+    if cfg.resize is not None:
+        return (*cfg.resize, channels)
+    return height, freq, channels
+
+
+def normalize_columns(cadence: tf.Tensor) -> tf.Tensor:
+    """Standardise each frequency column of each panel over time: ``(B, P, T, F)`` float32."""
+    mean = tf.reduce_mean(cadence, axis=2, keepdims=True)
+    centred = cadence - mean
+    std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=2, keepdims=True))
+    return centred / (std + COLUMN_NORM_EPSILON)
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix_numpy(size_in: int, size_out: int, method: str) -> np.ndarray:
+    # Resizing is separable and linear: resizing the one-hot columns of an identity along one axis
+    # gives the (out, in) matrix of that axis, with TF's own coefficients and edge handling.
+    with tf.init_scope():   # eager even while a tf.function / tf.data map is being traced
+        eye = tf.eye(size_in, dtype=tf.float32)[:, :, None, None]        # (in, in, 1, 1)
+        out = tf.image.resize(eye, [size_out, 1], method=method, antialias=False)
+        return np.ascontiguousarray(out.numpy()[:, :, 0, 0].T)          # (out, in)
+
+
+def resize_matrix(size_in: int, size_out: int, method: str) -> tf.Tensor:
+    """The ``(size_out, size_in)`` matrix that resizes one axis like ``tf.image.resize``."""
+    return tf.constant(_resize_matrix_numpy(int(size_in), int(size_out), method))
+
+
+def resize_images(images: tf.Tensor, size: tuple[int, int], method: str) -> tf.Tensor:
+    """XLA-compilable ``tf.image.resize(images, size, method, antialias=False)`` for float images."""
+    _, height, width, _ = images.shape
+    if (height, width) == tuple(size):
+        return images
+    rows = tf.cast(resize_matrix(height, size[0], method), images.dtype)
+    cols = tf.cast(resize_matrix(width, size[1], method), images.dtype)
+    return tf.einsum("oh,bhwc,pw->bopc", rows, images, cols)
+
+
+def make_view(cadence: tf.Tensor, cfg: ViewConfig) -> tf.Tensor:
+    """Turn cadences ``(B, P, T, F)`` (P = 6, or 3 for ON-only shards) into images ``(B, H, W, C)``.
+
+    Output is float32 with the static shape ``view_shape(cfg, P, T, F)`` (B as given).
+    """
+    cadence = tf.convert_to_tensor(cadence)
+    if cadence.shape.rank != 4:
+        raise ValueError(f"cadence batch: expected rank 4 (batch, panels, time, freq), "
+                         f"got shape {cadence.shape}")
+    _, panels, time, freq = cadence.shape
+    _check_panels(cfg.name, panels)
+    x = tf.cast(cadence, tf.float32)
+    if cfg.normalize_columns:
+        x = normalize_columns(x)
+    batch = tf.shape(x)[0]
+    on = x if panels == 3 else tf.gather(x, ON_PANELS, axis=1)
+    if cfg.name == "on":
+        image = tf.reshape(on, [batch, 3 * time, freq, 1])
+    elif cfg.name == "on_off":
+        off = tf.gather(x, OFF_PANELS, axis=1)
+        image = tf.stack([tf.reshape(on, [batch, 3 * time, freq]),
+                          tf.reshape(off, [batch, 3 * time, freq])], axis=-1)
+    else:
+        image = tf.reshape(x, [batch, 6 * time, freq, 1])
+    if cfg.resize is not None:
+        image = resize_images(image, cfg.resize, cfg.resize_method)
+    return image
