@@ -1,0 +1,55 @@
+"""Exact whole-fold validation ROC AUC, computed once per epoch on every prediction of the fold."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def fold_auc(scores, targets, mask=None) -> float:
+    """ROC AUC over all rows where ``mask`` is true (padding rows excluded); NaN if one class."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    targets = np.asarray(targets).reshape(-1)
+    if mask is not None:
+        keep = np.asarray(mask).reshape(-1).astype(bool)
+        scores, targets = scores[keep], targets[keep]
+    if scores.shape != targets.shape:
+        raise ValueError(f"{scores.shape[0]} scores for {targets.shape[0]} targets")
+    targets = targets.astype(np.int64)
+    if np.unique(targets).size < 2:
+        warnings.warn(f"validation AUC undefined: all {targets.size} targets are {targets[:1]}",
+                      RuntimeWarning, stacklevel=2)
+        return float("nan")
+    return float(roc_auc_score(targets, scores))
+
+
+class ValidationAUC(keras.callbacks.Callback):
+    """Adds ``val_auc`` to the epoch logs: exact ROC AUC over the whole validation fold.
+
+    ``model.predict(dataset)`` must return a dict with ``score`` (positive log-odds, ``(N,)``),
+    ``target`` and ``mask`` (1 for real rows, 0 for the padding of the last batch) — the
+    trainer's ``predict_step`` does. Place this callback before ``ModelCheckpoint`` /
+    ``EarlyStopping`` / ``CSVLogger`` (they read ``val_auc``) and after ``SwapEMAWeights``
+    (so the AUC is that of the EMA weights).
+    """
+
+    def __init__(self, dataset, every: int = 1, log_name: str = "val_auc"):
+        super().__init__()
+        self.dataset = dataset
+        self.every = every
+        self.log_name = log_name
+        self.last_predictions: dict | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or (epoch + 1) % self.every:
+            return
+        outputs = self.model.predict(self.dataset, verbose=0)
+        missing = {"score", "target", "mask"} - set(outputs)
+        if missing:
+            raise ValueError(f"ValidationAUC: model.predict must return score, target and mask; "
+                             f"missing {sorted(missing)}")
+        self.last_predictions = {k: np.asarray(v) for k, v in outputs.items()}
+        logs[self.log_name] = fold_auc(outputs["score"], outputs["target"], outputs["mask"])

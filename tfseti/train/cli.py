@@ -1,0 +1,203 @@
+"""``python -m tfseti.train --config configs/NAME --strategy KIND [--fold K|all] [key=value ...]``.
+
+Everything about the run is checked before anything is built: the config (keys, types, values,
+combinations), then the shards (the fold exists, the cadence shape suits the view, the input
+dtype suits the device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+
+from tfseti.train.config import ConfigError
+from tfseti.train.run_config import RunConfig, load_run_config
+
+STRATEGIES = ("auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfseti.train",
+        description="Train a needle classifier on sharded cadences (one fold or all folds).")
+    parser.add_argument("--config", required=True,
+                        help="recipe: configs/NAME (.toml optional) or a path")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    parser.add_argument("--tpu", default=None, help="TPU name or grpc:// address; 'local' on TPU VMs")
+    parser.add_argument("--fold", default=None,
+                        help="validation fold K (default: train.fold), or 'all': every fold, "
+                             "out-of-fold predictions and the CV AUC")
+    parser.add_argument("--data", default=None, help="shard folder (overrides data.data)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted config overrides, values as TOML literals "
+                             "(train.learning_rate=3e-4 view.resize=[256,128])")
+    return parser.parse_args(argv)
+
+
+def resolve_run(args: argparse.Namespace) -> RunConfig:
+    """The validated run config of the command line (raises ConfigError / FileNotFoundError)."""
+    overrides = list(args.overrides)
+    if args.fold is not None and args.fold != "all":
+        try:
+            fold = int(args.fold)
+        except ValueError:
+            raise ConfigError("--fold", f"expected an integer or 'all', got {args.fold!r}") from None
+        overrides.append(f"train.fold={fold}")
+    if args.data is not None:
+        overrides.append(f"data.data={json.dumps(args.data)}")
+    return load_run_config(args.config, overrides)
+
+
+def count_records(data: str, files: list[str]) -> int:
+    """Records in ``files``: from the folder's ``manifest.json`` when there is one, else counted."""
+    import tensorflow as tf
+
+    from tfseti.io import fs as fsutil
+
+    fs, root = fsutil.url_to_fs(data)
+    manifest_path = root.rstrip("/") + "/manifest.json"  # a path inside `fs`, '/'-separated
+    if fs.exists(manifest_path):
+        with fs.open(manifest_path, "r") as handle:
+            per_shard = {s["name"]: int(s["records"]) for s in json.load(handle).get("shards", [])}
+        names = [f.rstrip("/").rsplit("/", 1)[-1] for f in files]
+        if all(name in per_shard for name in names):
+            return sum(per_shard[name] for name in names)
+    dataset = tf.data.TFRecordDataset(files, compression_type=_compression_of(files[0]))
+    return int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def _compression_of(path: str) -> str:
+    from tfseti.data.pipeline import detect_compression
+
+    return detect_compression(path) or ""
+
+
+def check_device_inputs(run: RunConfig, device_kind: str) -> None:
+    """Inputs a device cannot take: TPUs have no float16 and no string tensors."""
+    if device_kind == "tpu":
+        if run.data.cadence_dtype == "float16":
+            raise ConfigError("data.cadence_dtype", "float16 cannot be fed to a TPU; use "
+                                                    "'bfloat16' (or 'float32')")
+        if run.data.with_ids:
+            raise ConfigError("data.with_ids", "TPUs take no string tensors; set false")
+
+
+def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto"):
+    import tensorflow as tf  # noqa: F401  (heavy imports only once the config is valid)
+
+    from tfseti.data import pipeline
+    from tfseti.data.augment import Augmenter
+    from tfseti.data.views import view_shape
+    from tfseti.train import strategy as strategy_lib
+    from tfseti.train import oof
+    from tfseti.train.trainer import fit_fold
+
+    fold = run.train.fold
+    if not run.data.data:
+        raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
+    global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
+    data = dataclasses.replace(run.data, batch_size=global_batch)
+    run = dataclasses.replace(run, data=data)
+    train_files = pipeline.fold_files(data.data, "train", fold)
+    val_files = pipeline.fold_files(data.data, "val", fold)
+    shape = pipeline.cadence_shape(train_files, _compression_of(train_files[0]) or None)
+    view_shape(run.view, *shape)  # a view that needs OFF panels on ON-only shards fails here
+    if run.augment.off_shuffle_p > 0 and shape[0] != 6:
+        raise ConfigError("augment.off_shuffle_p", f"needs the 6-panel cadences; the shards hold "
+                                                   f"{shape[0]} panels")
+    steps = run.train.steps_per_epoch
+    if steps is None:
+        n_train = count_records(data.data, train_files)
+        steps = max(1, n_train // global_batch)
+    augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
+    # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
+    step_data = dataclasses.replace(data, with_ids=False)
+    train_ds = pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter)
+    val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
+    result = fit_fold(run, strategy, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
+                      verbose=verbose)
+    frame = oof.fold_frame(result.predictions, validation_ids(val_files, data, shape), fold)
+    frame.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
+    return result, frame
+
+
+def validation_ids(files: list[str], data, shape) -> dict[int, str]:
+    """``index -> id`` of the validation records, read on the host in the eval read order."""
+    from tfseti.data import pipeline
+
+    ids = {}
+    dataset = pipeline.eval_dataset(files, dataclasses.replace(data, with_ids=True), shape=shape)
+    for batch in dataset.map(lambda b: {k: b[k] for k in ("id", "index", "mask")}):
+        for cadence_id, index, real in zip(batch["id"].numpy(), batch["index"].numpy(),
+                                           batch["mask"].numpy()):
+            if real:
+                ids[int(index)] = cadence_id.decode("utf-8")
+    return ids
+
+
+def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto") -> dict:
+    """Train each fold into ``out_dir/fold{k}``; with several folds also ``oof.csv`` and the CV
+    AUC in ``cv.json``. Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
+    summary = {"folds": {}, "models": {}, "saved_models": {}}
+    frames = []
+    for fold in folds:
+        fold_run = dataclasses.replace(run, train=dataclasses.replace(run.train, fold=fold))
+        result, frame = train_one_fold(fold_run, strategy, os.path.join(out_dir, f"fold{fold}"),
+                                       verbose=verbose)
+        summary["folds"][fold] = result.best_val_auc
+        summary["models"][fold] = result.model_path
+        summary["saved_models"][fold] = result.saved_model_path
+        frames.append(frame)
+    if len(folds) > 1:
+        from tfseti.train import oof
+
+        table, auc = oof.cv_auc(frames)
+        table.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
+        summary["cv_auc"] = auc
+        with open(os.path.join(out_dir, "cv.json"), "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return summary
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        run = resolve_run(args)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from tfseti.train import strategy as strategy_lib
+
+    strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
+    try:
+        check_device_inputs(run, strategy_lib.strategy_device_kind(strategy))
+        out_dir = args.out or os.path.join("runs", run.name)
+        if args.fold == "all":
+            from tfseti.data import pipeline
+
+            if not run.data.data:
+                raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
+            folds = sorted({s["fold"] for s in pipeline.list_shards(run.data.data)
+                            if s["split"] == "train" and s["fold"] >= 0})
+            if len(folds) < 2:
+                raise ConfigError("--fold", f"'all' needs shards of at least 2 folds, found {folds}")
+        else:
+            folds = [run.train.fold]
+        summary = train_folds(run, strategy, folds, out_dir)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for fold, auc in summary["folds"].items():
+        print(f"fold {fold}: best val AUC {auc:.4f}" if not math.isnan(auc)
+              else f"fold {fold}: val AUC undefined (one class in the fold)")
+        print(f"fold {fold} model: {summary['models'][fold]} "
+              f"(SavedModel: {summary['saved_models'][fold]})")
+    if "cv_auc" in summary:
+        print(f"CV AUC (out-of-fold, {len(folds)} folds): {summary['cv_auc']:.4f}")
+        print(f"out-of-fold predictions: {os.path.join(out_dir, 'oof.csv')}")
+    return 0

@@ -1,0 +1,273 @@
+"""Typed run configs: TOML data files -> frozen dataclasses, validated before anything is built.
+
+The loader is generic: any frozen dataclass (nested dataclasses, ``Literal``, ``Optional``,
+tuples, lists, dicts of plain values) is filled from a plain dict. Every mistake is one
+:class:`ConfigError` naming the dotted key path, what was expected and what was given:
+
+* an unknown key (a typo) -> the path and, via :mod:`difflib`, the closest valid key;
+* a wrong type -> the path, the expected type and the given type;
+* a missing required key -> the path;
+* a bad value or an impossible combination -> the ``ValueError`` raised by the dataclass's own
+  ``__post_init__`` (or a run-level check), prefixed with the section's path.
+
+``key=value`` command-line overrides address any field by its dotted path; the value is parsed
+as a TOML literal (``train.lr=3e-4``, ``view.panels="on"``, ``augment.vflip=true``); a value that
+is not a TOML literal is taken as a bare string (``train.optimizer=sgd``).
+
+This module imports no TensorFlow: configs are checked before any heavy import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+T = typing.TypeVar("T")
+
+# Repository root (configs/ lives there); used when the name is not found from the cwd.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the source, the key path and the problem."""
+
+    def __init__(self, key: str, problem: str, source: str | None = None):
+        self.key = key
+        self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        # A dataclass's own check usually names the field already ("train.epochs must be ...").
+        named = key and problem.startswith(key)
+        super().__init__(f"{where}{problem}" if named else f"{where}{key or '<root>'}: {problem}")
+
+
+# --------------------------------------------------------------------------------------------
+# dict -> dataclass
+# --------------------------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list, dict):
+        args = typing.get_args(tp)
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{origin.__name__}[{inner}]" if args else origin.__name__
+    if dataclasses.is_dataclass(tp):
+        return f"table ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _given(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked against (and converted to) the annotation ``tp``; raises ConfigError."""
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a table ({tp.__name__}), got {_given(value)}")
+        return from_dict(tp, value, path)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        # bool is an int subclass: True must not match a Literal[1].
+        if any(value == c and type(value) is type(c) for c in choices):
+            return value
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(path, f"expected one of {_type_name(tp)}, got {_given(value)}{hint}")
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(path, f"expected {_type_name(tp)}, got None")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == 1 and errors[0].key != path:
+            raise errors[0]  # a problem inside the one non-None member (a nested table)
+        raise ConfigError(path, f"expected {_type_name(tp)}, got {_given(value)}")
+    if origin is tuple or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected {_type_name(tp)}, got {_given(value)}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(path, f"expected {_type_name(tp)} ({len(args)} items), "
+                                        f"got {len(value)} items {list(value)!r}")
+            items = [_convert(v, a, _join(path, i)) for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_convert(v, item_tp, _join(path, i)) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected {_type_name(tp)}, got {_given(value)}")
+        key_tp, val_tp = typing.get_args(tp) or (Any, Any)
+        return {_convert(k, key_tp, path): _convert(v, val_tp, _join(path, k))
+                for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        # An integer literal is a fine float (lr = 1 or epochs-like values written without ".0").
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(path, f"expected {_type_name(tp)}, got {_given(value)}")
+
+
+def from_dict(cls: type[T], data: dict, path: str = "") -> T:
+    """Build the dataclass ``cls`` from ``data``, checking every key and type (see module doc)."""
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a table ({cls.__name__}), got {_given(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {_join(path, close[0])!r}?" if close else ""
+            raise ConfigError(_join(path, key), f"unknown key in {cls.__name__}{hint} "
+                                                f"(valid keys: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, field in fields.items():
+        key_path = _join(path, name)
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key_path)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(key_path, f"required key is missing ({_type_name(hints[name])})")
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        if path and not err.key.startswith(path):
+            raise ConfigError(_join(path, err.key), err.problem) from None
+        raise
+    except (ValueError, TypeError) as err:
+        # The dataclass's own value validation (__post_init__): keep its message, add the path.
+        raise ConfigError(path or cls.__name__, str(err)) from None
+
+
+def to_dict(config: Any) -> dict:
+    """A plain JSON-able dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+# --------------------------------------------------------------------------------------------
+# overrides, files
+# --------------------------------------------------------------------------------------------
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> ``(["train", "lr"], 0.0003)``; the value is a TOML literal."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(key or text, f"override {text!r} is not of the form dotted.key=value")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as sgd or on: a string; the type check still applies
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """A copy of ``data`` with each ``dotted.key=value`` set (tables created as needed)."""
+    result = json.loads(json.dumps(data))
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: i + 1]),
+                                  f"override {text!r} goes inside a value that is not a table")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def resolve_config_path(name: str | os.PathLike) -> Path:
+    """``configs/cpu_demo`` -> ``configs/cpu_demo.toml``, from the cwd or the repository root."""
+    name = Path(name)
+    candidates = [name, name.with_name(name.name + ".toml")]
+    if not name.is_absolute():
+        candidates += [_REPO_ROOT / c for c in candidates]
+        if len(name.parts) == 1:  # a bare recipe name: cpu_demo
+            candidates += [_REPO_ROOT / "configs" / name.with_suffix(".toml")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"config {str(name)!r} not found; looked for "
+                            + ", ".join(str(c) for c in dict.fromkeys(candidates)))
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("", f"not valid TOML: {err}", source=str(path)) from None
+
+
+def load(cls: type[T], name: str | os.PathLike | None = None,
+         overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Read the TOML config ``name`` (or start from defaults), apply overrides, validate."""
+    source = None
+    data: dict = {}
+    if name is not None:
+        path = resolve_config_path(name)
+        source = str(path)
+        data = read_toml(path)
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as err:
+        raise ConfigError(err.key, err.problem, source=source) from None
+
+
+def save_json(config: Any, directory: str | os.PathLike, filename: str = "config.json") -> str:
+    """Write the resolved config as JSON into ``directory`` (local or any fsspec URL)."""
+    from tfseti.io import fs as fsutil
+
+    fs, root = fsutil.url_to_fs(str(directory))
+    fs.makedirs(root, exist_ok=True)
+    path = fsutil.join(str(directory), filename)
+    with fs.open(fsutil.join(root, filename), "w") as handle:
+        json.dump(to_dict(config), handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    return path

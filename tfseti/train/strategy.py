@@ -1,0 +1,109 @@
+"""Pick the tf.distribute strategy and the precision policy for the machine at hand.
+
+``auto`` looks, in order, for a multi-worker ``TF_CONFIG``, a TPU (a name given, ``TPU_NAME``,
+or a TPU VM's local accelerator device), several GPUs, one GPU, and falls back to the CPU.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Literal
+
+import keras
+import tensorflow as tf
+
+StrategyKind = Literal["auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu"]
+STRATEGY_KINDS = ("auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu")
+
+
+def _tf_config_workers() -> int:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _tpu_visible(tpu: str | None) -> bool:
+    # /dev/accel* (v2-v4) and /dev/vfio (v5+) are the local TPU chips of a TPU VM.
+    return bool(tpu or os.environ.get("TPU_NAME") or glob.glob("/dev/accel*")
+                or os.path.isdir("/dev/vfio") and os.listdir("/dev/vfio"))
+
+
+def resolve_kind(kind: StrategyKind, tpu: str | None = None) -> str:
+    """The concrete strategy kind ``auto`` stands for on this machine (other kinds unchanged)."""
+    if kind not in STRATEGY_KINDS:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGY_KINDS)}, got {kind!r}")
+    if kind != "auto":
+        return kind
+    if _tf_config_workers() > 1:
+        return "multiworker"
+    if _tpu_visible(tpu):
+        return "tpu"
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return "mirrored"
+    return "onedevice" if gpus else "cpu"
+
+
+def make_strategy(kind: StrategyKind = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
+    """Build the strategy; ``tpu`` is a TPU name, a ``grpc://`` address, or ``local`` (TPU VMs)."""
+    kind = resolve_kind(kind, tpu)
+    if kind == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=tpu or os.environ.get("TPU_NAME") or "local")
+        tf.config.experimental_connect_to_cluster(resolver)  # as TPUClusterResolver.connect does
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if kind == "mirrored":
+        # Left alone, MirroredStrategy takes every GPU or else one CPU; naming the logical CPU
+        # devices lets it mirror over a CPU split with set_logical_device_configuration.
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    if kind == "multiworker":
+        if _tf_config_workers() < 1:
+            raise ValueError("--strategy multiworker needs TF_CONFIG with a cluster of workers")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "onedevice":
+        device = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device)
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def strategy_device_kind(strategy: tf.distribute.Strategy) -> str:
+    """``tpu``, ``gpu`` or ``cpu``: what the strategy's replicas run on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "tpu"
+    devices = strategy.extended.worker_devices
+    return "gpu" if any("GPU" in d.upper() for d in devices) else "cpu"
+
+
+DEFAULT_PRECISION = {"tpu": "mixed_bfloat16", "gpu": "mixed_float16", "cpu": "float32"}
+
+
+def resolve_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
+    """``auto`` -> mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU."""
+    if precision == "auto":
+        return DEFAULT_PRECISION[strategy_device_kind(strategy)]
+    if precision == "mixed_float16" and strategy_device_kind(strategy) == "tpu":
+        raise ValueError("train.precision mixed_float16 is not supported on TPU; "
+                         "use mixed_bfloat16 (or auto)")
+    return precision
+
+
+def set_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
+    """Set Keras's global dtype policy (before building the model); returns the policy name."""
+    policy = resolve_precision(precision, strategy)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def global_batch_size(batch_per_replica: int, strategy: tf.distribute.Strategy) -> int:
+    """Global batch = per-replica batch x replicas in sync (all workers, all devices)."""
+    return batch_per_replica * strategy.num_replicas_in_sync

@@ -1,0 +1,91 @@
+"""The trainer's own config section (``[train]`` in a recipe); no TensorFlow import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Optimizer = Literal["adamw", "adam", "sgd"]
+Schedule = Literal["cosine", "constant"]
+# bce: one logit + sigmoid; focal: one logit, Keras BinaryFocalCrossentropy;
+# ce2: two logits + softmax (the 2-class head one team preferred to a single sigmoid).
+Loss = Literal["bce", "focal", "ce2"]
+# auto: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU.
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_per_replica: int = 32           # global batch = this x replicas
+    steps_per_execution: int = 1          # TPU: >= 32 to cut host overhead
+    steps_per_epoch: int | None = None    # None: one pass over the training folds
+    optimizer: Optimizer = "adamw"
+    learning_rate: float = 1e-3           # peak rate, reached after the warm-up
+    schedule: Schedule = "cosine"
+    warmup_epochs: float = 0.0            # linear warm-up from warmup_start_lr to learning_rate
+    warmup_start_lr: float = 0.0
+    final_lr_ratio: float = 0.0           # cosine ends at learning_rate x this (Keras `alpha`)
+    weight_decay: float = 1e-4            # decoupled (Keras 3 applies it in every optimizer)
+    momentum: float = 0.9                 # sgd only
+    clipnorm: float | None = None
+    ema: bool = False                     # optimizer use_ema; validation runs on the EMA weights
+    ema_momentum: float = 0.99
+    loss: Loss = "bce"
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None      # None: no class balancing; 4th place used 0.7
+    label_smoothing: float = 0.0
+    head_warmup_epochs: int = 0           # train the head alone first (2nd place)
+    early_stopping_patience: int | None = None  # epochs without val AUC gain; None: off
+    # Momentum of every BatchNormalization layer (None: the backbone's own, 0.99). Short runs
+    # and tiny data need a lower one, or evaluation uses moving statistics still near their init.
+    bn_momentum: float | None = None
+    precision: Precision = "auto"
+    jit_compile: bool = True              # explicit: Keras "auto" turns XLA off under strategies
+    seed: int = 0
+    fold: int = 0                         # validation fold (the CLI's --fold overrides it)
+
+    def __post_init__(self):
+        positive_ints = ("epochs", "batch_per_replica", "steps_per_execution")
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"train.steps_per_epoch must be >= 1 or unset, got {self.steps_per_epoch}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("warmup_epochs", "warmup_start_lr", "weight_decay", "focal_gamma",
+                     "head_warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("final_lr_ratio", "momentum", "ema_momentum"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.focal_alpha is not None and not 0.0 < self.focal_alpha < 1.0:
+            raise ValueError(f"train.focal_alpha must be in (0, 1) or unset, got {self.focal_alpha}")
+        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"train.bn_momentum must be in [0, 1) or unset, got {self.bn_momentum}")
+        if self.clipnorm is not None and self.clipnorm <= 0:
+            raise ValueError(f"train.clipnorm must be > 0 or unset, got {self.clipnorm}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError("train.early_stopping_patience must be >= 1 or unset, "
+                             f"got {self.early_stopping_patience}")
+        if self.fold < 0:
+            raise ValueError(f"train.fold must be >= 0, got {self.fold}")
+        # Impossible combinations inside this section.
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"train.warmup_epochs ({self.warmup_epochs}) must be smaller than "
+                             f"train.epochs ({self.epochs})")
+        if self.head_warmup_epochs >= self.epochs:
+            raise ValueError(f"train.head_warmup_epochs ({self.head_warmup_epochs}) leaves no epoch "
+                             f"to train the whole network (train.epochs = {self.epochs})")
+        if self.warmup_start_lr > self.learning_rate:
+            raise ValueError(f"train.warmup_start_lr ({self.warmup_start_lr}) is above the peak "
+                             f"train.learning_rate ({self.learning_rate})")
+        if self.schedule == "constant" and self.warmup_epochs:
+            raise ValueError("train.warmup_epochs needs train.schedule = 'cosine' "
+                             "(the constant schedule has no warm-up)")
+        if self.loss != "focal" and self.focal_alpha is not None:
+            raise ValueError(f"train.focal_alpha is set but train.loss is {self.loss!r}, not 'focal'")

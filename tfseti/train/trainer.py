@@ -1,0 +1,266 @@
+"""The fit loop of one fold: model + augmentation + mixup-OR in one compiled train step.
+
+:class:`CadenceClassifier` wraps the classifier network (``tfseti.models.create_model``) and the
+pipeline's :class:`~tfseti.data.augment.Augmenter`. Its steps take the pipeline's batches as
+they come (``{"cadence", "target", "mask", "id"}``, or ``"image"`` when augmentation ran on the
+host) and hand Keras's own ``train_step`` / ``test_step`` the images and targets, so loss
+scaling (mixed_float16), distribution and metrics stay Keras's. The augmentation seed is the
+global step, so a resumed run draws the same augmentations.
+
+:func:`fit_fold` builds everything inside ``strategy.scope()``, compiles with
+``jit_compile=True`` explicitly (Keras's ``"auto"`` switches XLA off under any strategy) and
+``steps_per_execution`` from the config, and trains with an exact whole-fold validation AUC,
+the best checkpoint by that AUC, CSV and TensorBoard logs and optional early stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfseti.data.augment import Augmenter
+from tfseti.data.views import view_shape
+from tfseti.io import fs as fsutil
+from tfseti.models import create_model
+from tfseti.train import config as config_lib
+from tfseti.train import strategy as strategy_lib
+from tfseti.train.callbacks import ValidationAUC
+from tfseti.train.export import export_saved_model
+from tfseti.train.losses import make_loss, positive_logit
+from tfseti.train.optim import make_optimizer
+from tfseti.train.run_config import RunConfig
+
+BACKBONE_LAYER = "backbone"  # the nested backbone model of create_model (frozen for head warm-up)
+
+
+class CadenceClassifier(keras.Model):
+    """Pipeline batches in, logits out; ``call`` takes the (already viewed) images."""
+
+    def __init__(self, net: keras.Model, augmenter: Augmenter, step_offset: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.augmenter = augmenter
+        # Steps done by an earlier phase (head warm-up) with another optimizer: keeps the
+        # augmentation seeds and the mixup schedule on the global step.
+        self.step_offset = step_offset
+
+    def call(self, images, training=False):
+        return self.net(images, training=training)
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        # Keras compiles the whole `strategy.run(...)` with XLA. A multi-device Mirrored /
+        # MultiWorkerMirrored strategy cannot be one XLA cluster (its variables live on several
+        # devices), so there each replica's forward + backward is compiled instead and the
+        # cross-replica gradient all-reduce and update run outside XLA.
+        strategy = tf.distribute.get_strategy()
+        self.jit_per_replica = bool(jit_compile is True and isinstance(
+            strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)))
+        if self.jit_per_replica:
+            jit_compile = False
+            self._forward_backward_xla = tf.function(self._forward_backward, jit_compile=True,
+                                                     reduce_retracing=True)
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
+        # Build the model and the compiled loss on one image batch now: left unbuilt, Keras
+        # builds them symbolically from the first pipeline batch, a dict the network cannot take.
+        images = tf.zeros((1, *self.net.input_shape[1:]))
+        self.compute_loss(x=images, y=self._targets(tf.zeros((1,))), y_pred=self(images))
+
+    def _targets(self, target):
+        # (B, 1) for a single-logit head (Keras BCE/focal compare shapes); the 2-class loss
+        # takes the positive-class target in any shape.
+        return tf.reshape(tf.cast(target, tf.float32), (-1, 1))
+
+    def _images(self, batch: dict, training: bool):
+        if "image" in batch:  # augmented on the host already (AugmentConfig.augment_on = "host")
+            return batch["image"], batch["target"]
+        step = 0
+        if training:
+            step = tf.cast(self.optimizer.iterations, tf.int64) + self.step_offset
+        out = self.augmenter(batch, step=step, training=training)
+        return out["image"], out["target"]
+
+    def train_step(self, batch):
+        if not getattr(self, "jit_per_replica", False):
+            images, target = self._images(batch, training=True)
+            return super().train_step((images, self._targets(target)))
+        loss, gradients, images, target, logits = self._forward_backward_xla(batch)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        # As Keras's own train_step: the tracker gets the per-replica loss unscaled.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self._loss_tracker.update_state(loss * tf.cast(replicas, loss.dtype),
+                                        sample_weight=tf.shape(images)[0])
+        return self.compute_metrics(images, target, logits)
+
+    def _forward_backward(self, batch):
+        """Augment, forward, loss and gradients of one replica's batch (XLA-compiled)."""
+        images, target = self._images(batch, training=True)
+        target = self._targets(target)
+        with tf.GradientTape() as tape:
+            logits = self(images, training=True)
+            loss = self._compute_loss(x=images, y=target, y_pred=logits, training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        return loss, gradients, images, target, logits
+
+    def test_step(self, batch):
+        images, target = self._images(batch, training=False)
+        mask = batch.get("mask")
+        weight = None if mask is None else tf.cast(tf.reshape(mask, (-1,)), tf.float32)
+        return super().test_step((images, self._targets(target), weight))
+
+    def predict_step(self, batch):
+        images, target = self._images(batch, training=False)
+        logits = self(images, training=False)
+        mask = batch.get("mask")
+        if mask is None:
+            mask = tf.ones_like(target, tf.float32)
+        outputs = {"score": positive_logit(logits), "target": tf.cast(target, tf.float32),
+                   "mask": tf.cast(mask, tf.float32)}
+        if "index" in batch:  # the record's position in the eval read order (maps back to ids)
+            outputs["index"] = batch["index"]
+        return outputs
+
+
+def set_batchnorm_momentum(net: keras.Model, momentum: float) -> int:
+    """Set ``momentum`` on every BatchNormalization layer, nested ones included; returns the count."""
+    layers = [layer for layer in net._flatten_layers(include_self=False, recursive=True)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.momentum = momentum
+    return len(layers)
+
+
+def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_steps: int,
+                     step_offset: int = 0) -> CadenceClassifier:
+    """The network and the augmenter of ``run`` for cadences of ``(panels, time, freq)``
+    (call inside ``strategy.scope()``)."""
+    input_shape = view_shape(run.view, *cadence_shape)
+    net = create_model(run.model.name, input_shape, config=run.model.options)
+    if run.train.bn_momentum is not None:
+        set_batchnorm_momentum(net, run.train.bn_momentum)
+    augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=total_steps)
+    return CadenceClassifier(net, augmenter, step_offset=step_offset, name="cadence_classifier")
+
+
+def compile_classifier(model: CadenceClassifier, run: RunConfig, steps_per_epoch: int,
+                       train=None) -> None:
+    """Compile with the run's loss and optimizer (call inside ``strategy.scope()``)."""
+    train = train or run.train
+    model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=make_loss(train),
+                  jit_compile=run.train.jit_compile,
+                  steps_per_execution=run.train.steps_per_execution)
+
+
+@dataclasses.dataclass
+class FoldResult:
+    best_val_auc: float
+    history: dict
+    out_dir: str
+    model_path: str
+    saved_model_path: str
+    predictions: dict  # model.predict of the validation fold with the best weights
+
+
+def _callbacks(run: RunConfig, val_dataset, out_dir: str, initial_epoch: int, append: bool,
+               ema: bool, best_so_far: float | None = None):
+    callbacks = []
+    if ema:
+        # Swap the EMA weights in for validation and the checkpoint (must come first).
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    auc = ValidationAUC(val_dataset)
+    callbacks += [
+        auc,
+        keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc",
+                                        mode="max", save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=append),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
+    ]
+    if run.train.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_auc", mode="max", patience=run.train.early_stopping_patience,
+            start_from_epoch=initial_epoch))
+    return callbacks, auc
+
+
+def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, val_dataset,
+             steps_per_epoch: int, out_dir: str,
+             cadence_shape: tuple[int, int, int] = (6, 273, 256), verbose="auto") -> FoldResult:
+    """Train one fold; writes ``config.json``, ``log.csv``, ``tensorboard/``, the best weights
+    (``best.weights.h5``, by val AUC), the best network as ``model.keras`` and as a serving
+    SavedModel (``saved_model/``, cadences in, probabilities out) into ``out_dir``.
+
+    ``train_dataset`` yields global batches (it may repeat); ``val_dataset`` yields the whole
+    validation fold once, padded batches marked by ``mask``.
+    """
+    if fsutil.is_url(out_dir):
+        raise NotImplementedError("fit_fold writes Keras checkpoints locally; gs:// outputs come "
+                                  "with the resumable-checkpoint work")
+    os.makedirs(out_dir, exist_ok=True)
+    config_lib.save_json(run, out_dir)
+    train = run.train
+    policy = strategy_lib.set_precision(train.precision, strategy)
+    keras.utils.set_random_seed(train.seed)
+    total_steps = train.epochs * steps_per_epoch
+    warmup_epochs = train.head_warmup_epochs
+    history: dict = {}
+    with strategy.scope():
+        model = build_classifier(run, cadence_shape, total_steps)
+        if warmup_epochs:
+            # 2nd place: train the new head alone first, backbone frozen, at a constant rate.
+            model.net.get_layer(BACKBONE_LAYER).trainable = False
+            head_train = dataclasses.replace(train, schedule="constant", warmup_epochs=0.0,
+                                             ema=False)
+            compile_classifier(model, run, steps_per_epoch, train=head_train)
+    if warmup_epochs:
+        callbacks, _ = _callbacks(run, val_dataset, out_dir, 0, append=False, ema=False)
+        fitted = model.fit(train_dataset, epochs=warmup_epochs, steps_per_epoch=steps_per_epoch,
+                           callbacks=callbacks, verbose=verbose)
+        _merge(history, fitted.history)
+        with strategy.scope():
+            model.net.get_layer(BACKBONE_LAYER).trainable = True
+            model.step_offset = warmup_epochs * steps_per_epoch
+            rest = dataclasses.replace(train, epochs=train.epochs - warmup_epochs)
+            compile_classifier(model, run, steps_per_epoch, train=rest)
+    else:
+        with strategy.scope():
+            compile_classifier(model, run, steps_per_epoch)
+    # A later phase keeps the earlier phase's best checkpoint unless it beats it.
+    callbacks, _ = _callbacks(run, val_dataset, out_dir, warmup_epochs,
+                              append=bool(warmup_epochs), ema=train.ema,
+                              best_so_far=_best(history.get("val_auc", [])))
+    fitted = model.fit(train_dataset, epochs=train.epochs, initial_epoch=warmup_epochs,
+                       steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    _merge(history, fitted.history)
+
+    best_path = os.path.join(out_dir, "best.weights.h5")
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+    model_path = os.path.join(out_dir, "model.keras")
+    model.net.save(model_path)
+    saved_model_path = export_saved_model(model.net, run.view, os.path.join(out_dir, "saved_model"),
+                                          cadence_shape)
+    # The best weights' predictions on the whole validation fold (out-of-fold predictions).
+    predictions = {k: np.asarray(v) for k, v in model.predict(val_dataset, verbose=0).items()}
+    best = _best(history.get("val_auc", []))
+    best = float("nan") if best is None else best
+    with open(os.path.join(out_dir, "result.json"), "w") as handle:
+        json.dump({"best_val_auc": best, "precision": policy,
+                   "replicas": strategy.num_replicas_in_sync, "history": history}, handle, indent=2)
+    return FoldResult(best_val_auc=best, history=history, out_dir=out_dir, model_path=model_path,
+                      saved_model_path=saved_model_path, predictions=predictions)
+
+
+def _best(aucs) -> float | None:
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return max(aucs) if aucs else None
+
+
+def _merge(history: dict, new: dict) -> None:
+    for key, values in new.items():
+        history.setdefault(key, []).extend(float(v) for v in values)
