@@ -6,7 +6,9 @@ so ``python -m tfseti.data.validate`` never pays for TensorFlow.
 * ``pipeline``: ``DataConfig``, ``fold_files``, ``train_dataset``, ``eval_dataset``,
   ``distributed_train_dataset``, ``distributed_eval_dataset``
 * ``views``: ``ViewConfig``, ``make_view``, ``view_shape``
+* ``background``: ``subtract_off_median``, ``off_median``
 * ``augment``: ``AugmentConfig``, ``Augmenter``, ``augment_and_mix``, ``augment_on_host``
+* ``inject``: ``InjectConfig``, ``inject_needles`` (setigen needles as a batched TF op)
 * ``mixup``: ``MixupConfig``, ``mixup_or``, ``cutmix_time``, ``mix``
 """
 
@@ -19,8 +21,10 @@ _EXPORTS = {
     "train_dataset": "pipeline", "eval_dataset": "pipeline",
     "distributed_train_dataset": "pipeline", "distributed_eval_dataset": "pipeline",
     "ViewConfig": "views", "make_view": "views", "view_shape": "views",
+    "subtract_off_median": "background", "off_median": "background",
     "AugmentConfig": "augment", "Augmenter": "augment", "augment_and_mix": "augment",
     "augment_on_host": "augment",
+    "InjectConfig": "inject", "inject_needles": "inject",
     "MixupConfig": "mixup", "mixup_or": "mixup", "cutmix_time": "mixup", "mix": "mixup",
 }
 

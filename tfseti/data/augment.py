@@ -6,8 +6,10 @@ batch *and what it did* (which samples, which spans), so tests and analyses can 
 are static-shaped tensor arithmetic (flips by ``tf.where``, rolls by ``tf.gather``, masks by
 comparisons with ``tf.range``) and compile under ``tf.function(jit_compile=True)``.
 
-Image ops act on ``(B, H, W, C)``: H is time (the stacked panels), W frequency. The cadence op
-``shuffle_off_panels`` acts on ``(B, 6, T, F)`` before the view.
+Image ops act on ``(B, H, W, C)``: H is time (the stacked panels), W frequency. The cadence ops
+act on raw cadences ``(B, 6 or 3, T, F)`` before the view: first needle injection
+(``tfseti.data.inject``, ``AugmentConfig.inject``; it also sets the injected targets to 1), then
+``shuffle_off_panels``.
 
 Where augmentation runs is the config switch ``AugmentConfig.augment_on``:
 
@@ -28,11 +30,12 @@ different augmentations (host mode has no replica context: the batch index alone
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import tensorflow as tf
 
 from tfseti.data import rng
+from tfseti.data.inject import InjectConfig, inject_needles
 from tfseti.data.mixup import MixupConfig, mix
 from tfseti.data.views import OFF_PANELS, ViewConfig, make_view, view_shape
 
@@ -41,7 +44,7 @@ FREQ_ROLL_MODES = ("roll", "shift")
 
 # Fixed sub-stream number of each op: adding an op never changes the draws of the others.
 OP_IDS = {"off_shuffle": 1, "vflip": 2, "hflip": 3, "freq_roll": 4, "time_mask": 5,
-          "freq_mask": 6, "cutout": 7, "noise": 8, "mix": 9}
+          "freq_mask": 6, "cutout": 7, "noise": 8, "mix": 9, "inject": 10}
 NUM_OP_SEEDS = 16   # fixed, room for more ops without changing existing streams
 
 
@@ -62,6 +65,9 @@ class AugmentConfig:
     freq_mask_p, freq_mask_max, freq_mask_count: the same along frequency (W).
     cutout_p, cutout_max: one zeroed rectangle up to ``cutout_max`` of each side.
     noise_p, noise_std: add N(0, s^2) with s ~ U(noise_std) per sample.
+    inject: needle injection (``tfseti.data.inject.InjectConfig``, the ``[augment.inject]``
+        table; ``inject.p`` = 0 is off): adds setigen needles to the ON panels of raw cadences
+        before the view and sets those targets to 1.
     """
 
     seed: int = 0
@@ -82,6 +88,7 @@ class AugmentConfig:
     cutout_max: float = 0.25
     noise_p: float = 0.0
     noise_std: tuple[float, float] = (0.0, 0.1)
+    inject: InjectConfig = field(default_factory=InjectConfig)
 
     def __post_init__(self):
         if self.augment_on not in AUGMENT_ON:
@@ -103,6 +110,8 @@ class AugmentConfig:
             raise ValueError(f"AugmentConfig.noise_std: expected (min, max) with 0 <= min <= max, "
                              f"got {self.noise_std!r}")
         object.__setattr__(self, "noise_std", (low, high))
+        if not isinstance(self.inject, InjectConfig):
+            raise ValueError(f"AugmentConfig.inject: expected an InjectConfig, got {self.inject!r}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -451,6 +460,9 @@ class Augmenter:
         seed = _replica_fold(rng.step_seed(self.augment.seed, step))
         seeds = rng.split(seed, NUM_OP_SEEDS)
         info = {}
+        if self.augment.inject.active:   # first: it makes the cadence the data would have been
+            cadence, out["target"], info["inject"] = inject_needles(
+                cadence, out["target"], seeds[OP_IDS["inject"]], self.augment.inject)
         if self.augment.off_shuffle_p > 0:
             cadence, info["off_shuffle"] = shuffle_off_panels(
                 cadence, seeds[OP_IDS["off_shuffle"]], self.augment.off_shuffle_p)

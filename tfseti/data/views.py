@@ -11,8 +11,11 @@ view       what                                        image (H, W, C)
 ``all``    the six panels A B A C A D stacked in time   1638 x 256 x 1
 =========  ==========================================  ==================
 
-Optionally each panel is normalised per frequency column (mean 0, std 1 over time, which takes
-out the bandpass and steady narrow-band RFI) and the image is resized to ``H x W``.
+Optionally the OFF panels' per-channel median is subtracted from every panel first
+(``background="off_median"``, ``tfseti.data.background``), each panel is normalised per frequency
+column (mean 0 and standard deviation 1 over the panel's time rows, i.e. the column centred and
+scaled to L2 norm ``sqrt(T)``; this takes out the bandpass and steady narrow-band RFI) and the
+image is resized to ``H x W``.
 
 Everything is static-shaped and compiles with XLA (``jit_compile=True``): the resize is two matrix
 products with interpolation matrices built once per (size, method) at trace time, because XLA has
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfseti.data.background import BACKGROUNDS, remove_background
+
 VIEWS = ("on", "on_off", "all")
 RESIZE_METHODS = ("bilinear", "bicubic", "area")
 ON_PANELS = (0, 2, 4)   # same as tfseti.io.kaggle.ON_PANELS; kept here to avoid a pandas import
@@ -42,15 +47,22 @@ class ViewConfig:
     name: ``on`` | ``on_off`` | ``all`` (see the module docstring).
     resize: ``None`` (full resolution) or ``(height, width)``.
     resize_method: ``bilinear`` | ``bicubic`` | ``area``.
-    normalize_columns: standardise every frequency column of every panel over time first.
+    normalize_columns: standardise every frequency column of every panel over time first
+        (mean 0, std 1 over the panel's rows; after the background removal when both are on).
+    background: ``none`` | ``off_median`` (subtract the OFF panels' per-channel median from every
+        panel; needs 6-panel cadences; ``tfseti.data.background``).
     """
 
     name: str = "on"
     resize: tuple[int, int] | None = None
     resize_method: str = "bilinear"
     normalize_columns: bool = False
+    background: str = "none"
 
     def __post_init__(self):
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"ViewConfig.background: expected one of {BACKGROUNDS}, "
+                             f"got {self.background!r}")
         if self.name not in VIEWS:
             raise ValueError(f"ViewConfig.name: expected one of {VIEWS}, got {self.name!r}")
         if self.resize_method not in RESIZE_METHODS:
@@ -64,9 +76,13 @@ class ViewConfig:
             object.__setattr__(self, "resize", size)
 
 
-def _check_panels(name: str, panels: int) -> None:
+def _check_panels(name: str, panels: int, background: str = "none") -> None:
     if panels not in (3, 6):
         raise ValueError(f"cadence batch: expected 6 panels (ABACAD) or 3 (ON only), got {panels}")
+    if panels == 3 and background != "none":
+        raise ValueError(f"background {background!r} needs the OFF panels, but these cadences hold "
+                         f"only the 3 ON panels (shards converted with --panels on); use background "
+                         f"'none' or convert with --panels all")
     if panels == 3 and name != "on":
         raise ValueError(f"view {name!r} needs the OFF panels, but these cadences hold only the 3 ON "
                          f"panels (shards converted with --panels on); use view 'on' or convert "
@@ -76,7 +92,7 @@ def _check_panels(name: str, panels: int) -> None:
 def view_shape(cfg: ViewConfig, panels: int = 6, time: int = 273, freq: int = 256
                ) -> tuple[int, int, int]:
     """The static ``(H, W, C)`` of ``make_view`` for cadences of ``(panels, time, freq)``."""
-    _check_panels(cfg.name, panels)
+    _check_panels(cfg.name, panels, cfg.background)
     height, channels = {"on": (3 * time, 1), "on_off": (3 * time, 2), "all": (6 * time, 1)}[cfg.name]
     if cfg.resize is not None:
         return (*cfg.resize, channels)
@@ -84,7 +100,13 @@ def view_shape(cfg: ViewConfig, panels: int = 6, time: int = 273, freq: int = 25
 
 
 def normalize_columns(cadence: tf.Tensor) -> tf.Tensor:
-    """Standardise each frequency column of each panel over time: ``(B, P, T, F)`` float32."""
+    """Standardise each frequency column of each panel over time: ``(B, P, T, F)`` float32.
+
+    Per panel and channel: subtract the mean over the ``T`` rows, divide by the standard deviation
+    over them (plus ``COLUMN_NORM_EPSILON``, so a flat column stays finite): mean 0, std 1, L2 norm
+    ``sqrt(T)``. The same definition as ``tfrecords_tools.background`` uses before matching (there
+    scaled to unit L2 norm, for cosine similarity).
+    """
     mean = tf.reduce_mean(cadence, axis=2, keepdims=True)
     centred = cadence - mean
     std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=2, keepdims=True))
@@ -126,8 +148,8 @@ def make_view(cadence: tf.Tensor, cfg: ViewConfig) -> tf.Tensor:
         raise ValueError(f"cadence batch: expected rank 4 (batch, panels, time, freq), "
                          f"got shape {cadence.shape}")
     _, panels, time, freq = cadence.shape
-    _check_panels(cfg.name, panels)
-    x = tf.cast(cadence, tf.float32)
+    _check_panels(cfg.name, panels, cfg.background)
+    x = remove_background(cadence, cfg.background)
     if cfg.normalize_columns:
         x = normalize_columns(x)
     batch = tf.shape(x)[0]

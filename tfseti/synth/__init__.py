@@ -4,6 +4,7 @@
 * ``draw_cadence_spec(rng, target, config)`` then ``make_cadence(spec)``: one cadence from explicit
   parameters (``CadenceSpec``, ``NeedleSpec``, ``RFISpec``); ``needle_track(spec)`` and
   ``rfi_track(spec, rfi)`` say where a signal is, row by row.
+* ``shared``: several cadences cut from one wider observation (``--shared-background K``).
 * ``families.Ranges``: every random range, documented in one place.
 
 Names are loaded on first use: importing setigen takes ~2 s.
@@ -30,6 +31,11 @@ _EXPORTS = {
     "RFISpec": "tfseti.synth.cadence",
     "FrameParams": "tfseti.synth.cadence",
     "FRAME": "tfseti.synth.cadence",
+    "SharedCadenceSpec": "tfseti.synth.shared",
+    "make_snippets": "tfseti.synth.shared",
+    "make_shared_cadence": "tfseti.synth.shared",
+    "draw_observation_spec": "tfseti.synth.shared",
+    "draw_snippet_spec": "tfseti.synth.shared",
     "NeedleShape": "tfseti.synth.families",
     "Ranges": "tfseti.synth.families",
     "FAMILY_NAMES": "tfseti.synth.families",

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--missing-prob", type=_fraction, default=0.2,
                         help="probability that a needle is absent from one of its ON panels (default 0.2)")
     parser.add_argument("--no-rfi", action="store_true", help="no background RFI (noise and bandpass only)")
+    parser.add_argument("--shared-background", type=_positive_int, default=1, metavar="K",
+                        help="cut the cadences K at a time from shared wider observations at random "
+                             "channel offsets, as the real snippets were (truth.csv: group, "
+                             "channel_offset); 1 = independent cadences (default 1)")
+    parser.add_argument("--shared-width", type=_positive_int, default=2, metavar="M",
+                        help="width of a shared observation in cadences: 256 x M channels (default 2)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
@@ -93,7 +99,8 @@ def main(argv=None) -> int:
         summary = generate_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
                                    positive_rate=args.positive_rate, snr=args.snr, families=args.families,
                                    seed=args.seed, workers=args.workers, progress=not args.no_progress,
-                                   missing_prob=args.missing_prob, rfi=not args.no_rfi, overwrite=args.overwrite)
+                                   missing_prob=args.missing_prob, rfi=not args.no_rfi, overwrite=args.overwrite,
+                                   shared_background=args.shared_background, shared_width=args.shared_width)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

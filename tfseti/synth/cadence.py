@@ -6,8 +6,8 @@ numbers and seeds, JSON-serialisable); ``make_cadence`` turns a spec into the Ka
 dataset independent of the number of worker processes, and lets tests and later stages (needle
 injection fidelity, reports) rebuild any cadence from ``truth.csv``'s ``spec`` column.
 
-Steps (each a function, so that a later option can cut several cadences out of one wider shared
-background observation: build a wider background, slice it, then inject):
+Steps (each a function, so that ``tfseti.synth.shared`` can cut several cadences out of one wider shared
+background observation: build a wider background, inject each needle into it, cut each window):
 
 1. ``build_background``: six setigen ``Frame``s with chi^2 radiometer noise times one smooth
    bandpass (the same receiver for all six pointings, a slightly different gain per pointing),
@@ -250,17 +250,22 @@ def draw_cadence_spec(rng: np.random.Generator, target: int,
     if config.rfi:
         for kind, most in zip(RFI_KINDS, (r.max_zero_drift_rfi, r.max_drifting_rfi, r.max_bursts)):
             rfi += [_draw_rfi(rng, kind, times, config) for _ in range(int(rng.integers(0, most + 1)))]
-    needle = None
-    if target:
-        family = get_family(str(rng.choice(config.families)))
-        shape = family.draw(rng, r)
-        on_times = times[list(ON_PANELS)].ravel()
-        f_start = _fit_start(family.offsets_hz(shape, on_times), shape.width, frame,
-                             r.edge_margin_channels, rng)
-        missing = int(rng.choice(ON_PANELS)) if rng.random() < config.missing_prob else -1
-        needle = NeedleSpec(shape=shape, f_start=f_start, snr=uniform(rng, config.snr),
-                            missing_on_panel=missing, seed=_seed(rng))
+    needle = draw_needle(rng, times, config) if target else None
     return replace(base, rfi=tuple(rfi), needle=needle)
+
+
+def draw_needle(rng: np.random.Generator, times: np.ndarray, config: CadenceConfig) -> NeedleSpec:
+    """Draw a needle whose path stays inside ``config.frame``'s band over the ON rows of ``times``
+    (``(6, tchans)`` s since the cadence start, ``CadenceSpec.panel_times()``)."""
+    r, frame = config.ranges, config.frame
+    family = get_family(str(rng.choice(config.families)))
+    shape = family.draw(rng, r)
+    on_times = times[list(ON_PANELS)].ravel()
+    f_start = _fit_start(family.offsets_hz(shape, on_times), shape.width, frame,
+                         r.edge_margin_channels, rng)
+    missing = int(rng.choice(ON_PANELS)) if rng.random() < config.missing_prob else -1
+    return NeedleSpec(shape=shape, f_start=f_start, snr=uniform(rng, config.snr),
+                      missing_on_panel=missing, seed=_seed(rng))
 
 
 # -- building ---------------------------------------------------------------------------------------
@@ -374,9 +379,14 @@ def inject_needle(cadence: stg.OrderedCadence, spec: CadenceSpec, needle: Needle
                                 width_hz=needle.shape.width)
 
 
-def normalise(cadence: stg.Cadence) -> np.ndarray:
-    """Each panel to mean 0 / std 1 (as the Kaggle data were), as float16 ``(6, tchans, fchans)``."""
-    data = np.stack([frame.data for frame in cadence], dtype=np.float32)
+def normalise(cadence: stg.Cadence, channels: slice | None = None) -> np.ndarray:
+    """Each panel to mean 0 / std 1 (as the Kaggle data were), as float16 ``(6, tchans, fchans)``.
+
+    ``channels`` cuts a window of the frames' channels first (``tfseti.synth.shared``: snippets of
+    one wider observation), so that the statistics are the window's own, as a snippet's were.
+    """
+    data = np.stack([frame.data if channels is None else frame.data[:, channels] for frame in cadence],
+                    dtype=np.float32)
     mean = data.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
     std = data.std(axis=(1, 2), keepdims=True, dtype=np.float64)
     data -= mean.astype(np.float32)

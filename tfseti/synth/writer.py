@@ -3,6 +3,11 @@
 Determinism: the parent draws the ids and labels from ``SeedSequence([seed])``; cadence ``i`` of a
 split draws everything else from ``SeedSequence([seed, split_code, i])``. No global RNG is used,
 so the bytes written do not depend on the number of workers or on the chunking.
+
+With ``shared_background=K`` (K >= 2) the cadences of a split are cut, K at a time in index order,
+from shared wider observations (``tfseti.synth.shared``): group ``g`` of a split draws its
+observation from ``SeedSequence([seed, 100 + split_code, g])``, and cadence ``i`` its offset and
+needle from ``SeedSequence([seed, split_code, i])``; a worker writes a whole group.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pandas as pd
 from tfseti.io.kaggle import CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, cadence_relpath
 from tfseti.synth.cadence import CadenceConfig, describe_rfi, draw_cadence_spec, make_cadence
 from tfseti.synth.families import FAMILY_NAMES
+from tfseti.synth.shared import draw_observation_spec, draw_snippet_spec, make_snippets
 
 SPLIT_CODES = {"train": 0, "test": 1}
 TRUTH_FILE = "truth.csv"
@@ -27,7 +33,8 @@ SUBMISSION_PLACEHOLDER = 0.5
 ID_CHARS = 15
 TRUTH_COLUMNS = ["id", "target", "split", "index", "family", "snr", "f_start", "drift_rate", "width",
                  "f_profile", "period", "amplitude", "pulse_width", "missing_on_panel", "slew_s",
-                 "n_rfi", "rfi", "spec"]
+                 "n_rfi", "rfi", "group", "channel_offset", "spec"]
+GROUP_SEED_OFFSET = 100  # group seeds use 100 + split code, never a split code itself
 
 
 @dataclass
@@ -89,7 +96,12 @@ def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
     os.replace(tmp, path)
 
 
-def _truth_row(split: str, index: int, cadence_id: str, spec) -> dict:
+def _truth_row(split: str, index: int, cadence_id: str, spec, group: int = -1) -> dict:
+    """One truth.csv row; ``spec`` is a ``CadenceSpec`` or a ``SharedCadenceSpec`` (then ``group``
+    is its observation's id, ``channel_offset`` its first channel there, and slew/RFI those of the
+    observation, RFI channels counted in the observation)."""
+    shared = hasattr(spec, "observation")
+    background = spec.observation if shared else spec
     needle = spec.needle
     shape = needle.shape if needle is not None else None
     return {
@@ -104,9 +116,11 @@ def _truth_row(split: str, index: int, cadence_id: str, spec) -> dict:
         "amplitude": shape.amplitude if shape else np.nan,
         "pulse_width": shape.pulse_width if shape else np.nan,
         "missing_on_panel": needle.missing_on_panel if needle else -1,
-        "slew_s": spec.slew,
-        "n_rfi": len(spec.rfi),
-        "rfi": ";".join(describe_rfi(rfi) for rfi in spec.rfi),
+        "slew_s": background.slew,
+        "n_rfi": len(background.rfi),
+        "rfi": ";".join(describe_rfi(rfi) for rfi in background.rfi),
+        "group": group,
+        "channel_offset": spec.offset if shared else -1,
         "spec": spec.to_json(),
     }
 
@@ -120,6 +134,23 @@ def _write_one(job) -> dict:
     assert array.shape == CADENCE_SHAPE and array.dtype == CADENCE_DTYPE, (array.shape, array.dtype)
     save_npy_atomic(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
     return _truth_row(split, index, cadence_id, spec)
+
+
+def _write_group(job) -> list[dict]:
+    """Worker: draw one shared observation and its snippets, build and write them; truth rows."""
+    out, split, group, members, seed, config, width_factor = job
+    group_rng = np.random.default_rng(np.random.SeedSequence([seed, GROUP_SEED_OFFSET + SPLIT_CODES[split], group]))
+    observation = draw_observation_spec(group_rng, config, width_factor)
+    specs = []
+    for index, _, target in members:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES[split], index]))
+        specs.append(draw_snippet_spec(rng, observation, int(target), config))
+    rows = []
+    for (index, cadence_id, _), spec, array in zip(members, specs, make_snippets(observation, specs)):
+        assert array.shape == CADENCE_SHAPE and array.dtype == CADENCE_DTYPE, (array.shape, array.dtype)
+        save_npy_atomic(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
+        rows.append(_truth_row(split, index, cadence_id, spec, group=group))
+    return rows
 
 
 def _pool_context():
@@ -152,7 +183,8 @@ def generate_dataset(out, n_train: int, n_test: int, positive_rate: float = 0.1,
                      snr: tuple[float, float] = (10.0, 40.0), families=FAMILY_NAMES, seed: int = 0,
                      workers: int = 1, progress: bool = True, missing_prob: float = 0.2,
                      rfi: bool = True, overwrite: bool = False,
-                     config: CadenceConfig | None = None) -> SynthSummary:
+                     config: CadenceConfig | None = None, shared_background: int = 1,
+                     shared_width: int = 2) -> SynthSummary:
     """Write ``n_train`` + ``n_test`` synthetic cadences to ``out`` in the Kaggle layout.
 
     Writes ``train/<id[0]>/<id>.npy``, ``test/<id[0]>/<id>.npy``, ``train_labels.csv`` (id,target),
@@ -160,6 +192,13 @@ def generate_dataset(out, n_train: int, n_test: int, positive_rate: float = 0.1,
     cadence, test included, for analysis only; its ``spec`` column rebuilds the cadence with
     ``CadenceSpec.from_json`` + ``make_cadence``). Both splits have the same positive rate.
     ``config`` (a ``CadenceConfig``) replaces snr/families/missing_prob/rfi when given.
+
+    ``shared_background=K`` (>= 2) cuts the cadences of each split, K at a time, from shared
+    observations ``shared_width`` x 256 channels wide at random channel offsets
+    (``tfseti.synth.shared``); truth.csv's ``group`` (observation id, numbered over both splits)
+    and ``channel_offset`` say where each came from, and its ``spec`` is then a
+    ``SharedCadenceSpec`` (``make_shared_cadence`` rebuilds it). ``1`` (default): independent
+    cadences, ``group`` and ``channel_offset`` -1.
     """
     for name, value in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -172,6 +211,9 @@ def generate_dataset(out, n_train: int, n_test: int, positive_rate: float = 0.1,
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    for name, value in (("shared_background", shared_background), ("shared_width", shared_width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if config is None:
         config = CadenceConfig(snr=tuple(snr), families=tuple(families), missing_prob=missing_prob, rfi=rfi)
     out = os.fspath(out)
@@ -181,27 +223,41 @@ def generate_dataset(out, n_train: int, n_test: int, positive_rate: float = 0.1,
     ids = make_ids(rng, n_train + n_test)
     split_ids = {"train": ids[:n_train], "test": ids[n_train:]}
     jobs = []
+    group = 0
     for split, n in (("train", n_train), ("test", n_test)):
         targets = make_targets(rng, n, positive_rate)
-        jobs += [(out, split, i, cid, int(t), seed, config)
-                 for i, (cid, t) in enumerate(zip(split_ids[split], targets))]
+        if shared_background == 1:
+            jobs += [(out, split, i, cid, int(t), seed, config)
+                     for i, (cid, t) in enumerate(zip(split_ids[split], targets))]
+            continue
+        members = [(i, cid, int(t)) for i, (cid, t) in enumerate(zip(split_ids[split], targets))]
+        for start in range(0, n, shared_background):
+            jobs.append((out, split, group, members[start:start + shared_background], seed, config,
+                         int(shared_width)))
+            group += 1
+    worker = _write_one if shared_background == 1 else _write_group
+    n_cadences = n_train + n_test
 
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="synth", unit="cadence", disable=not progress)
+    bar = tqdm(total=n_cadences, desc="synth", unit="cadence", disable=not progress)
     rows = []
+
+    def collect(result):
+        new = result if isinstance(result, list) else [result]
+        rows.extend(new)
+        bar.update(len(new))
+
     try:
         if workers == 1:
             for job in jobs:
-                rows.append(_write_one(job))
-                bar.update()
+                collect(worker(job))
         else:
             chunksize = max(1, min(16, len(jobs) // (4 * workers)))
             with _pool_context().Pool(workers) as pool:
-                for row in pool.imap(_write_one, jobs, chunksize=chunksize):
-                    rows.append(row)
-                    bar.update()
+                for result in pool.imap(worker, jobs, chunksize=chunksize):
+                    collect(result)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
