@@ -11,6 +11,7 @@ A failing stage stops the demo with the stage named and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -32,7 +33,7 @@ class Stage:
 @dataclass
 class DemoPlan:
     out: Path
-    n_train: int = 240
+    n_train: int = 320
     n_test: int = 60
     seed: int = 0
     workers: int = 2
@@ -46,6 +47,14 @@ class DemoPlan:
     def shards(self) -> Path:
         return self.out / "shards"
 
+    @property
+    def runs(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def submission(self) -> Path:
+        return self.out / "submission.csv"
+
 
 def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) -> DemoPlan:
     plan = DemoPlan(out=out, n_train=n_train, n_test=n_test, seed=seed, workers=workers)
@@ -53,7 +62,7 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
     plan.stages = [
         Stage("synthesise cadences (setigen, Kaggle layout)", py + [
             "tfseti.synth", "--out", str(plan.data), "--n-train", str(n_train),
-            "--n-test", str(n_test), "--positive-rate", "0.3", "--snr", "20:60",
+            "--n-test", str(n_test), "--positive-rate", "0.5", "--snr", "60:150",
             "--seed", str(seed), "--workers", str(workers), "--overwrite"]),
         Stage("validate the dataset", py + ["tfseti.data.validate", str(plan.data), "--no-progress"]),
         Stage("convert train to TFRecord shards (stratified folds)", py + [
@@ -68,6 +77,12 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
         Stage("input pipeline: a few augmented, mixed batches of fold 0", py + [
             "tfseti.data.pipeline", str(plan.shards / "train"), "--fold", "0", "--view", "on",
             "--batch-size", "8", "--batches", "3"]),
+        Stage("train cpu_demo on folds 1-3, validate on fold 0, export", py + [
+            "tfseti.train", "--config", "configs/cpu_demo", "--strategy", "cpu",
+            "--data", str(plan.shards / "train"), "--fold", "0", "--out", str(plan.runs)]),
+        Stage("predict the test set (flip TTA) into a Kaggle submission", py + [
+            "tfseti.predict", "--model", str(plan.runs), "--data", str(plan.data),
+            "--tta", "flips", "--out", str(plan.submission)]),
     ]
     return plan
 
@@ -91,10 +106,27 @@ def run_stage(index: int, total: int, stage: Stage) -> float:
     return seconds
 
 
+def _test_auc(plan: DemoPlan) -> float | None:
+    """The submission scored against the synthetic truth (real Kaggle test labels are hidden)."""
+    truth_file = plan.data / "truth.csv"
+    if not (truth_file.exists() and plan.submission.exists()):
+        return None
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    truth = pd.read_csv(truth_file, dtype={"id": str})
+    truth = truth[truth["split"] == "test"][["id", "target"]]
+    scored = truth.merge(pd.read_csv(plan.submission, dtype={"id": str}), on="id",
+                         suffixes=("_true", "_pred"), validate="one_to_one")
+    if len(scored) != len(truth) or scored["target_true"].nunique() < 2:
+        return None
+    return float(roc_auc_score(scored["target_true"], scored["target_pred"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfseti.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    parser.add_argument("--n-train", type=int, default=240)
+    parser.add_argument("--n-train", type=int, default=320)
     parser.add_argument("--n-test", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -108,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     for stage, seconds in zip(plan.stages, timings):
         print(f"  {seconds:7.1f} s  {stage.name}")
     print(f"  {time.perf_counter() - start:7.1f} s  total; outputs in {plan.out.resolve()}")
+    result_file = plan.runs / "fold0" / "result.json"
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        print(f"validation AUC (fold 0, best epoch): {result['best_val_auc']:.4f}")
+    print(f"submission: {plan.submission.resolve()}")
+    test_auc = _test_auc(plan)
+    if test_auc is not None:
+        print(f"test AUC of the submission against the synthetic truth.csv: {test_auc:.4f}")
     return 0
 
 
