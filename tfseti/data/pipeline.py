@@ -10,7 +10,8 @@ in one folder, local or ``gs://``; a fold is selected by file name (``fold_files
 Batches are dicts:
 
 * training (``train_dataset``): ``cadence (B, P, 273, 256)``, ``target (B,)`` float32, ``id (B,)``
-  string (``with_ids``); infinite (repeat), shuffled, non-deterministic read order,
+  string (``with_ids``); infinite (repeat), shuffled, non-deterministic read order (or, with
+  ``deterministic``, one fixed seeded sequence that a resumed run re-enters at its step),
   ``drop_remainder=True`` so every shape is static.
 * evaluation / prediction (``eval_dataset``): the same plus ``index (B,)`` int64 (position of the
   record in the deterministic read order, -1 on padding) and ``mask (B,)`` bool. Every record comes
@@ -64,6 +65,9 @@ class DataConfig:
         ``float32`` for accelerators that take no float16 input).
     with_ids: include the string ``id`` (TPUs cannot take string tensors: set False there and
         use ``index`` to map evaluation outputs back).
+    deterministic: training batches in a fixed (seeded) order, so that a resumed run sees exactly
+        the batches an uninterrupted run sees (``train_dataset`` skips the ``initial_step``
+        batches already consumed). Off by default: parallel reads in arrival order are faster.
     """
 
     data: str = ""
@@ -73,6 +77,7 @@ class DataConfig:
     compression: str = "auto"
     cadence_dtype: str = "float16"
     with_ids: bool = True
+    deterministic: bool = False
 
     def __post_init__(self):
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -201,10 +206,51 @@ def _read(files_ds: tf.data.Dataset, compression, cycle_length, deterministic: b
         deterministic=deterministic)
 
 
+def _permuted(tensor: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """``tensor`` in a random order drawn from the stateless ``seed`` (shape (2,) int64)."""
+    keys = tf.random.stateless_uniform(tf.shape(tensor)[:1], seed=seed)
+    return tf.gather(tensor, tf.argsort(keys))
+
+
+def _deterministic_passes(files: list[str], compression, files_seed: int, record_seed: int,
+                          sharding, cfg) -> tf.data.Dataset:
+    """Endless passes over the records; pass k's order depends on the seeds and k alone.
+
+    ``Dataset.shuffle(reshuffle_each_iteration=True)`` draws each pass's order from a generator
+    that advances with every iterator made of the dataset, and Keras's ``fit`` may make more
+    than one, so the order would depend on that count. Here each pass permutes the files, and
+    each block of ``shuffle_buffer`` records, with stateless seeds (seed, pass, block): every
+    process sees one sequence. (A block shuffle mixes like a shuffle buffer of that size.)
+    """
+    cycle = min(len(files), DETERMINISTIC_CYCLE)
+    files = tf.constant(list(files))
+
+    def one_pass(index):
+        index = tf.cast(index, tf.int64)
+        ordered = _permuted(files, tf.stack([tf.constant(files_seed, tf.int64), index]))
+        read = _read(tf.data.Dataset.from_tensor_slices(ordered), compression,
+                     cycle, deterministic=True)
+        if sharding is not None:
+            read = read.shard(*sharding)
+
+        def shuffled_block(block_index, block):
+            seed = tf.stack([tf.constant(record_seed, tf.int64), index * (1 << 32) + block_index])
+            return tf.data.Dataset.from_tensor_slices(_permuted(block, seed))
+
+        return read.batch(cfg.shuffle_buffer).enumerate().flat_map(shuffled_block)
+
+    return tf.data.Dataset.range(2**62).flat_map(one_pass)
+
+
 def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augmenter=None,
                   initial_step: int = 0, shape: tuple[int, int, int] | None = None
                   ) -> tf.data.Dataset:
     """Infinite shuffled training batches (of the per-replica size under ``input_context``).
+
+    ``initial_step`` is the global train step of the first batch. With ``cfg.deterministic`` the
+    batches are one fixed sequence for a given seed (and sharding) and the first ``initial_step``
+    of them are skipped (read, not parsed), so a run resumed at step k gets batch k, as an
+    uninterrupted run would. Otherwise the order is arbitrary and nothing is skipped.
 
     With ``augmenter`` in host mode (``augmenter.on_host``) the batches come out augmented and
     mixed (``{"image", "target", ...}``), batch k seeded with step ``initial_step + k``.
@@ -224,24 +270,31 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     n_files = len(files[pipeline_id::pipelines]) if file_sharding else len(files)
     # Data sharding needs the same file order in every pipeline: same seed, deterministic reads.
     files_seed = cfg.seed if data_sharding else cfg.seed + 7919 * pipeline_id
-    files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
-    if data_sharding:
-        ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
-        ds = ds.shard(pipelines, pipeline_id)
+    record_seed = cfg.seed + 104729 * pipeline_id
+    if cfg.deterministic:
+        own_files = files[pipeline_id::pipelines] if file_sharding else list(files)
+        ds = _deterministic_passes(own_files, compression, files_seed, record_seed,
+                                   (pipelines, pipeline_id) if data_sharding else None, cfg)
     else:
-        ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed + 104729 * pipeline_id,
-                    reshuffle_each_iteration=True)
-    ds = ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
+        files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
+        if data_sharding:
+            ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
+            ds = ds.shard(pipelines, pipeline_id)
+        else:
+            ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
+        ds = ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
     ds = ds.batch(batch, drop_remainder=True)
+    if cfg.deterministic and initial_step:
+        ds = ds.skip(initial_step)  # still serialized: skipping costs reads, no parsing
     ds = ds.map(lambda serialized: _static(_finish(records.parse_batch(serialized, shape), cfg), batch),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
     if augmenter is not None and augmenter.on_host:
         from tfseti.data.augment import augment_on_host
 
         ds = augment_on_host(ds, augmenter, initial_step=initial_step)
     options = tf.data.Options()
-    options.deterministic = False
+    options.deterministic = cfg.deterministic
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

@@ -117,7 +117,12 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto"):
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
     # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
     step_data = dataclasses.replace(data, with_ids=False)
-    train_ds = pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter)
+    # Built per fit from its first global step (a resumed or later-phase fit skips the batches
+    # already consumed when data.deterministic).
+    def train_ds(initial_step: int):
+        return pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter,
+                                                  initial_step=initial_step)
+
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
     result = fit_fold(run, strategy, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
                       verbose=verbose)
@@ -140,6 +145,19 @@ def validation_ids(files: list[str], data, shape) -> dict[int, str]:
     return ids
 
 
+def finished_fold(fold_dir: str):
+    """``(best val AUC, out-of-fold frame)`` of a fold a previous run completed (its outputs
+    written and its backup removed), else None."""
+    import pandas as pd
+
+    paths = [os.path.join(fold_dir, name) for name in ("result.json", "oof.csv")]
+    if not all(os.path.exists(p) for p in paths) or os.path.exists(os.path.join(fold_dir, "backup")):
+        return None
+    with open(paths[0]) as handle:
+        best = json.load(handle)["best_val_auc"]
+    return best, pd.read_csv(paths[1], dtype={"id": str})
+
+
 def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto") -> dict:
     """Train each fold into ``out_dir/fold{k}``; with several folds also ``oof.csv`` and the CV
     AUC in ``cv.json``. Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
@@ -147,11 +165,18 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
     frames = []
     for fold in folds:
         fold_run = dataclasses.replace(run, train=dataclasses.replace(run.train, fold=fold))
-        result, frame = train_one_fold(fold_run, strategy, os.path.join(out_dir, f"fold{fold}"),
-                                       verbose=verbose)
-        summary["folds"][fold] = result.best_val_auc
-        summary["models"][fold] = result.model_path
-        summary["saved_models"][fold] = result.saved_model_path
+        fold_dir = os.path.join(out_dir, f"fold{fold}")
+        done = finished_fold(fold_dir) if run.train.backup_every_steps else None
+        if done is not None:  # a rerun after preemption: this fold completed before
+            print(f"fold {fold}: already trained in {fold_dir}, skipped", flush=True)
+            best_val_auc, frame = done
+            paths = (os.path.join(fold_dir, "model.keras"), os.path.join(fold_dir, "saved_model"))
+        else:
+            result, frame = train_one_fold(fold_run, strategy, fold_dir, verbose=verbose)
+            best_val_auc = result.best_val_auc
+            paths = (result.model_path, result.saved_model_path)
+        summary["folds"][fold] = best_val_auc
+        summary["models"][fold], summary["saved_models"][fold] = paths
         frames.append(frame)
     if len(folds) > 1:
         from tfseti.train import oof

@@ -44,6 +44,10 @@ class TrainConfig:
     jit_compile: bool = True              # explicit: Keras "auto" turns XLA off under strategies
     seed: int = 0
     fold: int = 0                         # validation fold (the CLI's --fold overrides it)
+    # Preemption: back up the training state every this many steps into <out>/fold<K>/backup/
+    # and resume from it when the same command runs again (0: off). Exact resume (the weights
+    # of an uninterrupted run) also needs data.deterministic = true.
+    backup_every_steps: int = 0
 
     def __post_init__(self):
         positive_ints = ("epochs", "batch_per_replica", "steps_per_execution")
@@ -72,6 +76,13 @@ class TrainConfig:
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("train.early_stopping_patience must be >= 1 or unset, "
                              f"got {self.early_stopping_patience}")
+        if self.backup_every_steps < 0:
+            raise ValueError(f"train.backup_every_steps must be >= 0 (0: off), got "
+                             f"{self.backup_every_steps}")
+        if self.backup_every_steps % self.steps_per_execution:
+            raise ValueError(f"train.backup_every_steps ({self.backup_every_steps}) must be a "
+                             f"multiple of train.steps_per_execution ({self.steps_per_execution}):"
+                             " the state is only seen between executions")
         if self.fold < 0:
             raise ValueError(f"train.fold must be >= 0, got {self.fold}")
         # Impossible combinations inside this section.

@@ -28,12 +28,14 @@ from tfseti.data.views import view_shape
 from tfseti.io import fs as fsutil
 from tfseti.models import create_model
 from tfseti.train import config as config_lib
+from tfseti.train import resume as resume_lib
 from tfseti.train import strategy as strategy_lib
 from tfseti.train.callbacks import ValidationAUC
 from tfseti.train.export import export_saved_model
 from tfseti.train.losses import make_loss, positive_logit
 from tfseti.train.optim import make_optimizer
 from tfseti.train.run_config import RunConfig
+from tfseti.train.train_config import TrainConfig
 
 BACKBONE_LAYER = "backbone"  # the nested backbone model of create_model (frozen for head warm-up)
 
@@ -166,78 +168,133 @@ class FoldResult:
     predictions: dict  # model.predict of the validation fold with the best weights
 
 
-def _callbacks(run: RunConfig, val_dataset, out_dir: str, initial_epoch: int, append: bool,
-               ema: bool, best_so_far: float | None = None):
-    callbacks = []
-    if ema:
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One compiled stage of a fold's training: epochs ``[first_epoch, end_epoch)``."""
+
+    index: int
+    first_epoch: int
+    end_epoch: int
+    train: TrainConfig          # what the optimizer is compiled from
+    backbone_trainable: bool
+    ema: bool
+
+
+def _phases(train: TrainConfig) -> list[Phase]:
+    warmup = train.head_warmup_epochs
+    if not warmup:
+        return [Phase(0, 0, train.epochs, train, True, train.ema)]
+    # 2nd place: train the new head alone first, backbone frozen, at a constant rate.
+    head = dataclasses.replace(train, schedule="constant", warmup_epochs=0.0, ema=False)
+    rest = dataclasses.replace(train, epochs=train.epochs - warmup)
+    return [Phase(0, 0, warmup, head, False, False),
+            Phase(1, warmup, train.epochs, rest, True, train.ema)]
+
+
+def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history: dict,
+               keep_training_weights=None, backup_callback=None):
+    callbacks = [keep_training_weights] if keep_training_weights is not None else []
+    if phase.ema:
         # Swap the EMA weights in for validation and the checkpoint (must come first).
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    auc = ValidationAUC(val_dataset)
+    # A later fit keeps the earlier fits' best checkpoint unless it beats it.
+    best_so_far = _best(history.get("val_auc", []))
     callbacks += [
-        auc,
+        ValidationAUC(val_dataset),
         keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc",
                                         mode="max", save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=best_so_far),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=append),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=bool(history)),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
     ]
     if run.train.early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_auc", mode="max", patience=run.train.early_stopping_patience,
-            start_from_epoch=initial_epoch))
-    return callbacks, auc
+        callbacks.append(resume_lib.ResumedEarlyStopping(
+            resume_lib.history_rows(history), monitor="val_auc", mode="max",
+            patience=run.train.early_stopping_patience, start_from_epoch=phase.first_epoch))
+    callbacks.append(resume_lib.EpochLogs(history))
+    if backup_callback is not None:
+        callbacks.append(backup_callback)  # last: sees the complete epoch logs
+    return callbacks
 
 
 def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, val_dataset,
              steps_per_epoch: int, out_dir: str,
              cadence_shape: tuple[int, int, int] = (6, 273, 256), verbose="auto") -> FoldResult:
     """Train one fold; writes ``config.json``, ``log.csv``, ``tensorboard/``, the best weights
-    (``best.weights.h5``, by val AUC), the best network as ``model.keras`` and as a serving
-    SavedModel (``saved_model/``, cadences in, probabilities out) into ``out_dir``.
+    (``best.weights.h5``, by val AUC), the weights at the end of training
+    (``final.weights.h5``), the best network as ``model.keras`` and as a serving SavedModel
+    (``saved_model/``, cadences in, probabilities out) into ``out_dir``.
 
-    ``train_dataset`` yields global batches (it may repeat); ``val_dataset`` yields the whole
-    validation fold once, padded batches marked by ``mask``.
+    ``train_dataset`` yields global batches (it may repeat); either a dataset, or a function
+    ``initial_step -> dataset`` whose dataset starts at that global step (needed for an exact
+    resume: ``data.deterministic``). ``val_dataset`` yields the whole validation fold once,
+    padded batches marked by ``mask``.
+
+    With ``train.backup_every_steps`` the training state is backed up into ``out_dir/backup``
+    (see :mod:`tfseti.train.resume`); the same call after a kill continues from the newest
+    backup, and the folder is removed once the fold is done.
     """
     if fsutil.is_url(out_dir):
-        raise NotImplementedError("fit_fold writes Keras checkpoints locally; gs:// outputs come "
-                                  "with the resumable-checkpoint work")
+        raise NotImplementedError("fit_fold writes Keras checkpoints locally; gs:// outputs are "
+                                  "not supported yet")
     os.makedirs(out_dir, exist_ok=True)
     config_lib.save_json(run, out_dir)
     train = run.train
     policy = strategy_lib.set_precision(train.precision, strategy)
     keras.utils.set_random_seed(train.seed)
     total_steps = train.epochs * steps_per_epoch
-    warmup_epochs = train.head_warmup_epochs
-    history: dict = {}
+    dataset_at = train_dataset if callable(train_dataset) else (lambda step: train_dataset)
+
+    backup, state = None, None
+    if train.backup_every_steps:
+        backup = resume_lib.Backup(os.path.join(out_dir, "backup"), run_meta={
+            "config": config_lib.to_dict(run), "steps_per_epoch": steps_per_epoch})
+        state = backup.latest_state()
+    history: dict = state["history"] if state else {}
+    start_step = state["step"] if state else 0
+    if state:
+        epoch, batch = divmod(start_step, steps_per_epoch)
+        print(f"resuming from step {start_step} (epoch {epoch + 1}, batch {batch} of "
+              f"{steps_per_epoch}) from {backup.backup_dir}", flush=True)
+        resume_lib.truncate_csv_log(os.path.join(out_dir, "log.csv"), epoch)
+
     with strategy.scope():
         model = build_classifier(run, cadence_shape, total_steps)
-        if warmup_epochs:
-            # 2nd place: train the new head alone first, backbone frozen, at a constant rate.
-            model.net.get_layer(BACKBONE_LAYER).trainable = False
-            head_train = dataclasses.replace(train, schedule="constant", warmup_epochs=0.0,
-                                             ema=False)
-            compile_classifier(model, run, steps_per_epoch, train=head_train)
-    if warmup_epochs:
-        callbacks, _ = _callbacks(run, val_dataset, out_dir, 0, append=False, ema=False)
-        fitted = model.fit(train_dataset, epochs=warmup_epochs, steps_per_epoch=steps_per_epoch,
-                           callbacks=callbacks, verbose=verbose)
-        _merge(history, fitted.history)
+    phases = _phases(train)
+    for phase in phases:
+        phase_end = phase.end_epoch * steps_per_epoch
+        if start_step >= phase_end:
+            continue  # done before the backup
         with strategy.scope():
-            model.net.get_layer(BACKBONE_LAYER).trainable = True
-            model.step_offset = warmup_epochs * steps_per_epoch
-            rest = dataclasses.replace(train, epochs=train.epochs - warmup_epochs)
-            compile_classifier(model, run, steps_per_epoch, train=rest)
-    else:
-        with strategy.scope():
-            compile_classifier(model, run, steps_per_epoch)
-    # A later phase keeps the earlier phase's best checkpoint unless it beats it.
-    callbacks, _ = _callbacks(run, val_dataset, out_dir, warmup_epochs,
-                              append=bool(warmup_epochs), ema=train.ema,
-                              best_so_far=_best(history.get("val_auc", [])))
-    fitted = model.fit(train_dataset, epochs=train.epochs, initial_epoch=warmup_epochs,
-                       steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
-    _merge(history, fitted.history)
+            if len(phases) > 1:
+                model.net.get_layer(BACKBONE_LAYER).trainable = phase.backbone_trainable
+            # Steps of earlier phases (other optimizer): keeps augmentation on the global step.
+            model.step_offset = phase.first_epoch * steps_per_epoch
+            compile_classifier(model, run, steps_per_epoch, train=phase.train)
+            if state is not None:
+                backup.restore(model, state, with_optimizer=state["phase"] == phase.index)
+                state = None
+        step = max(start_step, phase.first_epoch * steps_per_epoch)
+        while step < phase_end:
+            epoch, batch = divmod(step, steps_per_epoch)
+            # A resume mid-epoch: the rest of that epoch first, as a fit of its own.
+            end_epoch = epoch + 1 if batch else phase.end_epoch
+            steps = steps_per_epoch - batch
+            keep = resume_lib.KeepTrainingWeights() if batch and phase.ema else None
+            backup_callback = None if backup is None else resume_lib.BackupCallback(
+                backup, train.backup_every_steps, phase.index, history,
+                steps_in_first_epoch=steps, steps_per_epoch=steps_per_epoch)
+            callbacks = _callbacks(run, val_dataset, out_dir, phase, history, keep,
+                                   backup_callback)
+            model.fit(dataset_at(step), epochs=end_epoch, initial_epoch=epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+            if keep is not None and end_epoch < phase.end_epoch:
+                keep.put_back()
+            if model.stop_training:  # early stopping ends the phase
+                break
+            step = end_epoch * steps_per_epoch
 
+    model.net.save_weights(os.path.join(out_dir, "final.weights.h5"))
     best_path = os.path.join(out_dir, "best.weights.h5")
     if os.path.exists(best_path):
         model.load_weights(best_path)
@@ -252,6 +309,8 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     with open(os.path.join(out_dir, "result.json"), "w") as handle:
         json.dump({"best_val_auc": best, "precision": policy,
                    "replicas": strategy.num_replicas_in_sync, "history": history}, handle, indent=2)
+    if backup is not None:
+        backup.remove()  # the fold is done: nothing left to resume
     return FoldResult(best_val_auc=best, history=history, out_dir=out_dir, model_path=model_path,
                       saved_model_path=saved_model_path, predictions=predictions)
 
@@ -259,8 +318,3 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
 def _best(aucs) -> float | None:
     aucs = [a for a in aucs if not np.isnan(a)]
     return max(aucs) if aucs else None
-
-
-def _merge(history: dict, new: dict) -> None:
-    for key, values in new.items():
-        history.setdefault(key, []).extend(float(v) for v in values)
