@@ -55,14 +55,15 @@ from typing import Iterator
 
 import numpy as np
 
+from tfseti.io.kaggle import LABEL_FILES, ON_PANELS
+
 TTA_MODES = ("none", "flips")
 ENSEMBLES = ("mean", "rank")
 SIGNATURE_KEYS = ("serving_default", "serve")
-ON_PANELS = (0, 2, 4)   # same as tfseti.io.kaggle.ON_PANELS
 # Raw-cadence panel order of a time flip, per (view family, panels): see the module docstring.
 TIME_FLIP_PANELS = {("stacked_on", 6): (4, 5, 2, 3, 0, 1), ("stacked_on", 3): (2, 1, 0),
                     ("all", 6): (5, 4, 3, 2, 1, 0)}
-SUBMISSION_FILE = "sample_submission.csv"
+SUBMISSION_FILE = LABEL_FILES["test"]
 LOAD_THREADS = 8
 
 

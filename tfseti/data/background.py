@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-OFF_PANELS = (1, 3, 5)   # same as tfseti.io.kaggle.OFF_PANELS; kept here to avoid a pandas import
+from tfseti.io.kaggle import OFF_PANELS
+
 BACKGROUNDS = ("none", "off_median")
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfseti.data import rng
+from tfseti.io.kaggle import ON_PANELS
 from tfseti.synth.cadence import FRAME, CadenceConfig
 from tfseti.synth.families import DEFAULT_RANGES, FAMILY_NAMES, Ranges, check_families
 
@@ -56,7 +57,6 @@ CLIP_SIGMA, CLIP_ITERS = 3.0, 5  # setigen Frame._update_noise_frame_stats (astr
 _CLIP_CONSISTENCY = math.sqrt(1.0 - 2.0 * CLIP_SIGMA * math.exp(-0.5 * CLIP_SIGMA ** 2)
                               / math.sqrt(2.0 * math.pi) / math.erf(CLIP_SIGMA / math.sqrt(2.0)))
 NOISE_ROW_STRIDE = 4             # noise_std measures every 4th row
-ON_SLOTS = (0, 2, 4)             # ON panels of an ABACAD cadence (tfseti.io.kaggle.ON_PANELS)
 
 _FAMILY_INDEX = {name: i for i, name in enumerate(FAMILY_NAMES)}
 # Uniform draws per sample, one row each of a single Philox call (a fixed layout: adding a draw
@@ -152,7 +152,7 @@ def _between(u, bounds, family):
 def panel_times(slew, tchans: int, dt: float = FRAME.dt) -> tf.Tensor:
     """``(B, 3, T)`` time of each row of the ON panels since the cadence start (setigen's clock:
     ``CadenceSpec.panel_times``); ON-only inputs hold cadence panels 0, 2, 4 too."""
-    slots = tf.constant(ON_SLOTS, tf.float32)
+    slots = tf.constant(ON_PANELS, tf.float32)
     starts = slots[None, :] * (tchans * dt + tf.cast(slew, tf.float32)[:, None])
     rows = tf.range(tchans, dtype=tf.float32) * dt
     return starts[:, :, None] + rows[None, None, :]
@@ -317,7 +317,7 @@ def inject_needles(cadence: tf.Tensor, target: tf.Tensor, seed, cfg: InjectConfi
         raise ValueError(f"inject_needles: expected cadences (batch, 6 or 3 panels, time, freq), "
                          f"got shape {cadence.shape}")
     _, panels, tchans, fchans = cadence.shape
-    on_index = ON_SLOTS if panels == 6 else (0, 1, 2)
+    on_index = ON_PANELS if panels == 6 else (0, 1, 2)
     params = draw_needle_params(seed, tf.shape(cadence)[0], cfg, tchans, fchans, p)
 
     on = tf.cast(tf.gather(cadence, on_index, axis=1), tf.float32)          # (B, 3, T, F)
@@ -351,7 +351,7 @@ def needle_params_from_spec(spec) -> dict:
     if needle is None:
         raise ValueError("needle_params_from_spec: the CadenceSpec has no needle (a negative)")
     shape = needle.shape
-    missing = -1 if needle.missing_on_panel < 0 else ON_SLOTS.index(needle.missing_on_panel)
+    missing = -1 if needle.missing_on_panel < 0 else ON_PANELS.index(needle.missing_on_panel)
     values = {"applied": True, "family": _FAMILY_INDEX[shape.family], "drift": shape.drift_rate,
               "width": shape.width, "sinc2": shape.f_profile == "sinc2", "period": shape.period,
               "amplitude": shape.amplitude, "pulse_width": shape.pulse_width, "snr": needle.snr,

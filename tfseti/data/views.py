@@ -32,11 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfseti.data.background import BACKGROUNDS, remove_background
+from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 
 VIEWS = ("on", "on_off", "all")
 RESIZE_METHODS = ("bilinear", "bicubic", "area")
-ON_PANELS = (0, 2, 4)   # same as tfseti.io.kaggle.ON_PANELS; kept here to avoid a pandas import
-OFF_PANELS = (1, 3, 5)
 COLUMN_NORM_EPSILON = 1e-3
 
 
