@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath
+from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, save_cadence
 
 MATCHES_FILE = "matches.csv"
 EPSILON = 1e-6  # a column flatter than this (std over time) cannot be matched
@@ -304,14 +303,6 @@ class _Loader:
         return dataset.load(cadence_id)
 
 
-def _save_npy(fs, path: str, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
-
-
 def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchConfig = MatchConfig(),
                       workers: int = 4, storage_options: dict | None = None) -> pd.DataFrame:
     """Match every cadence of ``splits`` in ``data`` (searched together: snippets of one
@@ -338,7 +329,7 @@ def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchC
         if match["partner"] >= 0:
             b = loader[match["partner"]]
             a = aligned_difference(a, b, match["shift"]).astype(np.float16)
-        _save_npy(out_fs, f"{out_root}/{cadence_relpath(dataset.split, cadence_id)}", a)
+        save_cadence(f"{out_root}/{cadence_relpath(dataset.split, cadence_id)}", a, fs=out_fs)
         partner = items[match["partner"]] if match["partner"] >= 0 else (None, "")
         return asdict(Match(id=cadence_id, split=dataset.split, matched=match["partner"] >= 0,
                             partner=partner[1], partner_split=partner[0].split if partner[0] else "",

@@ -11,7 +11,8 @@ import pytest
 
 from tfseti.io.kaggle import CADENCE_SHAPE, KaggleDataset, cadence_relpath
 from tfseti.synth import CadenceSpec, generate_dataset, make_cadence
-from tfseti.synth.writer import TRUTH_COLUMNS, save_npy_atomic
+from tfseti.io.kaggle import save_cadence
+from tfseti.synth.writer import TRUTH_COLUMNS
 
 ID_RE = re.compile(r"^[0-9a-f]{15}$")
 
@@ -123,7 +124,7 @@ def test_interrupted_write_leaves_no_npy(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "save", broken_save)
     with pytest.raises(KeyboardInterrupt):
-        save_npy_atomic(str(target), np.zeros(3, np.float16))
+        save_cadence(str(target), np.zeros(3, np.float16))
     assert not target.exists()
     assert not list(tmp_path.glob("*.npy"))
 

@@ -43,9 +43,10 @@ def join(base: str, *parts: str) -> str:
 
 def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """Turn a path inside ``fs`` back into a URL usable by any reader (``gs://b/k`` or local)."""
-    return fs.unstrip_protocol(path) if not _is_local(fs) else path
+    return fs.unstrip_protocol(path) if not is_local(fs) else path
 
 
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """True for the local filesystem."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")

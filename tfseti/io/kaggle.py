@@ -14,6 +14,7 @@ Axis 0 holds the six panels of an ABACAD cadence (ON = 0, 2, 4), axis 1 time, ax
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -115,6 +116,28 @@ def decode_npy(data: bytes, path: str) -> np.ndarray:
     except (ValueError, EOFError, OSError) as err:
         raise CadenceError(path, f"corrupt .npy file ({err or type(err).__name__}), "
                                  f"{_expected()}") from None
+
+
+def save_cadence(path: str, array: np.ndarray, *, fs=None) -> None:
+    """Write one ``.npy`` so that it only ever appears complete under its final name.
+
+    Local paths go through a temporary name (not ending in ``.npy``, so listings never see it)
+    and ``os.replace``; object stores (gs://) publish an object only when its upload finishes, so
+    the bytes are written in one piece.
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    if fs is None:
+        fs, path = fsutil.url_to_fs(path)
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    fs.makedirs(parent, exist_ok=True)
+    if fsutil.is_local(fs):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, buffer.getvalue())
 
 
 def load_cadence(path: str, *, fs=None, check: bool = True,

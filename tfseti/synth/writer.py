@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tfseti.io.kaggle import CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, cadence_relpath
+from tfseti.io.kaggle import CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, cadence_relpath, save_cadence
 from tfseti.synth.cadence import CadenceConfig, describe_rfi, draw_cadence_spec, make_cadence
 from tfseti.synth.families import FAMILY_NAMES
 from tfseti.synth.shared import draw_observation_spec, draw_snippet_spec, make_snippets
@@ -81,15 +81,6 @@ def make_targets(rng: np.random.Generator, n: int, positive_rate: float) -> np.n
     return targets
 
 
-def save_npy_atomic(path: str, array: np.ndarray) -> None:
-    """Write ``path`` via a temporary name and a rename: an interrupted run never leaves a
-    truncated ``.npy`` (the temporary name does not end in ``.npy``, so readers never list it)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-    os.replace(tmp, path)
-
-
 def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     frame.to_csv(tmp, index=False)
@@ -132,7 +123,7 @@ def _write_one(job) -> dict:
     spec = draw_cadence_spec(rng, int(target), config)
     array = make_cadence(spec)
     assert array.shape == CADENCE_SHAPE and array.dtype == CADENCE_DTYPE, (array.shape, array.dtype)
-    save_npy_atomic(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
+    save_cadence(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
     return _truth_row(split, index, cadence_id, spec)
 
 
@@ -148,7 +139,7 @@ def _write_group(job) -> list[dict]:
     rows = []
     for (index, cadence_id, _), spec, array in zip(members, specs, make_snippets(observation, specs)):
         assert array.shape == CADENCE_SHAPE and array.dtype == CADENCE_DTYPE, (array.shape, array.dtype)
-        save_npy_atomic(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
+        save_cadence(os.path.join(out, *cadence_relpath(split, cadence_id).split("/")), array)
         rows.append(_truth_row(split, index, cadence_id, spec, group=group))
     return rows
 
