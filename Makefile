@@ -8,8 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 PYTEST_WORKERS ?= 2
+# The report test looks at the page in headless Chromium: Debian's chromium + chromium-driver.
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv test demo clean
+.PHONY: venv browser test demo clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"tfseti needs Python >= 3.11, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
@@ -21,7 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+
+browser: $(CHROMEDRIVER)
+
+test: $(STAMP) $(CHROMEDRIVER)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
 
 demo: $(STAMP)

@@ -19,6 +19,17 @@ def random_cadence(rng: np.random.Generator, shape=CADENCE_SHAPE) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
 
 
+def read_weights_h5(path) -> dict[str, np.ndarray]:
+    """Every array of a Keras ``.weights.h5`` file by its path inside the file."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: out.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
 def random_id(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list("0123456789abcdef"), size=15))
 

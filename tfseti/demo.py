@@ -55,6 +55,10 @@ class DemoPlan:
     def submission(self) -> Path:
         return self.out / "submission.csv"
 
+    @property
+    def report(self) -> Path:
+        return self.runs / "report" / "index.html"
+
 
 def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) -> DemoPlan:
     plan = DemoPlan(out=out, n_train=n_train, n_test=n_test, seed=seed, workers=workers)
@@ -79,10 +83,13 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
             "--batch-size", "8", "--batches", "3"]),
         Stage("train cpu_demo on folds 1-3, validate on fold 0, export", py + [
             "tfseti.train", "--config", "configs/cpu_demo", "--strategy", "cpu",
-            "--data", str(plan.shards / "train"), "--fold", "0", "--out", str(plan.runs)]),
+            "--data", str(plan.shards / "train"), "--fold", "0", "--out", str(plan.runs),
+            "--no-report"]),
         Stage("predict the test set (flip TTA) into a Kaggle submission", py + [
             "tfseti.predict", "--model", str(plan.runs), "--data", str(plan.data),
             "--tta", "flips", "--out", str(plan.submission)]),
+        Stage("run report: curves, ROC, AUC by needle family/SNR, waterfalls", py + [
+            "tfseti.report", str(plan.runs)]),
     ]
     return plan
 
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     test_auc = _test_auc(plan)
     if test_auc is not None:
         print(f"test AUC of the submission against the synthetic truth.csv: {test_auc:.4f}")
+    print(f"report: {plan.report.resolve()}")
     return 0
 
 

@@ -111,14 +111,17 @@ class ServingModel:
 
 
 def resolve_model_paths(spec: str) -> list[str]:
-    """SavedModel folders of ``--model``: comma-separated SavedModels or run folders."""
+    """SavedModel folders of ``--model``: comma-separated SavedModels or run folders (a local
+    copy of those TensorFlow cannot read where they are, see ``tfseti.io.staging``)."""
     import tensorflow as tf
+
+    from tfseti.io.staging import tf_readable
 
     paths = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
-        item = item.rstrip("/")
+        item = tf_readable(item.rstrip("/"))
         if tf.io.gfile.exists(f"{item}/saved_model.pb"):
             paths.append(item)
         elif tf.io.gfile.exists(f"{item}/saved_model/saved_model.pb"):
@@ -264,7 +267,9 @@ def shard_files(data: str) -> tuple[list[str], str | None]:
     import tensorflow as tf
 
     from tfseti.data.pipeline import fold_files
+    from tfseti.io.staging import tf_readable
 
+    data = tf_readable(data)
     if any(c in data for c in "*?["):
         files = sorted(tf.io.gfile.glob(data))
         if not files:

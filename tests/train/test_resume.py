@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-import h5py
 import numpy as np
 import pytest
 
 from tfseti.train.train_config import TrainConfig
 
+from support import read_weights_h5
 from train_shards import write_easy_shards
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,14 +36,6 @@ def _command(data, out) -> list[str]:
 def _env():
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_DETERMINISTIC_OPS": "1",
             "CUDA_VISIBLE_DEVICES": ""}
-
-
-def _weights(path) -> dict[str, np.ndarray]:
-    out = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: out.__setitem__(name, item[()])
-                          if isinstance(item, h5py.Dataset) else None)
-    return out
 
 
 def _backed_up_steps(backup_dir) -> list[int]:
@@ -88,8 +80,8 @@ def test_sigkill_mid_epoch_then_rerun_ends_with_the_uninterrupted_weights(tmp_pa
     assert STEPS_PER_EPOCH < step < 3 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH, line
     assert not backup_dir.exists()  # removed once the fold is done
 
-    expected = _weights(uninterrupted_out / "fold1" / "final.weights.h5")
-    got = _weights(resumed_out / "fold1" / "final.weights.h5")
+    expected = read_weights_h5(uninterrupted_out / "fold1" / "final.weights.h5")
+    got = read_weights_h5(resumed_out / "fold1" / "final.weights.h5")
     assert sorted(got) == sorted(expected) and len(expected) > 100
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import keras
 
 from tfseti.models import create_model
-from tfseti.train.trainer import set_batchnorm_momentum
+from tfseti.train.trainer import configure_batchnorm
 
 
-def test_batchnorm_momentum_reaches_nested_backbone_layers():
+def test_batchnorm_settings_reach_nested_backbone_layers():
     net = create_model("efficientnet_b0", (32, 32, 1), pre_stem_channels=(8,))
-    count = set_batchnorm_momentum(net, 0.5)
     batchnorms = [layer for layer in net._flatten_layers(include_self=False, recursive=True)
                   if isinstance(layer, keras.layers.BatchNormalization)]
+    assert {layer.synchronized for layer in batchnorms} == {False}
+    count = configure_batchnorm(net, momentum=0.5, synchronized=True)
     assert count == len(batchnorms) > 40  # the pre-stem's and all of the nested backbone's
     assert {layer.momentum for layer in batchnorms} == {0.5}
+    assert {layer.synchronized for layer in batchnorms} == {True}
     assert net.get_layer("backbone").get_layer("stem_bn").momentum == 0.5
+    configure_batchnorm(net, momentum=0.9)  # None leaves a setting as it is
+    assert {(layer.momentum, layer.synchronized) for layer in batchnorms} == {(0.9, True)}
 
 
 def _small_net(input_shape):

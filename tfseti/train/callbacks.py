@@ -26,6 +26,18 @@ def fold_auc(scores, targets, mask=None) -> float:
     return float(roc_auc_score(targets, scores))
 
 
+def predict_all(model, dataset) -> dict:
+    """``model.predict`` over a finite (evaluation) dataset, as numpy arrays.
+
+    Keras cannot know the length of a distributed dataset, so it warns that the input "ran out
+    of data" when the dataset ends — which is how every evaluation pass ends here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        outputs = model.predict(dataset, verbose=0)
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
 class ValidationAUC(keras.callbacks.Callback):
     """Adds ``val_auc`` to the epoch logs: exact ROC AUC over the whole validation fold.
 
@@ -46,10 +58,10 @@ class ValidationAUC(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or (epoch + 1) % self.every:
             return
-        outputs = self.model.predict(self.dataset, verbose=0)
+        outputs = predict_all(self.model, self.dataset)
         missing = {"score", "target", "mask"} - set(outputs)
         if missing:
             raise ValueError(f"ValidationAUC: model.predict must return score, target and mask; "
                              f"missing {sorted(missing)}")
-        self.last_predictions = {k: np.asarray(v) for k, v in outputs.items()}
+        self.last_predictions = outputs
         logs[self.log_name] = fold_auc(outputs["score"], outputs["target"], outputs["mask"])

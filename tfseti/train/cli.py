@@ -32,7 +32,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="validation fold K (default: train.fold), or 'all': every fold, "
                              "out-of-fold predictions and the CV AUC")
     parser.add_argument("--data", default=None, help="shard folder (overrides data.data)")
-    parser.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
+    parser.add_argument("--out", default=None,
+                        help="output folder, local or gs:// (default runs/<config name>); remote "
+                             "outputs are written to a local staging folder ($TFSETI_STAGING, "
+                             "default <tmp>/tfseti-staging) and mirrored after every backup and fold")
+    parser.add_argument("--worker-out", default=None,
+                        help="multi-worker runs: where a non-chief worker writes its copy of the "
+                             "outputs (default: a temporary folder, removed at the end)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip the HTML run report (python -m tfseti.report) at the end")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted config overrides, values as TOML literals "
                              "(train.learning_rate=3e-4 view.resize=[256,128])")
@@ -87,7 +95,10 @@ def check_device_inputs(run: RunConfig, device_kind: str) -> None:
             raise ConfigError("data.with_ids", "TPUs take no string tensors; set false")
 
 
-def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto"):
+def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_root=None,
+                   after_backup=None):
+    """Train ``run.train.fold`` into the local ``out_dir``; ``data_root``: where TensorFlow reads
+    the shards of ``run.data.data`` (a local copy when it cannot read that URL itself)."""
     import tensorflow as tf  # noqa: F401  (heavy imports only once the config is valid)
 
     from tfseti.data import pipeline
@@ -101,8 +112,8 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto"):
     if not run.data.data:
         raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
     global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
-    data = dataclasses.replace(run.data, batch_size=global_batch)
-    run = dataclasses.replace(run, data=data)
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
+    data = dataclasses.replace(run.data, data=data_root or run.data.data)
     train_files = pipeline.fold_files(data.data, "train", fold)
     val_files = pipeline.fold_files(data.data, "val", fold)
     shape = pipeline.cadence_shape(train_files, _compression_of(train_files[0]) or None)
@@ -125,7 +136,7 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto"):
 
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
     result = fit_fold(run, strategy, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
-                      verbose=verbose)
+                      verbose=verbose, after_backup=after_backup)
     frame = oof.fold_frame(result.predictions, validation_ids(val_files, data, shape), fold)
     frame.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
     return result, frame
@@ -158,9 +169,12 @@ def finished_fold(fold_dir: str):
     return best, pd.read_csv(paths[1], dtype={"id": str})
 
 
-def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto") -> dict:
-    """Train each fold into ``out_dir/fold{k}``; with several folds also ``oof.csv`` and the CV
-    AUC in ``cv.json``. Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
+def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto",
+                data_root=None, sync=None) -> dict:
+    """Train each fold into the local ``out_dir/fold{k}``; with several folds also ``oof.csv``
+    and the CV AUC in ``cv.json``. ``sync()`` (if given) runs after every backup and fold.
+    Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
+    sync = sync or (lambda: None)
     summary = {"folds": {}, "models": {}, "saved_models": {}}
     frames = []
     for fold in folds:
@@ -172,7 +186,9 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
             best_val_auc, frame = done
             paths = (os.path.join(fold_dir, "model.keras"), os.path.join(fold_dir, "saved_model"))
         else:
-            result, frame = train_one_fold(fold_run, strategy, fold_dir, verbose=verbose)
+            result, frame = train_one_fold(fold_run, strategy, fold_dir, verbose=verbose,
+                                           data_root=data_root, after_backup=sync)
+            sync()
             best_val_auc = result.best_val_auc
             paths = (result.model_path, result.saved_model_path)
         summary["folds"][fold] = best_val_auc
@@ -186,7 +202,37 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         summary["cv_auc"] = auc
         with open(os.path.join(out_dir, "cv.json"), "w") as handle:
             json.dump(summary, handle, indent=2)
+        sync()
     return summary
+
+
+def _output_folder(args, run: RunConfig, strategy):
+    """``(StagedFolder of the outputs, is_chief)``. Only the chief writes the run's outputs; other
+    workers of a multi-worker run train into ``--worker-out`` or a temporary folder."""
+    import tempfile
+
+    from tfseti.io.staging import StagedFolder
+    from tfseti.train import strategy as strategy_lib
+
+    is_chief, task = strategy_lib.worker_role(strategy)
+    if is_chief:
+        return StagedFolder(args.out or os.path.join("runs", run.name)), True
+    local = args.worker_out or tempfile.mkdtemp(prefix=f"tfseti-worker{task}-")
+    print(f"worker {task} (not the chief): outputs go to {local}"
+          f"{'' if args.worker_out else ', removed at the end'}", flush=True)
+    return StagedFolder(local), False
+
+
+def _folds(run: RunConfig, fold_arg, data_root: str) -> list[int]:
+    if fold_arg != "all":
+        return [run.train.fold]
+    from tfseti.data import pipeline
+
+    folds = sorted({s["fold"] for s in pipeline.list_shards(data_root)
+                    if s["split"] == "train" and s["fold"] >= 0})
+    if len(folds) < 2:
+        raise ConfigError("--fold", f"'all' needs shards of at least 2 folds, found {folds}")
+    return folds
 
 
 def main(argv=None) -> int:
@@ -196,33 +242,68 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from tfseti.io import staging
     from tfseti.train import strategy as strategy_lib
 
     strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
     try:
         check_device_inputs(run, strategy_lib.strategy_device_kind(strategy))
-        out_dir = args.out or os.path.join("runs", run.name)
-        if args.fold == "all":
-            from tfseti.data import pipeline
+        if not run.data.data:
+            raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
+        data_root = staging.tf_readable(run.data.data)
+        if data_root != run.data.data:
+            print(f"shards {run.data.data} fetched to {data_root} (TensorFlow cannot read that "
+                  "URL itself here)", flush=True)
+        folds = _folds(run, args.fold, data_root)
+        out, is_chief = _output_folder(args, run, strategy)
+        if out.remote:
+            fetched = out.pull()  # a rerun continues from what the bucket holds
+            print(f"outputs staged in {out.local}, mirrored to {out.url}"
+                  + (f" ({fetched} files of an earlier run fetched)" if fetched else ""), flush=True)
+        sync = lambda: out.push(last=("checkpoint",))  # noqa: E731  (the index after its files)
+        summary = train_folds(run, strategy, folds, out.local, data_root=data_root, sync=sync)
+        report, report_failed = None, False
+        if is_chief and not args.no_report:
+            report = _write_report(out)
+            report_failed = report is None
+        if not is_chief and not args.worker_out:
+            import shutil
 
-            if not run.data.data:
-                raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
-            folds = sorted({s["fold"] for s in pipeline.list_shards(run.data.data)
-                            if s["split"] == "train" and s["fold"] >= 0})
-            if len(folds) < 2:
-                raise ConfigError("--fold", f"'all' needs shards of at least 2 folds, found {folds}")
-        else:
-            folds = [run.train.fold]
-        summary = train_folds(run, strategy, folds, out_dir)
+            shutil.rmtree(out.local, ignore_errors=True)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for fold, auc in summary["folds"].items():
         print(f"fold {fold}: best val AUC {auc:.4f}" if not math.isnan(auc)
               else f"fold {fold}: val AUC undefined (one class in the fold)")
-        print(f"fold {fold} model: {summary['models'][fold]} "
-              f"(SavedModel: {summary['saved_models'][fold]})")
+        print(f"fold {fold} model: {_published(summary['models'][fold], out)} "
+              f"(SavedModel: {_published(summary['saved_models'][fold], out)})")
     if "cv_auc" in summary:
         print(f"CV AUC (out-of-fold, {len(folds)} folds): {summary['cv_auc']:.4f}")
-        print(f"out-of-fold predictions: {os.path.join(out_dir, 'oof.csv')}")
-    return 0
+        print(f"out-of-fold predictions: {_published(os.path.join(out.local, 'oof.csv'), out)}")
+    if report is not None:
+        print(f"report: {_published(report, out)}")
+    return 1 if report_failed else 0
+
+
+def _write_report(out) -> str:
+    """The run report inside the run folder (mirrored with it); returns the local index path."""
+    from tfseti.report import write_report
+
+    print("writing the run report", flush=True)
+    try:
+        index = write_report(out.local, log=lambda line: print(f"  {line}", flush=True))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: run report: {err}\n(the training outputs are complete; rerun "
+              f"python -m tfseti.report {out.url} once fixed)", file=sys.stderr)
+        return None
+    out.push()
+    return index
+
+
+def _published(local_path: str, out) -> str:
+    """Where a file written under ``out.local`` ends up (its URL for a remote run)."""
+    if not out.remote:
+        return local_path
+    relative = os.path.relpath(local_path, out.local).replace(os.sep, "/")
+    return f"{out.url}/{relative}"

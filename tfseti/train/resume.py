@@ -37,9 +37,10 @@ def _state_path(backup_dir: str, step: int) -> str:
 class Backup:
     """The backups of one fold's run in ``backup_dir`` (two kept)."""
 
-    def __init__(self, backup_dir: str, run_meta: dict | None = None):
+    def __init__(self, backup_dir: str, run_meta: dict | None = None, after_save=None):
         self.backup_dir = backup_dir
         self.run_meta = run_meta or {}  # what must match for a resume (config, steps per epoch)
+        self.after_save = after_save  # called once a backup is complete (e.g. upload it)
 
     def latest_state(self) -> dict | None:
         """``{"step", "phase", "history"}`` of the newest complete backup, or None."""
@@ -89,6 +90,8 @@ class Backup:
                 number = int(name[len(STATE_PREFIX):].split(".")[0])
                 if number not in kept:
                     tf.io.gfile.remove(tf.io.gfile.join(self.backup_dir, name))
+        if self.after_save is not None:
+            self.after_save()
 
     def restore(self, model, state: dict, with_optimizer: bool = True) -> None:
         """Load a backup into ``model`` compiled for ``state["phase"]`` (in the strategy scope);

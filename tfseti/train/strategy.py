@@ -107,3 +107,15 @@ def set_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
 def global_batch_size(batch_per_replica: int, strategy: tf.distribute.Strategy) -> int:
     """Global batch = per-replica batch x replicas in sync (all workers, all devices)."""
     return batch_per_replica * strategy.num_replicas_in_sync
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, int]:
+    """``(is_chief, task index)``: the chief (task ``chief``, else ``worker`` 0) writes the run's
+    outputs; in a single-worker run the one process is the chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True, 0
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    has_chief = bool(resolver.cluster_spec().as_dict().get("chief"))
+    return (task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief),
+            task_id)

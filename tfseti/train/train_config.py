@@ -40,6 +40,10 @@ class TrainConfig:
     # Momentum of every BatchNormalization layer (None: the backbone's own, 0.99). Short runs
     # and tiny data need a lower one, or evaluation uses moving statistics still near their init.
     bn_momentum: float | None = None
+    # Batch statistics all-reduced over every replica (Keras `synchronized` BatchNormalization).
+    # None: on under MultiWorkerMirroredStrategy, where each worker would otherwise keep moving
+    # statistics of its own batches only and the workers' weights drift apart.
+    sync_batchnorm: bool | None = None
     precision: Precision = "auto"
     jit_compile: bool = True              # explicit: Keras "auto" turns XLA off under strategies
     seed: int = 0

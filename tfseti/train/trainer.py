@@ -30,7 +30,7 @@ from tfseti.models import create_model
 from tfseti.train import config as config_lib
 from tfseti.train import resume as resume_lib
 from tfseti.train import strategy as strategy_lib
-from tfseti.train.callbacks import ValidationAUC
+from tfseti.train.callbacks import ValidationAUC, predict_all
 from tfseti.train.export import export_saved_model
 from tfseti.train.losses import make_loss, positive_logit
 from tfseti.train.optim import make_optimizer
@@ -60,6 +60,7 @@ class CadenceClassifier(keras.Model):
         # devices), so there each replica's forward + backward is compiled instead and the
         # cross-replica gradient all-reduce and update run outside XLA.
         strategy = tf.distribute.get_strategy()
+        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         self.jit_per_replica = bool(jit_compile is True and isinstance(
             strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)))
         if self.jit_per_replica:
@@ -71,6 +72,14 @@ class CadenceClassifier(keras.Model):
         # builds them symbolically from the first pipeline batch, a dict the network cannot take.
         images = tf.zeros((1, *self.net.input_shape[1:]))
         self.compute_loss(x=images, y=self._targets(tf.zeros((1,))), y_pred=self(images))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras would take the shapes from a first batch, reduced across replicas with
+        # `strategy.reduce` — which MultiWorkerMirroredStrategy cannot do on a dict batch. The
+        # network and the loss take images, not pipeline batches: build from an image batch.
+        images = tf.zeros((1, *self.net.input_shape[1:]))
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=(images, self._targets(tf.zeros((1,)))))
 
     def _targets(self, target):
         # (B, 1) for a single-logit head (Keras BCE/focal compare shapes); the 2-class loss
@@ -86,17 +95,25 @@ class CadenceClassifier(keras.Model):
         out = self.augmenter(batch, step=step, training=training)
         return out["image"], out["target"]
 
+    def _reducible(self, logs: dict) -> dict:
+        # Keras reduces the step's logs across workers with strategy.reduce("MEAN", v, axis=0),
+        # which fails on the scalar logs of a MultiWorkerMirroredStrategy (tensorflow#72388):
+        # one-element vectors reduce over that axis to the same cross-replica mean.
+        if not getattr(self, "multi_worker", False):
+            return logs
+        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
     def train_step(self, batch):
         if not getattr(self, "jit_per_replica", False):
             images, target = self._images(batch, training=True)
-            return super().train_step((images, self._targets(target)))
+            return self._reducible(super().train_step((images, self._targets(target))))
         loss, gradients, images, target, logits = self._forward_backward_xla(batch)
         self.optimizer.apply(gradients, self.trainable_weights)
         # As Keras's own train_step: the tracker gets the per-replica loss unscaled.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self._loss_tracker.update_state(loss * tf.cast(replicas, loss.dtype),
                                         sample_weight=tf.shape(images)[0])
-        return self.compute_metrics(images, target, logits)
+        return self._reducible(self.compute_metrics(images, target, logits))
 
     def _forward_backward(self, batch):
         """Augment, forward, loss and gradients of one replica's batch (XLA-compiled)."""
@@ -113,7 +130,7 @@ class CadenceClassifier(keras.Model):
         images, target = self._images(batch, training=False)
         mask = batch.get("mask")
         weight = None if mask is None else tf.cast(tf.reshape(mask, (-1,)), tf.float32)
-        return super().test_step((images, self._targets(target), weight))
+        return self._reducible(super().test_step((images, self._targets(target), weight)))
 
     def predict_step(self, batch):
         images, target = self._images(batch, training=False)
@@ -128,12 +145,17 @@ class CadenceClassifier(keras.Model):
         return outputs
 
 
-def set_batchnorm_momentum(net: keras.Model, momentum: float) -> int:
-    """Set ``momentum`` on every BatchNormalization layer, nested ones included; returns the count."""
+def configure_batchnorm(net: keras.Model, momentum: float | None = None,
+                        synchronized: bool | None = None) -> int:
+    """Set ``momentum`` and/or ``synchronized`` (None: leave as built) on every
+    BatchNormalization layer, nested ones included; returns the count."""
     layers = [layer for layer in net._flatten_layers(include_self=False, recursive=True)
               if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in layers:
-        layer.momentum = momentum
+        if momentum is not None:
+            layer.momentum = momentum
+        if synchronized is not None:
+            layer.synchronized = synchronized
     return len(layers)
 
 
@@ -143,8 +165,11 @@ def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_
     (call inside ``strategy.scope()``)."""
     input_shape = view_shape(run.view, *cadence_shape)
     net = create_model(run.model.name, input_shape, config=run.model.options)
-    if run.train.bn_momentum is not None:
-        set_batchnorm_momentum(net, run.train.bn_momentum)
+    synchronized = run.train.sync_batchnorm
+    if synchronized is None:
+        synchronized = isinstance(tf.distribute.get_strategy(),
+                                  tf.distribute.MultiWorkerMirroredStrategy)
+    configure_batchnorm(net, run.train.bn_momentum, synchronized)
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=total_steps)
     return CadenceClassifier(net, augmenter, step_offset=step_offset, name="cadence_classifier")
 
@@ -219,7 +244,8 @@ def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history:
 
 def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, val_dataset,
              steps_per_epoch: int, out_dir: str,
-             cadence_shape: tuple[int, int, int] = (6, 273, 256), verbose="auto") -> FoldResult:
+             cadence_shape: tuple[int, int, int] = (6, 273, 256), verbose="auto",
+             after_backup=None) -> FoldResult:
     """Train one fold; writes ``config.json``, ``log.csv``, ``tensorboard/``, the best weights
     (``best.weights.h5``, by val AUC), the weights at the end of training
     (``final.weights.h5``), the best network as ``model.keras`` and as a serving SavedModel
@@ -232,11 +258,12 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
 
     With ``train.backup_every_steps`` the training state is backed up into ``out_dir/backup``
     (see :mod:`tfseti.train.resume`); the same call after a kill continues from the newest
-    backup, and the folder is removed once the fold is done.
+    backup, and the folder is removed once the fold is done. ``after_backup()`` runs after each
+    backup is written (the CLI mirrors the run folder to its ``gs://`` home there).
     """
     if fsutil.is_url(out_dir):
-        raise NotImplementedError("fit_fold writes Keras checkpoints locally; gs:// outputs are "
-                                  "not supported yet")
+        raise ValueError(f"fit_fold writes into a local folder, got {out_dir}; stage remote "
+                         "outputs with tfseti.io.staging.StagedFolder (the CLI does)")
     os.makedirs(out_dir, exist_ok=True)
     config_lib.save_json(run, out_dir)
     train = run.train
@@ -248,7 +275,8 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     backup, state = None, None
     if train.backup_every_steps:
         backup = resume_lib.Backup(os.path.join(out_dir, "backup"), run_meta={
-            "config": config_lib.to_dict(run), "steps_per_epoch": steps_per_epoch})
+            "config": config_lib.to_dict(run), "steps_per_epoch": steps_per_epoch},
+            after_save=after_backup)
         state = backup.latest_state()
     history: dict = state["history"] if state else {}
     start_step = state["step"] if state else 0
@@ -286,7 +314,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
                 steps_in_first_epoch=steps, steps_per_epoch=steps_per_epoch)
             callbacks = _callbacks(run, val_dataset, out_dir, phase, history, keep,
                                    backup_callback)
-            model.fit(dataset_at(step), epochs=end_epoch, initial_epoch=epoch,
+            model.fit(dataset_at(step), epochs=end_epoch, initial_epoch=epoch, shuffle=False,
                       steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
             if keep is not None and end_epoch < phase.end_epoch:
                 keep.put_back()
@@ -303,7 +331,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     saved_model_path = export_saved_model(model.net, run.view, os.path.join(out_dir, "saved_model"),
                                           cadence_shape)
     # The best weights' predictions on the whole validation fold (out-of-fold predictions).
-    predictions = {k: np.asarray(v) for k, v in model.predict(val_dataset, verbose=0).items()}
+    predictions = predict_all(model, val_dataset)
     best = _best(history.get("val_auc", []))
     best = float("nan") if best is None else best
     with open(os.path.join(out_dir, "result.json"), "w") as handle:

@@ -1,0 +1,13 @@
+"""``python -m tfseti.report RUN_DIR``: one HTML page (plus PNGs) about a training run.
+
+Summary (CV / out-of-fold AUC, per-fold best val AUC, precision, replicas), training curves,
+ROC per fold and out of fold, AUC by needle family and SNR bin when the data's ``truth.csv`` is
+found, waterfalls of the most confident true / false positives and the most missed needles, and
+the config. Reads files only (run folder, shard manifest, Kaggle folder, truth): it never
+imports the trainer, which calls :func:`write_report` at the end of training.
+"""
+
+from tfseti.report.build import write_report
+from tfseti.report.runs import RunFolderError
+
+__all__ = ["write_report", "RunFolderError"]

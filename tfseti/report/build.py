@@ -1,0 +1,231 @@
+"""``write_report``: read a run folder, draw its figures and write ``index.html`` beside them."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pandas as pd
+
+from tfseti.io import fs as fsutil
+from tfseti.report import page, plots
+from tfseti.report.cadences import load_cadences
+from tfseti.report.metrics import auc_or_none, breakdown, read_truth
+from tfseti.report.runs import Run, RunFolderError, read_run
+from tfseti.report.sources import DataSources, find_sources
+
+INDEX = "index.html"
+CURVES_PNG = "curves.png"
+ROC_PNG = "roc.png"
+WATERFALL_GLOB = "waterfall-*.png"
+# (key, heading, which rows, order): the examples shown as waterfalls.
+EXAMPLE_KINDS = (
+    ("tp", "Most confident true positives", 1, False),
+    ("fp", "Most confident false positives", 0, False),
+    ("missed", "Most missed needles (lowest-scoring positives)", 1, True),
+)
+
+
+def default_out(run_dir: str) -> str:
+    """``RUN_DIR/report`` for a local run; a remote run has no default (output is local)."""
+    if fsutil.is_url(run_dir):
+        raise RunFolderError(f"{run_dir}: a remote run folder needs a local output folder "
+                             f"(--out DIR)")
+    return os.path.join(run_dir, "report")
+
+
+def pick_examples(oof: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
+    """The ``n`` rows of each example kind: highest-scoring positives and negatives, and the
+    lowest-scoring positives; ties broken by id so the choice is reproducible."""
+    picked = {}
+    for key, _, target, ascending in EXAMPLE_KINDS:
+        rows = oof[oof["target"] == target].sort_values("id", kind="stable")
+        picked[key] = rows.sort_values("score", ascending=ascending, kind="stable").head(n)
+    return picked
+
+
+def _probability(score: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-score)))
+
+
+def _summary(run: Run) -> str:
+    oof = run.oof
+    auc = auc_or_none(oof["target"], oof["score"])
+    first = run.folds[0].result
+    rows = [
+        page.row([page.cell("run folder"), page.cell(run.path)]),
+        page.row([page.cell("run name"), page.cell(run.config.get("name", ""))]),
+        page.row([page.cell("folds"), page.cell(", ".join(str(f.fold) for f in run.folds))]),
+        page.row([page.cell("out-of-fold records"),
+                  page.cell(f"{len(oof)} ({int(oof['target'].sum())} positive, "
+                            f"{int((oof['target'] == 0).sum())} negative)")]),
+        page.row([page.cell("out-of-fold AUC" if len(run.folds) > 1 else "validation AUC "
+                            "(oof.csv)"), page.auc_cell(auc, "oof-auc")]),
+    ]
+    if "cv_auc" in run.cv:
+        rows.append(page.row([page.cell("CV AUC (cv.json)"),
+                              page.auc_cell(run.cv["cv_auc"], "cv-json-auc")]))
+    rows += [page.row([page.cell("precision"), page.cell(first.get("precision", "?"))]),
+             page.row([page.cell("replicas"), page.cell(first.get("replicas", "?"))])]
+    overview = page.table(None, rows, ' class="summary"')
+    fold_rows = []
+    for fold in run.folds:
+        log_epochs = "" if fold.log is None else str(len(fold.log))
+        fold_rows.append(page.row([
+            page.cell(fold.fold), page.cell(len(fold.oof)), page.cell(int(fold.oof["target"].sum())),
+            page.auc_cell(fold.result.get("best_val_auc"), "best-val-auc"),
+            page.auc_cell(auc_or_none(fold.oof["target"], fold.oof["score"]), "fold-oof-auc"),
+            page.cell(log_epochs), page.cell(fold.result.get("precision", "?")),
+            page.cell(fold.result.get("replicas", "?"))], f' data-fold="{fold.fold}"'))
+    per_fold = page.table(["fold", "validation records", "positives", "best val AUC",
+                           "AUC of oof.csv (best weights)", "epochs logged", "precision",
+                           "replicas"], fold_rows, ' class="folds"')
+    return page.section("summary", "Summary", overview + per_fold + page.note(
+        "AUC is undefined for a fold whose validation records are all of one class."))
+
+
+def _curves(run: Run, out: str) -> str:
+    logs = {f.fold: f.log for f in run.folds if f.log is not None and len(f.log)}
+    if not logs:
+        return page.section("curves", "Training curves",
+                            page.unavailable("No log.csv with any epoch in the run's folds."))
+    plots.training_curves(logs, os.path.join(out, CURVES_PNG))
+    return page.section("curves", "Training curves",
+                        page.image(CURVES_PNG, "loss and validation AUC per epoch"))
+
+
+def _roc(run: Run, out: str) -> str:
+    plots.roc_curves(run.oof, os.path.join(out, ROC_PNG))
+    return page.section("roc", "ROC", page.image(ROC_PNG, "ROC curves per fold and out of fold"))
+
+
+def _breakdown(run: Run, sources: DataSources, truth: pd.DataFrame | None) -> str:
+    title = "AUC by needle family and SNR"
+    if truth is None:
+        reason = "; ".join(sources.notes) or "no truth.csv"
+        return page.section("breakdown", title, page.unavailable(
+            f"Unavailable: no truth file for this run's data ({reason}). "
+            f"Pass --truth PATH to name one."))
+    result = breakdown(run.oof, truth)
+    notes = [f"Truth: {sources.truth}; {result.matched} of {len(run.oof)} out-of-fold records "
+             f"found in it. Each row: that group's positives against all out-of-fold negatives."]
+    if result.unmatched:
+        notes.append(f"{result.unmatched} out-of-fold records are missing from the truth file.")
+    if result.label_conflicts:
+        notes.append(f"{result.label_conflicts} records have another target in the truth file "
+                     f"than in oof.csv (oof.csv's target is used).")
+    families = page.table(["family", "positives", "negatives", "AUC"], [
+        page.row([page.cell(r.family), page.cell(r.positives), page.cell(r.negatives),
+                  page.auc_cell(r.auc)], f' data-family="{page.esc(r.family)}"')
+        for r in result.families.itertuples()], ' class="families"')
+    snr = page.table(["SNR bin", "positives", "negatives", "AUC"], [
+        page.row([page.cell(r.bin), page.cell(r.positives), page.cell(r.negatives),
+                  page.auc_cell(r.auc)], f' data-snr-bin="{page.esc(r.bin)}"')
+        for r in result.snr_bins.itertuples()], ' class="snr"')
+    return page.section("breakdown", title, "".join(page.note(n) for n in notes)
+                        + "<h3>By needle family</h3>" + families
+                        + "<h3>By SNR</h3>" + page.note(f"Bins: {result.snr_rule}.") + snr)
+
+
+def _caption(row, truth_rows: dict) -> str:
+    text = f"{row.id} · score {row.score:.3f} (p = {_probability(row.score):.3f}) · fold {row.fold}"
+    known = truth_rows.get(row.id)
+    if known is not None and row.target == 1:
+        text += f" · {known['family'] or 'no family'} · SNR {known['snr']:.1f}"
+    return text
+
+
+def _waterfalls(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: str, n: int,
+                log) -> str:
+    title = "Waterfalls"
+    picked = pick_examples(run.oof, n)
+    ids = list(dict.fromkeys(i for rows in picked.values() for i in rows["id"]))
+    log(f"report: loading {len(ids)} cadences for the waterfall plots")
+    cadences, origin = load_cadences(sources, ids, log=log)
+    if ids and not cadences:
+        reason = "; ".join(sources.notes) or "the ids are in neither the Kaggle folder nor the shards"
+        return page.section("waterfalls", title, page.unavailable(
+            f"Cadences unavailable, no waterfalls: {reason}."))
+    truth_rows = {} if truth is None else truth.set_index("id")[["family", "snr"]].to_dict("index")
+    parts = [page.note(f"All panels of each cadence, top to bottom in observing order; ON panels "
+                       f"(0, 2, 4) framed in red. Down: time, across: frequency. Score = "
+                       f"positive-class log-odds, p its probability. Cadences from {origin}.")]
+    for key, heading, _, _ in EXAMPLE_KINDS:
+        rows = picked[key]
+        figures = []
+        for rank, row in enumerate(rows.itertuples(), 1):
+            caption = _caption(row, truth_rows)
+            if row.id not in cadences:
+                figures.append(f'<figure data-kind="{key}" data-id="{page.esc(row.id)}">'
+                               f'{page.unavailable("cadence not found")}'
+                               f"<figcaption>{page.esc(caption)}</figcaption></figure>")
+                continue
+            name = f"waterfall-{key}-{rank}-{row.id}.png"
+            plots.waterfall(cadences[row.id], caption, os.path.join(out, name))
+            figures.append(f'<figure class="waterfall" data-kind="{key}" '
+                           f'data-id="{page.esc(row.id)}">{page.image(name, caption)}'
+                           f"<figcaption>{page.esc(caption)}</figcaption></figure>")
+        body = (f'<div class="figures">{"".join(figures)}</div>' if figures
+                else page.note("None in the out-of-fold set."))
+        parts.append(f"<h3>{page.esc(heading)}</h3>{body}")
+    return page.section("waterfalls", title, "".join(parts))
+
+
+def _config(run: Run) -> str:
+    first = run.folds[0].config
+    differing = sorted({key for f in run.folds[1:] for key in _diff_keys(first, f.config)})
+    text = f"The resolved config.json of fold {run.folds[0].fold}."
+    if len(run.folds) > 1:
+        text += (f" Other folds differ in: {', '.join(differing)}." if differing
+                 else " The other folds' are identical.")
+    return page.section("config", "Config", page.note(text) + page.config_block(first))
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys += _diff_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def write_report(run_dir: str, out: str | None = None, truth: str | None = None,
+                 examples: int = 3, log=print) -> str:
+    """Write ``index.html`` and its PNGs for the run in ``run_dir`` (local or URL) into ``out``
+    (default ``RUN_DIR/report``); ``truth`` overrides the truth.csv found through the shards'
+    manifest. Returns the path of ``index.html``. Raises RunFolderError / FileNotFoundError /
+    ValueError naming the file at fault."""
+    if examples < 0:
+        raise ValueError(f"examples (--examples): expected a count >= 0, got {examples}")
+    out = out or default_out(run_dir)
+    if fsutil.is_url(out):
+        raise ValueError(f"{out}: the report is written locally; give a local folder")
+    log(f"report: reading the run folder {run_dir}")
+    run = read_run(run_dir)
+    sources = find_sources(run.config, truth)
+    truth_frame = None
+    if sources.truth:
+        log(f"report: reading the truth file {sources.truth}")
+        truth_frame = read_truth(sources.truth)
+    os.makedirs(out, exist_ok=True)
+    for stale in [*glob.glob(os.path.join(out, WATERFALL_GLOB)),
+                  *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG))]:
+        if os.path.exists(stale):
+            os.remove(stale)
+    log(f"report: {len(run.folds)} fold(s), {len(run.oof)} out-of-fold records; drawing "
+        f"training curves and ROC")
+    sections = [_summary(run), _curves(run, out), _roc(run, out),
+                _breakdown(run, sources, truth_frame),
+                _waterfalls(run, sources, truth_frame, out, examples, log), _config(run)]
+    title = f"tfseti run report: {run.config.get('name', os.path.basename(run.path))}"
+    index = os.path.join(out, INDEX)
+    tmp = f"{index}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(page.document(title, sections))
+    os.replace(tmp, index)
+    log(f"report: wrote {index}")
+    return index
