@@ -36,48 +36,20 @@ def gcs_emulator():
     Sets ``STORAGE_EMULATOR_HOST`` (and anonymous gcsfs credentials) in this process, so every
     ``gs://`` path goes to the emulator; restores the environment afterwards.
     """
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-
     import fsspec.config
-    import portpicker
 
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    port = portpicker.pick_unused_port()
-    host = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port),
-                             "--in-memory", "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gcp-storage-emulator exited with {proc.returncode} on port {port}")
-        try:
-            with urllib.request.urlopen(f"{host}/storage/v1/b", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"gcp-storage-emulator not ready on {host} after 60 s") from None
-            time.sleep(0.1)
+    from tfseti.io.gcs_emulator import start_emulator
 
-    emulator = GcsEmulator(host, "tfseti-test")
+    server = start_emulator(bucket="tfseti-test")  # in memory
+    emulator = GcsEmulator(server.host, server.bucket)
     saved_env = {k: os.environ.get(k) for k in emulator.env}
     os.environ.update(emulator.env)
     saved_conf = fsspec.config.conf.get("gs")
     fsspec.config.conf["gs"] = {**(saved_conf or {}), "token": "anon"}
     try:
-        emulator.fs().mkdir(emulator.bucket)
         yield emulator
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfseti.io.gcs_emulator import emulator_env
 from tfseti.io.kaggle import CADENCE_SHAPE, cadence_relpath
 
 
@@ -72,11 +73,7 @@ class GcsEmulator:
     def __init__(self, host: str, bucket: str):
         self.host = host
         self.bucket = bucket
-        self.env = {
-            "STORAGE_EMULATOR_HOST": host,
-            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-            "FSSPEC_GS_TOKEN": "anon",  # fsspec config: no credential lookup against the emulator
-        }
+        self.env = emulator_env(host)
 
     def url(self, *parts: str) -> str:
         return "/".join([f"gs://{self.bucket}", *parts])

@@ -127,6 +127,8 @@ def test_load_errors_name_the_file_and_key(tmp_path):
     (["train.schedule=constant", "train.warmup_epochs=1"], "needs train.schedule = 'cosine'"),
     (["train.precision=fp16"], "expected one of 'auto'"),
     (["train.bn_momentum=1.0"], "train.bn_momentum must be in [0, 1)"),
+    (["train.steps_per_epoch=15", "train.steps_per_execution=4"],
+     "train.steps_per_epoch (15) must be a multiple of train.steps_per_execution (4)"),
     (["train.optimizr=sgd"], "did you mean 'train.optimizer'"),
 ])
 def test_impossible_train_settings_fail_with_a_clear_message(overrides, message):

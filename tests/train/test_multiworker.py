@@ -29,8 +29,10 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
                "--out", str(out), "--worker-out", str(worker_out),
                # global batch 8 = 4 per worker: 2 steps per epoch over the 16 training records
                "view.resize=[32, 32]", "train.epochs=2", "train.batch_per_replica=4",
-               "train.steps_per_execution=1", "train.warmup_epochs=0", "train.jit_compile=false",
-               "data.shuffle_buffer=16"]
+               "train.steps_per_execution=1", "train.warmup_epochs=0",
+               # the multi-GPU path: each replica's forward and backward XLA-compiled, the
+               # gradient all-reduce across the two processes outside XLA
+               "train.jit_compile=true", "data.shuffle_buffer=16"]
     workers, log_paths = [], [tmp_path / f"worker{index}.log" for index in range(2)]
     for index, log_path in enumerate(log_paths):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
@@ -60,7 +62,7 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     other = read_weights_h5(worker_out / "fold1" / "final.weights.h5")
     assert chief.keys() == other.keys() and len(chief) > 100
     # Trainable weights follow the all-reduced gradients; BatchNorm's moving statistics agree
-    # because batch statistics are synchronised across workers (train.sync_batchnorm auto).
+    # because the trainer averages each replica's copy before validation and saving.
     for name in chief:
         np.testing.assert_allclose(other[name], chief[name], rtol=1e-5, atol=1e-6, err_msg=name)
     # Moving means start at zero: non-zero ones show the statistics were really updated.

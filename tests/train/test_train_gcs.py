@@ -83,6 +83,7 @@ def test_fold_all_on_gcs_resumes_from_the_bucket_and_predicts_from_it(gcs_emulat
     assert len(oof) == 32 and oof["id"].is_unique
     cv = json.loads(fs.cat_file(f"{bucket_out}/cv.json"))
     assert cv["cv_auc"] == pytest.approx(roc_auc_score(oof["target"], oof["score"]))
+    assert cv["saved_models"] == {"0": "fold0/saved_model", "1": "fold1/saved_model"}
 
     # Third machine: both folds are complete in the bucket, nothing is trained again.
     again = subprocess.run(_train_command(data, out), cwd=REPO,

@@ -65,3 +65,11 @@ class ValidationAUC(keras.callbacks.Callback):
                              f"missing {sorted(missing)}")
         self.last_predictions = outputs
         logs[self.log_name] = fold_auc(outputs["score"], outputs["target"], outputs["mask"])
+
+
+class AverageMovingStatistics(keras.callbacks.Callback):
+    """At each epoch end, every replica's BatchNorm moving statistics become their mean over
+    all replicas (``CadenceClassifier.average_moving_statistics``)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.average_moving_statistics()

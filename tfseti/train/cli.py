@@ -124,7 +124,9 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     steps = run.train.steps_per_epoch
     if steps is None:
         n_train = count_records(data.data, train_files)
-        steps = max(1, n_train // global_batch)
+        # Whole executions only: Keras would otherwise run extra steps each epoch.
+        per_execution = run.train.steps_per_execution
+        steps = max(per_execution, n_train // global_batch // per_execution * per_execution)
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
     # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
     step_data = dataclasses.replace(data, with_ids=False)
@@ -200,8 +202,11 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         table, auc = oof.cv_auc(frames)
         table.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
         summary["cv_auc"] = auc
+        # Paths inside the run folder: valid wherever the folder is (a bucket, another machine).
+        relative = {key: {fold: os.path.relpath(path, out_dir) for fold, path in summary[key].items()}
+                    for key in ("models", "saved_models")}
         with open(os.path.join(out_dir, "cv.json"), "w") as handle:
-            json.dump(summary, handle, indent=2)
+            json.dump({**summary, **relative}, handle, indent=2)
         sync()
     return summary
 

@@ -137,6 +137,9 @@ class BackupCallback(keras.callbacks.Callback):
     def _save(self):
         step = global_step(self.model)
         if step != self._last_saved:
+            average = getattr(self.model, "average_moving_statistics", None)
+            if average is not None:  # the saved replica's BatchNorm statistics are everyone's
+                average()
             self.backup.save(self.model, step, self.phase, self.history)
             self._last_saved = step
 

@@ -40,10 +40,12 @@ class TrainConfig:
     # Momentum of every BatchNormalization layer (None: the backbone's own, 0.99). Short runs
     # and tiny data need a lower one, or evaluation uses moving statistics still near their init.
     bn_momentum: float | None = None
-    # Batch statistics all-reduced over every replica (Keras `synchronized` BatchNormalization).
-    # None: on under MultiWorkerMirroredStrategy, where each worker would otherwise keep moving
-    # statistics of its own batches only and the workers' weights drift apart.
-    sync_batchnorm: bool | None = None
+    # Normalise with batch statistics all-reduced over every replica (Keras `synchronized`
+    # BatchNormalization): the global batch's statistics, at the cost of a collective per layer.
+    # Off, each replica normalises with its own batch. Either way the moving statistics are
+    # averaged over replicas before every validation and save, so all workers hold the same
+    # weights. Under mirrored/multiworker it needs jit_compile = false (XLA is per replica there).
+    sync_batchnorm: bool = False
     precision: Precision = "auto"
     jit_compile: bool = True              # explicit: Keras "auto" turns XLA off under strategies
     seed: int = 0
@@ -87,6 +89,11 @@ class TrainConfig:
             raise ValueError(f"train.backup_every_steps ({self.backup_every_steps}) must be a "
                              f"multiple of train.steps_per_execution ({self.steps_per_execution}):"
                              " the state is only seen between executions")
+        if self.steps_per_epoch is not None and self.steps_per_epoch % self.steps_per_execution:
+            # Keras runs whole executions: 15 steps at 4 per execution would run 16 per epoch,
+            # off the schedule, the augmentation seeds and the backups' step counts.
+            raise ValueError(f"train.steps_per_epoch ({self.steps_per_epoch}) must be a multiple "
+                             f"of train.steps_per_execution ({self.steps_per_execution})")
         if self.fold < 0:
             raise ValueError(f"train.fold must be >= 0, got {self.fold}")
         # Impossible combinations inside this section.

@@ -30,7 +30,7 @@ from tfseti.models import create_model
 from tfseti.train import config as config_lib
 from tfseti.train import resume as resume_lib
 from tfseti.train import strategy as strategy_lib
-from tfseti.train.callbacks import ValidationAUC, predict_all
+from tfseti.train.callbacks import AverageMovingStatistics, ValidationAUC, predict_all
 from tfseti.train.export import export_saved_model
 from tfseti.train.losses import make_loss, positive_logit
 from tfseti.train.optim import make_optimizer
@@ -72,6 +72,36 @@ class CadenceClassifier(keras.Model):
         # builds them symbolically from the first pipeline batch, a dict the network cannot take.
         images = tf.zeros((1, *self.net.input_shape[1:]))
         self.compute_loss(x=images, y=self._targets(tf.zeros((1,))), y_pred=self(images))
+
+    def average_moving_statistics(self) -> None:
+        """Give every replica the mean over all replicas of the BatchNorm moving statistics.
+
+        Each replica updates its own copy from its own batches (Keras creates them without a
+        cross-replica aggregation), so under Mirrored / MultiWorkerMirrored strategies the copies
+        drift apart. Moving averages are linear in the batch statistics, so averaging the copies
+        at any point gives exactly the moving average of the replica-mean statistics, and
+        training itself (which normalises with batch statistics) is unaffected. Called before
+        every validation, backup and save; a collective: every worker calls it at the same point.
+        """
+        strategy = self.distribute_strategy
+        if strategy.num_replicas_in_sync == 1 or not isinstance(
+                strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+            return
+        variables = [v for layer in self.net._flatten_layers(include_self=False, recursive=True)
+                     if isinstance(layer, keras.layers.BatchNormalization)
+                     for v in (layer.moving_mean, layer.moving_variance)]
+        if not variables:
+            return
+
+        def flat():
+            return tf.concat([tf.reshape(tf.cast(v.value, tf.float32), [-1]) for v in variables], 0)
+
+        mean = strategy.reduce("MEAN", strategy.run(flat), axis=None)
+        offset = 0
+        for v in variables:
+            size = int(np.prod(v.shape))
+            v.assign(tf.cast(tf.reshape(mean[offset:offset + size], v.shape), v.dtype))
+            offset += size
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras would take the shapes from a first batch, reduced across replicas with
@@ -165,11 +195,14 @@ def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_
     (call inside ``strategy.scope()``)."""
     input_shape = view_shape(run.view, *cadence_shape)
     net = create_model(run.model.name, input_shape, config=run.model.options)
-    synchronized = run.train.sync_batchnorm
-    if synchronized is None:
-        synchronized = isinstance(tf.distribute.get_strategy(),
-                                  tf.distribute.MultiWorkerMirroredStrategy)
-    configure_batchnorm(net, run.train.bn_momentum, synchronized)
+    strategy = tf.distribute.get_strategy()
+    if (run.train.sync_batchnorm and run.train.jit_compile and strategy.num_replicas_in_sync > 1
+            and isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                      tf.distribute.MultiWorkerMirroredStrategy))):
+        # Their XLA step is compiled per replica, and a cross-replica sum cannot sit inside it.
+        raise ValueError("train.sync_batchnorm needs train.jit_compile = false under the "
+                         "mirrored and multiworker strategies (TPUs take both)")
+    configure_batchnorm(net, run.train.bn_momentum, run.train.sync_batchnorm)
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=total_steps)
     return CadenceClassifier(net, augmenter, step_offset=step_offset, name="cadence_classifier")
 
@@ -225,6 +258,7 @@ def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history:
     # A later fit keeps the earlier fits' best checkpoint unless it beats it.
     best_so_far = _best(history.get("val_auc", []))
     callbacks += [
+        AverageMovingStatistics(),  # before validation and the checkpoints
         ValidationAUC(val_dataset),
         keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc",
                                         mode="max", save_best_only=True, save_weights_only=True,
@@ -322,6 +356,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
                 break
             step = end_epoch * steps_per_epoch
 
+    model.average_moving_statistics()
     model.net.save_weights(os.path.join(out_dir, "final.weights.h5"))
     best_path = os.path.join(out_dir, "best.weights.h5")
     if os.path.exists(best_path):
