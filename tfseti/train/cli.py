@@ -124,9 +124,11 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     steps = run.train.steps_per_epoch
     if steps is None:
         n_train = count_records(data.data, train_files)
-        # Whole executions only: Keras would otherwise run extra steps each epoch.
+        # One pass, rounded up to whole executions (Keras runs whole executions anyway; counted
+        # here, the schedule, augmentation seeds and backups agree with the steps really run).
         per_execution = run.train.steps_per_execution
-        steps = max(per_execution, n_train // global_batch // per_execution * per_execution)
+        passes = max(1, n_train // global_batch)
+        steps = -(-passes // per_execution) * per_execution
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
     # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
     step_data = dataclasses.replace(data, with_ids=False)
