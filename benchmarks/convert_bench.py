@@ -64,33 +64,6 @@ def plain_copy(paths: list[str], data: str, dest_url: str, workers: int) -> None
         list(pool.map(one, paths))
 
 
-def start_emulator():
-    """A ``gcp-storage-emulator`` on a free loopback port; returns (process, gs:// prefix)."""
-    import subprocess
-    import urllib.request
-
-    import portpicker
-
-    port = portpicker.pick_unused_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port),
-                             "--in-memory", "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/storage/v1/b", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.1)
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    import fsspec.config
-
-    fsspec.config.conf.setdefault("gs", {})["token"] = "anon"
-    fs, _ = fsutil.url_to_fs("gs://bench")
-    fs.mkdir("bench")
-    return proc, "gs://bench/run"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="cadences")
@@ -104,7 +77,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     emulator = None
     if args.gcs_emulator:
-        emulator, args.out = start_emulator()
+        from tfseti.io.gcs_emulator import start_local_gcs
+
+        emulator, args.out = start_local_gcs("bench"), "gs://bench/run"
 
     work = tempfile.mkdtemp(prefix="convert_bench-")
     out = args.out or os.path.join(work, "out")
@@ -143,8 +118,7 @@ def main(argv=None) -> int:
                     except FileNotFoundError:
                         pass
         if emulator is not None:
-            emulator.terminate()
-            emulator.wait()
+            emulator.stop()
     return 0
 
 

@@ -56,6 +56,7 @@ def test_summary_matches_the_run_files(trained, report):
         rows = oof[oof.fold == fold]
         fold_aucs.append(roc_auc_score(rows.target, rows.score))
     assert metric_values(html, "best-val-auc") == pytest.approx(best)
+    assert "AUC is undefined for fold(s)" not in html  # both folds hold both classes
     assert metric_values(html, "fold-oof-auc") == pytest.approx(fold_aucs)
     assert [line.split(":")[0] for line in report["log"]] == ["report"] * len(report["log"])
     assert report["log"][-1] == f"report: wrote {report['index']}"
@@ -200,6 +201,7 @@ def test_a_one_class_fold_says_auc_undefined(trained, tmp_path):
     assert metric_values(html, "oof-auc") == [None]
     assert metric_values(html, "best-val-auc") == [None]
     assert "undefined (one class only)" in html
+    assert "AUC is undefined for fold(s) 0: their validation records are all of one class" in html
     assert "fold 0: AUC undefined" not in html  # drawn into roc.png, not written in the page
     assert os.path.exists(os.path.join(tmp_path, "out", "roc.png"))
     assert waterfall_ids(html, "tp") == [] and len(waterfall_ids(html, "fp")) == 2

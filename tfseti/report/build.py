@@ -81,8 +81,10 @@ def _summary(run: Run) -> str:
     per_fold = page.table(["fold", "validation records", "positives", "best val AUC",
                            "AUC of oof.csv (best weights)", "epochs logged", "precision",
                            "replicas"], fold_rows, ' class="folds"')
-    return page.section("summary", "Summary", overview + per_fold + page.note(
-        "AUC is undefined for a fold whose validation records are all of one class."))
+    one_class = [f.fold for f in run.folds if f.oof["target"].nunique() < 2]
+    note = page.note(f"AUC is undefined for fold(s) {', '.join(map(str, one_class))}: their "
+                     "validation records are all of one class.") if one_class else ""
+    return page.section("summary", "Summary", overview + per_fold + note)
 
 
 def _curves(run: Run, out: str) -> str:
