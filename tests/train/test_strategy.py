@@ -137,3 +137,54 @@ def test_mirrored_two_replicas_follow_the_one_device_loss_curve():
     assert per_replica_xla and not one_device_per_replica
     assert len(mirrored) == 3 and mirrored[0] != mirrored[-1]  # it trained
     np.testing.assert_allclose(mirrored, single, rtol=1e-4)
+
+
+BATCHNORM_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from tfseti.train import strategy as strategy_lib
+    from tfseti.train.run_config import load_run_config
+    from tfseti.train.trainer import build_classifier
+
+    strategy = strategy_lib.make_strategy("mirrored")
+    run = load_run_config("configs/cpu_demo", ["view.resize=[32, 32]"])
+    with strategy.scope():
+        model = build_classifier(run, (6, 273, 256), total_steps=1)
+    bn = [layer for layer in model.net._flatten_layers(include_self=False, recursive=True)
+          if isinstance(layer, keras.layers.BatchNormalization)][0]
+    # Each replica's copy as it would be after training on its own batches.
+    copies = strategy.experimental_local_results(bn.moving_mean.value)
+    for replica, copy in enumerate(copies):
+        copy.assign(np.full(copy.shape, 2.0 * replica + 1.0, np.float32))
+    before = [c.numpy().tolist()[:2] for c in copies]
+    model.average_moving_statistics()
+    after = [c.numpy().tolist()[:2] for c in strategy.experimental_local_results(bn.moving_mean.value)]
+
+    import dataclasses
+    bad = dataclasses.replace(run, train=dataclasses.replace(run.train, sync_batchnorm=True,
+                                                             jit_compile=True))
+    try:
+        with strategy.scope():
+            build_classifier(bad, (6, 273, 256), total_steps=1)
+        error = None
+    except ValueError as err:
+        error = str(err)
+    print(json.dumps({"copies": len(copies), "before": before, "after": after, "error": error}))
+""")
+
+
+def test_mirrored_batchnorm_copies_are_averaged_and_sync_needs_no_xla():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-c", BATCHNORM_SCRIPT], capture_output=True,
+                            text=True, env=env, timeout=300, cwd=repo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["copies"] == 2
+    assert report["before"] == [[1.0, 1.0], [3.0, 3.0]]
+    assert report["after"] == [[2.0, 2.0], [2.0, 2.0]]  # the replicas' mean, on every replica
+    assert "train.sync_batchnorm needs train.jit_compile = false" in report["error"]
