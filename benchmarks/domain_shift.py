@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tfseti.demo import Stage, run_stage
+from tfseti.io.kaggle import TRUTH_FILE
 
 TRAIN_FAMILIES = ("linear",)
 EVAL_FAMILIES = ("linear", "sine", "squared")
@@ -316,7 +317,7 @@ def summarise(settings: Settings, timings: dict[str, float], step: int, total: i
     import pandas as pd
 
     out = Path(settings.out)
-    truth = pd.read_csv(settings.eval_data / "truth.csv", dtype={"id": str})
+    truth = pd.read_csv(settings.eval_data / TRUTH_FILE, dtype={"id": str})
     truth = truth[truth["split"] == "test"]
 
     print(f"\n[{step}/{total}] needle scale check: synthetic / injected, "

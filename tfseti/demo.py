@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfseti.io.kaggle import TRUTH_FILE
+
 
 FOLDS = 4
 
@@ -115,7 +117,7 @@ def run_stage(index: int, total: int, stage: Stage) -> float:
 
 def _test_auc(plan: DemoPlan) -> float | None:
     """The submission scored against the synthetic truth (real Kaggle test labels are hidden)."""
-    truth_file = plan.data / "truth.csv"
+    truth_file = plan.data / TRUTH_FILE
     if not (truth_file.exists() and plan.submission.exists()):
         return None
     import pandas as pd

@@ -37,6 +37,9 @@ LABEL_FILES = {
     "test_old": "test_labels_old.csv",
 }
 LABELED_SPLITS = ("train", "train_old", "test_old")
+# Synthetic folders (tfseti.synth) also hold the parameters of every cadence; reports and
+# benchmarks score against it.
+TRUTH_FILE = "truth.csv"
 # 15 lowercase hex characters in the relaunched data, 12 in the old (leaky) data.
 ID_PATTERN = re.compile(r"^(?:[0-9a-f]{15}|[0-9a-f]{12})$")
 

@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 from tfseti.io import fs as fsutil
-
-TRUTH_FILE = "truth.csv"  # the name tfseti.synth gives it (tfseti.synth.writer.TRUTH_FILE)
+from tfseti.io.kaggle import TRUTH_FILE
 
 
 @dataclass

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tfseti.io.kaggle import CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, cadence_relpath, save_cadence
+from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, TRUTH_FILE,
+                              cadence_relpath, save_cadence)
 from tfseti.synth.cadence import CadenceConfig, describe_rfi, draw_cadence_spec, make_cadence
 from tfseti.synth.families import FAMILY_NAMES
 from tfseti.synth.shared import draw_observation_spec, draw_snippet_spec, make_snippets
 
 SPLIT_CODES = {"train": 0, "test": 1}
-TRUTH_FILE = "truth.csv"
 SUBMISSION_PLACEHOLDER = 0.5
 ID_CHARS = 15
 TRUTH_COLUMNS = ["id", "target", "split", "index", "family", "snr", "f_start", "drift_rate", "width",

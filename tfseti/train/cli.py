@@ -109,8 +109,6 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     from tfseti.train.trainer import fit_fold
 
     fold = run.train.fold
-    if not run.data.data:
-        raise ConfigError("data.data", "no shard folder: pass --data DIR or set data.data")
     global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
     data = dataclasses.replace(run.data, data=data_root or run.data.data)

@@ -104,6 +104,13 @@ def set_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
     return policy
 
 
+def mirrors_variables(strategy: tf.distribute.Strategy) -> bool:
+    """True for MirroredStrategy and MultiWorkerMirroredStrategy (the latter is no subclass of
+    the former): one copy of each variable per device, each replica's step compiled apart."""
+    return isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                 tf.distribute.MultiWorkerMirroredStrategy))
+
+
 def global_batch_size(batch_per_replica: int, strategy: tf.distribute.Strategy) -> int:
     """Global batch = per-replica batch x replicas in sync (all workers, all devices)."""
     return batch_per_replica * strategy.num_replicas_in_sync

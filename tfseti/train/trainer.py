@@ -59,10 +59,8 @@ class CadenceClassifier(keras.Model):
         # MultiWorkerMirrored strategy cannot be one XLA cluster (its variables live on several
         # devices), so there each replica's forward + backward is compiled instead and the
         # cross-replica gradient all-reduce and update run outside XLA.
-        strategy = tf.distribute.get_strategy()
-        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        self.jit_per_replica = bool(jit_compile is True and isinstance(
-            strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)))
+        self.jit_per_replica = bool(jit_compile is True
+                                    and strategy_lib.mirrors_variables(tf.distribute.get_strategy()))
         if self.jit_per_replica:
             jit_compile = False
             self._forward_backward_xla = tf.function(self._forward_backward, jit_compile=True,
@@ -84,11 +82,9 @@ class CadenceClassifier(keras.Model):
         every validation, backup and save; a collective: every worker calls it at the same point.
         """
         strategy = self.distribute_strategy
-        if strategy.num_replicas_in_sync == 1 or not isinstance(
-                strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        if strategy.num_replicas_in_sync == 1 or not strategy_lib.mirrors_variables(strategy):
             return
-        variables = [v for layer in self.net._flatten_layers(include_self=False, recursive=True)
-                     if isinstance(layer, keras.layers.BatchNormalization)
+        variables = [v for layer in batchnorm_layers(self.net)
                      for v in (layer.moving_mean, layer.moving_variance)]
         if not variables:
             return
@@ -129,7 +125,7 @@ class CadenceClassifier(keras.Model):
         # Keras reduces the step's logs across workers with strategy.reduce("MEAN", v, axis=0),
         # which fails on the scalar logs of a MultiWorkerMirroredStrategy (tensorflow#72388):
         # one-element vectors reduce over that axis to the same cross-replica mean.
-        if not getattr(self, "multi_worker", False):
+        if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             return logs
         return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
 
@@ -175,12 +171,17 @@ class CadenceClassifier(keras.Model):
         return outputs
 
 
+def batchnorm_layers(net: keras.Model) -> list:
+    """Every BatchNormalization layer of ``net``, those of nested models (the backbone) included."""
+    return [layer for layer in net._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
 def configure_batchnorm(net: keras.Model, momentum: float | None = None,
                         synchronized: bool | None = None) -> int:
     """Set ``momentum`` and/or ``synchronized`` (None: leave as built) on every
     BatchNormalization layer, nested ones included; returns the count."""
-    layers = [layer for layer in net._flatten_layers(include_self=False, recursive=True)
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = batchnorm_layers(net)
     for layer in layers:
         if momentum is not None:
             layer.momentum = momentum
@@ -197,8 +198,7 @@ def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_
     net = create_model(run.model.name, input_shape, config=run.model.options)
     strategy = tf.distribute.get_strategy()
     if (run.train.sync_batchnorm and run.train.jit_compile and strategy.num_replicas_in_sync > 1
-            and isinstance(strategy, (tf.distribute.MirroredStrategy,
-                                      tf.distribute.MultiWorkerMirroredStrategy))):
+            and strategy_lib.mirrors_variables(strategy)):
         # Their XLA step is compiled per replica, and a cross-replica sum cannot sit inside it.
         raise ValueError("train.sync_batchnorm needs train.jit_compile = false under the "
                          "mirrored and multiworker strategies (TPUs take both)")
