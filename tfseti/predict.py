@@ -28,7 +28,11 @@ cadences so that each equals the flip the training augmentation made on the mode
   on: for ``on`` / ``on_off`` (ON panels A1 A2 A3 stacked, OFF panels B C D in their own channel) the
   ON and the OFF panels are each reversed among themselves, ABACAD -> panels ``(4, 5, 2, 3, 0, 1)``
   (ON-only cadences: ``(2, 1, 0)``); for ``all`` (all six panels stacked) the six are reversed,
-  ``(5, 4, 3, 2, 1, 0)``. The view is read from the ``config.json`` the trainer writes next to
+  ``(5, 4, 3, 2, 1, 0)``. For ``dedoppler`` (drift-rate maps) the ``on`` order is used: reversing
+  time and swapping the first and last pointings maps a needle drifting at ``r`` to one drifting
+  at ``-r`` through the same reference channel, so the flip is label-preserving (it is not
+  pixel-equal to the training flip of the map, which does not swap the panels). The view is read
+  from the ``config.json`` the trainer writes next to
   ``saved_model/``; without it the ``on`` / ``on_off`` order is used (said in the log).
   The OFF-median background and the column normalisation commute with these flips, except for view
   ``all`` with ``background = "off_median"`` without column normalisation, where no raw-cadence
@@ -236,11 +240,12 @@ def _is_kaggle_folder(data: str) -> bool:
     return fs.exists(f"{inner}/{SUBMISSION_FILE}") or fs.isdir(f"{inner}/test")
 
 
-def kaggle_test_data(root: str) -> TestData:
-    """The ``test`` split of a Kaggle-layout folder, in the sample submission's order."""
+def kaggle_test_data(root: str, split: str = "test") -> TestData:
+    """A split of a Kaggle-layout folder (default ``test``), in its label file's order (the
+    sample submission's for ``test``)."""
     from tfseti.io.kaggle import KaggleDataset
 
-    dataset = KaggleDataset(root, "test")
+    dataset = KaggleDataset(root, split)
     ids = dataset.ids()
     duplicated = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
     if duplicated:
@@ -259,11 +264,12 @@ def kaggle_test_data(root: str) -> TestData:
                 chunk = ids[start:start + size]
                 yield chunk, np.stack(list(pool.map(dataset.load, chunk)))
 
-    return TestData(f"Kaggle folder {root} ({len(ids)} test ids)", batches, ids, len(ids))
+    return TestData(f"Kaggle folder {root} ({len(ids)} {split} ids)", batches, ids, len(ids))
 
 
-def shard_files(data: str) -> tuple[list[str], str | None]:
-    """``(test shard paths, manifest path or None)`` of a shard folder or glob pattern."""
+def shard_files(data: str, role: str = "test") -> tuple[list[str], str | None]:
+    """``(shard paths, manifest path or None)`` of a shard folder (its ``test-*`` shards, or every
+    ``train-*`` shard with ``role="train"``) or glob pattern."""
     import tensorflow as tf
 
     from tfseti.data.pipeline import fold_files
@@ -276,7 +282,7 @@ def shard_files(data: str) -> tuple[list[str], str | None]:
             raise FileNotFoundError(f"{data}: no shard matches the pattern")
         folder = os.path.dirname(data)
     else:
-        files = fold_files(data, "test")
+        files = fold_files(data, role)
         folder = data.rstrip("/")
     manifest = f"{folder}/manifest.json"
     return files, manifest if tf.io.gfile.exists(manifest) else None
@@ -294,11 +300,12 @@ def _manifest_count(manifest: str, files: list[str]) -> int:
     return sum(shards[n] for n in names)
 
 
-def shard_test_data(data: str) -> TestData:
-    """TFRecord test shards, every record once (``eval_dataset``)."""
+def shard_test_data(data: str, role: str = "test") -> TestData:
+    """TFRecord shards (``test-*``, or ``train-*`` with ``role="train"``), every record once
+    (``eval_dataset``)."""
     from tfseti.data.pipeline import DataConfig, eval_dataset
 
-    files, manifest = shard_files(data)
+    files, manifest = shard_files(data, role)
     count = _manifest_count(manifest, files) if manifest else None
 
     def batches(size: int) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -307,7 +314,7 @@ def shard_test_data(data: str) -> TestData:
             yield [i.decode() for i in batch["id"][mask]], batch["cadence"][mask]
 
     where = f" (manifest: {count} records)" if count is not None else ""
-    return TestData(f"{len(files)} test shard(s) in {data}{where}", batches, None, count)
+    return TestData(f"{len(files)} {role} shard(s) in {data}{where}", batches, None, count)
 
 
 def open_test_data(data: str) -> TestData:

@@ -74,3 +74,26 @@ def test_option_case(case, harness, tmp_path):
         model.save(path)
         reloaded = keras.saving.load_model(path, safe_mode=True)
         np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)
+
+
+@pytest.mark.parametrize("strides, features_hw", [((1, 1), (8, 4)), ((1, 2), (8, 2))])
+def test_plain_cnn_keeps_resolution_and_round_trips(strides, features_hw, harness, tmp_path):
+    model = harness.build("plain_cnn_s", 6, stem_strides=strides, pooling="max")
+    x = harness.images(6)
+    harness.check_logits(model, x, 1)
+    harness.check_logits(model, x, 1, training=True)
+    backbone = model.get_layer("backbone")
+    # first stage at the input resolution (divided by the stem stride), three 2x2 poolings after
+    assert tuple(backbone.get_layer("stage0a_conv").output.shape[1:3]) == (
+        harness.height // strides[0], harness.width // strides[1])
+    assert tuple(backbone.output.shape[1:]) == (*features_hw, 128)
+    logits = np.asarray(model(x, training=False))
+    path = tmp_path / "plain.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)
+
+
+def test_plain_cnn_has_no_pretrained_weights(harness):
+    with pytest.raises(ValueError, match="plain_cnn_s has no pretrained weights"):
+        harness.build("plain_cnn_s", 1, weights="imagenet")

@@ -6,11 +6,12 @@ from tfseti.models import ModelConfig
 from tfseti.models.factory import create_model, list_models, resolve_config
 
 
-def test_names_cover_efficientnet_v1_and_v2():
+def test_names_cover_efficientnet_v1_v2_and_plain_cnns():
     names = list_models()
     assert {f"efficientnet_b{i}" for i in range(8)} <= set(names)
     assert {f"efficientnetv2_b{i}" for i in range(4)} <= set(names)
     assert {"efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l"} <= set(names)
+    assert {"plain_cnn_s", "plain_cnn_m"} <= set(names)
 
 
 def test_defaults_and_list_coercion():

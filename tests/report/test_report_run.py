@@ -23,8 +23,8 @@ from report_helpers import (copy_fold, headless_chromium, metric_values, served,
                             shared_tiny_run, table_rows, waterfall_ids)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SECTIONS = ["Summary", "Training curves", "ROC", "AUC by needle family and SNR", "Waterfalls",
-            "Config"]
+SECTIONS = ["Summary", "Training curves", "ROC", "AUC by needle family and SNR",
+            "Model against the classical search", "Waterfalls", "Config"]
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,30 @@ def test_summary_matches_the_run_files(trained, report):
     assert "&quot;name&quot;: &quot;cpu_demo&quot;" in html  # the config, HTML-escaped JSON
     assert "Other folds differ in: train.fold." in html
     assert "http" not in html.split("</style>")[0].split("<style>")[1]
+
+
+def test_classical_section_scores_the_out_of_fold_cadences(trained, report):
+    from tfseti.data.drift_sums import DedopplerConfig
+    from tfseti.dedoppler.scores import score_batch
+    from tfseti.report.cadences import from_shards
+
+    oof = pd.read_csv(os.path.join(trained["run"], "oof.csv"), dtype={"id": str})
+    truth = pd.read_csv(trained["truth"], dtype={"id": str})
+    with open(os.path.join(trained["run"], "fold0", "config.json")) as handle:
+        shards = json.load(handle)["data"]["data"]
+    cadences = from_shards(shards, list(oof.id))
+    classical = score_batch(np.stack([cadences[i] for i in oof.id]), DedopplerConfig()).scores["two_of_three"]
+    rows = table_rows(report["html"], "group")
+    assert rows["all"][3] == f"{roc_auc_score(oof.target, oof.score):.4f}"
+    assert rows["all"][4] == f"{roc_auc_score(oof.target, classical):.4f}"
+    joined = oof.assign(classical=classical).merge(truth[["id", "family"]], on="id")
+    negatives = joined[joined.target == 0]
+    for family in joined.loc[joined.target == 1, "family"].unique():
+        pos = joined[(joined.target == 1) & (joined.family == family)]
+        expected = roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(negatives))],
+                                 np.r_[pos.classical, negatives.classical])
+        assert rows[f"family {family}"][4] == f"{expected:.4f}"
+    assert os.path.exists(os.path.join(report["out"], "roc-classical.png"))
 
 
 def test_family_and_snr_tables_score_each_group_against_all_negatives(trained, report):

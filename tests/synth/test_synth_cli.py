@@ -33,7 +33,10 @@ def test_cli_refuses_existing_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--snr", "5"], "argument --snr: expected MIN:MAX"),
+    (["--snr", "5"], "argument --snr: expected MIN:MAX (uniform"),
+    (["--snr", "5:50:exp"], "MIN:MAX:log (log-uniform"),
+    (["--snr", "5,-1"], "comma-separated list"),
+    (["--rfi-scale", "0"], "argument --rfi-scale: expected an integer >= 1"),
     (["--snr", "30:10"], "argument --snr: expected MIN:MAX with 0 < MIN <= MAX"),
     (["--snr", "a:b"], "argument --snr"),
     (["--families", "linear,zigzag"], "argument --families: unknown family zigzag; expected a comma-separated "
@@ -51,3 +54,32 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_snr_scales_and_rfi_scale(tmp_path):
+    import numpy as np
+
+    from tfseti.synth.cadence import CadenceConfig, draw_snr
+    from tfseti.synth.families import DEFAULT_RANGES, scaled_rfi
+
+    rng = np.random.default_rng(0)
+    fixed = {draw_snr(rng, CadenceConfig(snr=(5, 40), snr_scale="choice", snr_values=(5, 10, 20, 40)))
+             for _ in range(200)}
+    assert fixed == {5.0, 10.0, 20.0, 40.0}
+    log = np.array([draw_snr(rng, CadenceConfig(snr=(5, 50), snr_scale="log")) for _ in range(4000)])
+    assert log.min() >= 5 and log.max() <= 50
+    # log-uniform: half of the needles below the geometric mean sqrt(5 * 50) = 15.8
+    assert abs(np.mean(log < np.sqrt(250)) - 0.5) < 0.03
+    with pytest.raises(ValueError, match="snr_values"):
+        CadenceConfig(snr_scale="choice")
+    heavy = scaled_rfi(DEFAULT_RANGES, 3)
+    assert (heavy.max_zero_drift_rfi, heavy.max_drifting_rfi, heavy.max_bursts) == (
+        3 * DEFAULT_RANGES.max_zero_drift_rfi, 3 * DEFAULT_RANGES.max_drifting_rfi,
+        3 * DEFAULT_RANGES.max_bursts)
+
+    assert main(["--out", str(tmp_path / "d"), "--n-train", "0", "--n-test", "12", "--positive-rate",
+                 "1", "--snr", "5,40", "--rfi-scale", "2", "--no-progress"]) == 0
+    import pandas as pd
+
+    truth = pd.read_csv(tmp_path / "d" / "truth.csv")
+    assert set(truth.snr) <= {5.0, 40.0}

@@ -7,6 +7,8 @@ so ``python -m tfseti.data.validate`` never pays for TensorFlow.
   ``distributed_train_dataset``, ``distributed_eval_dataset``
 * ``views``: ``ViewConfig``, ``make_view``, ``view_shape``
 * ``background``: ``subtract_off_median``, ``off_median``
+* ``drift_sums``: ``DedopplerConfig``, ``dedoppler`` (de-Doppler maps: the classical search and
+  the ``dedoppler`` view)
 * ``augment``: ``AugmentConfig``, ``Augmenter``, ``augment_and_mix``, ``augment_on_host``
 * ``inject``: ``InjectConfig``, ``inject_needles`` (setigen needles as a batched TF op)
 * ``mixup``: ``MixupConfig``, ``mixup_or``, ``cutmix_time``, ``mix``
@@ -22,6 +24,7 @@ _EXPORTS = {
     "distributed_train_dataset": "pipeline", "distributed_eval_dataset": "pipeline",
     "ViewConfig": "views", "make_view": "views", "view_shape": "views",
     "subtract_off_median": "background", "off_median": "background",
+    "DedopplerConfig": "drift_sums", "dedoppler": "drift_sums",
     "AugmentConfig": "augment", "Augmenter": "augment", "augment_and_mix": "augment",
     "augment_on_host": "augment",
     "InjectConfig": "inject", "inject_needles": "inject",

@@ -11,6 +11,15 @@ view       what                                        image (H, W, C)
 ``all``    the six panels A B A C A D stacked in time   1638 x 256 x 1
 =========  ==========================================  ==================
 
+``dedoppler``: de-Doppler maps (``tfseti.data.drift_sums``), ``drifts x 256 x P``: power summed
+along straight drift paths in each panel, drift rate x channel at the cadence's reference time,
+one image channel per panel (P = 6, or 3 for ON-only shards). The view hands the network the maps the classical search scores (the same op, the
+same options: ``ViewConfig.dedoppler``), aligned so that a needle drifting straight through the
+cadence sits at one (drift, channel) pixel in every ON channel and a straight interferer in all
+six; the network learns how to weigh ON against OFF and what curved, pulsed or broad needles look
+like there. Its background removal is its own (``dedoppler.background``); ``background`` and
+``normalize_columns`` below apply to the time-frequency views only.
+
 Optionally the OFF panels' per-channel median is subtracted from every panel first
 (``background="off_median"``, ``tfseti.data.background``), each panel is normalised per frequency
 column (mean 0 and standard deviation 1 over the panel's time rows, i.e. the column centred and
@@ -26,15 +35,16 @@ an identity, so the result equals ``tf.image.resize`` (tested).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from tfseti.data.background import BACKGROUNDS, remove_background
+from tfseti.data.drift_sums import DedopplerConfig, dedoppler
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 
-VIEWS = ("on", "on_off", "all")
+VIEWS = ("on", "on_off", "all", "dedoppler")
 RESIZE_METHODS = ("bilinear", "bicubic", "area")
 COLUMN_NORM_EPSILON = 1e-3
 
@@ -43,13 +53,14 @@ COLUMN_NORM_EPSILON = 1e-3
 class ViewConfig:
     """Which view the model gets.
 
-    name: ``on`` | ``on_off`` | ``all`` (see the module docstring).
+    name: ``on`` | ``on_off`` | ``all`` | ``dedoppler`` (see the module docstring).
     resize: ``None`` (full resolution) or ``(height, width)``.
     resize_method: ``bilinear`` | ``bicubic`` | ``area``.
     normalize_columns: standardise every frequency column of every panel over time first
         (mean 0, std 1 over the panel's rows; after the background removal when both are on).
     background: ``none`` | ``off_median`` (subtract the OFF panels' per-channel median from every
         panel; needs 6-panel cadences; ``tfseti.data.background``).
+    dedoppler: drift search options of the ``dedoppler`` view (``[view.dedoppler]``).
     """
 
     name: str = "on"
@@ -57,6 +68,7 @@ class ViewConfig:
     resize_method: str = "bilinear"
     normalize_columns: bool = False
     background: str = "none"
+    dedoppler: DedopplerConfig = field(default_factory=DedopplerConfig)
 
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
@@ -73,16 +85,27 @@ class ViewConfig:
                 raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
                                  f"ints, got {self.resize!r}")
             object.__setattr__(self, "resize", size)
+        if not isinstance(self.dedoppler, DedopplerConfig):
+            raise ValueError(f"ViewConfig.dedoppler: expected a DedopplerConfig, got {self.dedoppler!r}")
+        if self.name == "dedoppler" and (self.background != "none" or self.normalize_columns):
+            raise ValueError("ViewConfig: the dedoppler view removes its own background "
+                             "(view.dedoppler.background); leave view.background = 'none' and "
+                             "view.normalize_columns = false")
 
 
-def _check_panels(name: str, panels: int, background: str = "none") -> None:
+def _check_panels(name: str, panels: int, background: str = "none",
+                  dedoppler_background: str = "panel_median") -> None:
     if panels not in (3, 6):
         raise ValueError(f"cadence batch: expected 6 panels (ABACAD) or 3 (ON only), got {panels}")
     if panels == 3 and background != "none":
         raise ValueError(f"background {background!r} needs the OFF panels, but these cadences hold "
                          f"only the 3 ON panels (shards converted with --panels on); use background "
                          f"'none' or convert with --panels all")
-    if panels == 3 and name != "on":
+    if panels == 3 and name == "dedoppler" and dedoppler_background == "off_median":
+        raise ValueError("view 'dedoppler' with view.dedoppler.background 'off_median' needs the OFF "
+                         "panels, but these cadences hold only the 3 ON panels (shards converted "
+                         "with --panels on); use 'panel_median' or convert with --panels all")
+    if panels == 3 and name not in ("on", "dedoppler"):
         raise ValueError(f"view {name!r} needs the OFF panels, but these cadences hold only the 3 ON "
                          f"panels (shards converted with --panels on); use view 'on' or convert "
                          f"with --panels all")
@@ -91,8 +114,11 @@ def _check_panels(name: str, panels: int, background: str = "none") -> None:
 def view_shape(cfg: ViewConfig, panels: int = 6, time: int = 273, freq: int = 256
                ) -> tuple[int, int, int]:
     """The static ``(H, W, C)`` of ``make_view`` for cadences of ``(panels, time, freq)``."""
-    _check_panels(cfg.name, panels, cfg.background)
-    height, channels = {"on": (3 * time, 1), "on_off": (3 * time, 2), "all": (6 * time, 1)}[cfg.name]
+    _check_panels(cfg.name, panels, cfg.background, cfg.dedoppler.background)
+    if cfg.name == "dedoppler":
+        height, channels = cfg.dedoppler.drifts, panels
+    else:
+        height, channels = {"on": (3 * time, 1), "on_off": (3 * time, 2), "all": (6 * time, 1)}[cfg.name]
     if cfg.resize is not None:
         return (*cfg.resize, channels)
     return height, freq, channels
@@ -147,7 +173,12 @@ def make_view(cadence: tf.Tensor, cfg: ViewConfig) -> tf.Tensor:
         raise ValueError(f"cadence batch: expected rank 4 (batch, panels, time, freq), "
                          f"got shape {cadence.shape}")
     _, panels, time, freq = cadence.shape
-    _check_panels(cfg.name, panels, cfg.background)
+    _check_panels(cfg.name, panels, cfg.background, cfg.dedoppler.background)
+    if cfg.name == "dedoppler":
+        image = tf.transpose(dedoppler(cadence, cfg.dedoppler), [0, 2, 3, 1])    # (B, D, F, P)
+        if cfg.resize is not None:
+            image = resize_images(image, cfg.resize, cfg.resize_method)
+        return image
     x = remove_background(cadence, cfg.background)
     if cfg.normalize_columns:
         x = normalize_columns(x)

@@ -12,11 +12,14 @@ from .attention import TripletAttention
 from .config import ModelConfig
 from .efficientnet import EFFICIENTNET_SPECS, build_efficientnet_backbone
 from .heads import classifier_head
+from .plain_cnn import PLAIN_CNN_SPECS, build_plain_cnn_backbone
 from .stems import pre_stem_stack
 
 # name → (backbone builder, spec). One registry for every family; add a family here.
-MODEL_REGISTRY = {name: (build_efficientnet_backbone, spec)
-                  for name, spec in EFFICIENTNET_SPECS.items()}
+MODEL_REGISTRY = {
+    **{name: (build_efficientnet_backbone, spec) for name, spec in EFFICIENTNET_SPECS.items()},
+    **{name: (build_plain_cnn_backbone, spec) for name, spec in PLAIN_CNN_SPECS.items()},
+}
 
 
 def list_models() -> list[str]:

@@ -11,6 +11,7 @@ import pandas as pd
 from tfseti.io import fs as fsutil
 from tfseti.report import page, plots
 from tfseti.report.cadences import load_cadences
+from tfseti.report.classical import CLASSICAL_SCORE, classical_scores, comparison
 from tfseti.report.metrics import auc_or_none, breakdown, read_truth
 from tfseti.report.runs import Run, RunFolderError, read_run
 from tfseti.report.sources import DataSources, find_sources
@@ -18,6 +19,9 @@ from tfseti.report.sources import DataSources, find_sources
 INDEX = "index.html"
 CURVES_PNG = "curves.png"
 ROC_PNG = "roc.png"
+CLASSICAL_PNG = "roc-classical.png"
+# Out-of-fold records above this are not re-scored by the classical search (minutes per 10,000).
+CLASSICAL_MAX_RECORDS = 5000
 WATERFALL_GLOB = "waterfall-*.png"
 # (key, heading, which rows, order): the examples shown as waterfalls.
 EXAMPLE_KINDS = (
@@ -130,6 +134,41 @@ def _breakdown(run: Run, sources: DataSources, truth: pd.DataFrame | None) -> st
                         + "<h3>By SNR</h3>" + page.note(f"Bins: {result.snr_rule}.") + snr)
 
 
+def _classical(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: str, log,
+               limit: int = CLASSICAL_MAX_RECORDS) -> str:
+    title = "Model against the classical search"
+    ids = list(run.oof["id"])
+    if len(ids) > limit:
+        return page.section("classical", title, page.unavailable(
+            f"Skipped: {len(ids)} out-of-fold records (the classical search re-scores at most "
+            f"{limit} here; run python -m tfseti.dedoppler on the data for the full set)."))
+    log(f"report: scoring {len(ids)} out-of-fold cadences with the classical search")
+    cadences, origin = load_cadences(sources, ids, log=log)
+    missing = [i for i in ids if i not in cadences]
+    six = all(c.shape[0] == 6 for c in cadences.values())
+    if missing or not six:
+        reason = (f"{len(missing)} of {len(ids)} out-of-fold cadences not found"
+                  + (f" ({'; '.join(sources.notes)})" if sources.notes else "") if missing
+                  else "the cadences hold only the ON panels; the ON/OFF search needs all six")
+        return page.section("classical", title, page.unavailable(f"Unavailable: {reason}."))
+    classical = run.oof.assign(score=classical_scores(cadences, ids))
+    plots.roc_versus({"model (out-of-fold)": (run.oof["target"], run.oof["score"]),
+                      f"classical {CLASSICAL_SCORE}": (classical["target"], classical["score"])},
+                     os.path.join(out, CLASSICAL_PNG), "ROC: model and classical search")
+    table = comparison(run.oof, classical, truth)
+    rows = [page.row([page.cell(r.group), page.cell(r.positives), page.cell(r.negatives),
+                      page.auc_cell(r.model), page.auc_cell(r.classical)],
+                     f' data-group="{page.esc(r.group)}"') for r in table.itertuples()]
+    note = page.note(f"The out-of-fold cadences ({origin}) scored by the classical de-Doppler "
+                     f"search (python -m tfseti.dedoppler, score {CLASSICAL_SCORE}, default "
+                     f"settings): the baseline a model has to beat. Each row: that group's "
+                     f"positives against all negatives.")
+    return page.section("classical", title, note + page.image(CLASSICAL_PNG, "ROC of the model "
+                        "and of the classical search") + page.table(
+                        ["group", "positives", "negatives", "model AUC", "classical AUC"], rows,
+                        ' class="classical"'))
+
+
 def _caption(row, truth_rows: dict) -> str:
     text = f"{row.id} · score {row.score:.3f} (p = {_probability(row.score):.3f}) · fold {row.fold}"
     known = truth_rows.get(row.id)
@@ -215,13 +254,14 @@ def write_report(run_dir: str, out: str | None = None, truth: str | None = None,
         truth_frame = read_truth(sources.truth)
     os.makedirs(out, exist_ok=True)
     for stale in [*glob.glob(os.path.join(out, WATERFALL_GLOB)),
-                  *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG))]:
+                  *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG, CLASSICAL_PNG))]:
         if os.path.exists(stale):
             os.remove(stale)
     log(f"report: {len(run.folds)} fold(s), {len(run.oof)} out-of-fold records; drawing "
         f"training curves and ROC")
     sections = [_summary(run), _curves(run, out), _roc(run, out),
                 _breakdown(run, sources, truth_frame),
+                _classical(run, sources, truth_frame, out, log),
                 _waterfalls(run, sources, truth_frame, out, examples, log), _config(run)]
     title = f"tfseti run report: {run.config.get('name', os.path.basename(run.path))}"
     index = os.path.join(out, INDEX)

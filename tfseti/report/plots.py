@@ -73,6 +73,24 @@ def roc_curves(oof, path: str) -> str:
     return _save(fig, path)
 
 
+def roc_versus(curves: dict, path: str, title: str) -> str:
+    """ROC curves of several scorers on the same records (``{label: (target, score)}``)."""
+    fig, ax = plt.subplots(figsize=(5.2, 5), layout="constrained")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for label, (target, score) in curves.items():
+        auc = auc_or_none(target, score)
+        if auc is None:
+            ax.plot([], [], " ", label=f"{label}: AUC undefined (one class)")
+            continue
+        fpr, tpr, _ = roc_curve(target, score)
+        ax.plot(fpr, tpr, linewidth=1.8, label=f"{label}: AUC {auc:.4f}")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
+           title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
 def waterfall(cadence: np.ndarray, title: str, path: str) -> str:
     """Every panel of one cadence, top to bottom in observing order (time down, frequency
     across), ON panels framed; one colour scale for the whole cadence so that a needle's

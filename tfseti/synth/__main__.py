@@ -35,17 +35,30 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _snr_range(text: str) -> tuple[float, float]:
-    parts = text.split(":")
+SNR_HELP = ("expected MIN:MAX (uniform, e.g. 10:40), MIN:MAX:log (log-uniform, e.g. 5:50:log) "
+            "or a comma-separated list of values (one drawn per needle, e.g. 5,10,20,40)")
+
+
+def _snr_range(text: str) -> dict:
+    """``--snr``: ``{"snr": (low, high), "snr_scale": ..., "snr_values": (...)}``."""
     try:
+        if "," in text:
+            values = tuple(float(v) for v in text.split(","))
+            if not all(0 < v < float("inf") for v in values):
+                raise ValueError
+            return {"snr": (min(values), max(values)), "snr_scale": "choice", "snr_values": values}
+        parts = text.split(":")
+        scale = "uniform"
+        if len(parts) == 3 and parts[2] == "log":
+            scale, parts = "log", parts[:2]
         if len(parts) != 2:
             raise ValueError
         low, high = float(parts[0]), float(parts[1])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN:MAX, two numbers such as 10:40, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{SNR_HELP}, got {text!r}") from None
     if not 0 < low <= high or high == float("inf"):
         raise argparse.ArgumentTypeError(f"expected MIN:MAX with 0 < MIN <= MAX, got {text!r}")
-    return low, high
+    return {"snr": (low, high), "snr_scale": scale, "snr_values": ()}
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -69,13 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-test", type=_non_negative_int, default=50, help="test cadences (default 50)")
     parser.add_argument("--positive-rate", type=_fraction, default=0.1,
                         help="fraction of cadences with a needle, in both splits (default 0.1)")
-    parser.add_argument("--snr", type=_snr_range, default=(10.0, 40.0), metavar="MIN:MAX",
-                        help="needle SNR drawn uniformly from MIN:MAX (setigen's SNR; default 10:40)")
+    parser.add_argument("--snr", type=_snr_range, default=_snr_range("10:40"), metavar="MIN:MAX",
+                        help="needle SNR (setigen's SNR): MIN:MAX uniform, MIN:MAX:log log-uniform, "
+                             "or a list V1,V2,... of fixed values drawn one per needle (default 10:40)")
     parser.add_argument("--families", type=_families, default=FAMILY_NAMES, metavar="NAMES",
                         help=f"comma-separated needle families (default {','.join(FAMILY_NAMES)})")
     parser.add_argument("--missing-prob", type=_fraction, default=0.2,
                         help="probability that a needle is absent from one of its ON panels (default 0.2)")
     parser.add_argument("--no-rfi", action="store_true", help="no background RFI (noise and bandpass only)")
+    parser.add_argument("--rfi-scale", type=_positive_int, default=1, metavar="K",
+                        help="K times the most interferers of each kind per cadence (zero-drift "
+                             "lines, drifting lines, bursts; counts drawn from 0..K x the default "
+                             "maximum): RFI-heavier backgrounds (default 1)")
     parser.add_argument("--shared-background", type=_positive_int, default=1, metavar="K",
                         help="cut the cadences K at a time from shared wider observations at random "
                              "channel offsets, as the real snippets were (truth.csv: group, "
@@ -93,13 +111,17 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.n_train + args.n_test == 0:
         build_parser().error("--n-train and --n-test are both 0: nothing to write")
+    from tfseti.synth.cadence import CadenceConfig
+    from tfseti.synth.families import DEFAULT_RANGES, scaled_rfi
     from tfseti.synth.writer import generate_dataset
 
     try:
+        config = CadenceConfig(**args.snr, families=args.families, missing_prob=args.missing_prob,
+                               rfi=not args.no_rfi, ranges=scaled_rfi(DEFAULT_RANGES, args.rfi_scale))
         summary = generate_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
-                                   positive_rate=args.positive_rate, snr=args.snr, families=args.families,
+                                   positive_rate=args.positive_rate, config=config,
                                    seed=args.seed, workers=args.workers, progress=not args.no_progress,
-                                   missing_prob=args.missing_prob, rfi=not args.no_rfi, overwrite=args.overwrite,
+                                   overwrite=args.overwrite,
                                    shared_background=args.shared_background, shared_width=args.shared_width)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

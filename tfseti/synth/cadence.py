@@ -37,6 +37,7 @@ from tfseti.synth.families import (DEFAULT_RANGES, FAMILY_NAMES, NeedleShape, Ra
 
 CADENCE_ORDER = "ABACAD"  # panels 0, 2, 4 ON the target (A); 1, 3, 5 OFF (B, C, D)
 RFI_KINDS = ("zero_drift", "drifting", "burst")
+SNR_SCALES = ("uniform", "log", "choice")
 
 
 @dataclass(frozen=True)
@@ -194,12 +195,24 @@ class CadenceConfig:
     rfi: bool = True
     ranges: Ranges = DEFAULT_RANGES
     frame: FrameParams = FRAME
+    # How the needle SNR is drawn: "uniform" over ``snr``, "log" (log-uniform over ``snr``: as many
+    # needles between 5 and 10 as between 25 and 50), or "choice" of one of ``snr_values`` (fixed
+    # SNR bins, as a detection benchmark's test set wants).
+    snr_scale: str = "uniform"
+    snr_values: tuple[float, ...] = ()
 
     def __post_init__(self):
         snr = tuple(float(v) for v in self.snr)
         if len(snr) != 2 or not all(np.isfinite(snr)) or not 0 < snr[0] <= snr[1]:
             raise ValueError(f"snr must be (min, max) with 0 < min <= max, got {self.snr}")
         object.__setattr__(self, "snr", snr)
+        if self.snr_scale not in SNR_SCALES:
+            raise ValueError(f"snr_scale must be one of {SNR_SCALES}, got {self.snr_scale!r}")
+        values = tuple(float(v) for v in self.snr_values)
+        if (self.snr_scale == "choice") != bool(values) or not all(np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"snr_values must be positive SNRs, given exactly when snr_scale is "
+                             f"'choice'; got {self.snr_values} with {self.snr_scale!r}")
+        object.__setattr__(self, "snr_values", values)
         object.__setattr__(self, "families", check_families(self.families))
         if not 0.0 <= self.missing_prob <= 1.0:
             raise ValueError(f"missing_prob must be in [0, 1], got {self.missing_prob}")
@@ -264,8 +277,17 @@ def draw_needle(rng: np.random.Generator, times: np.ndarray, config: CadenceConf
     f_start = _fit_start(family.offsets_hz(shape, on_times), shape.width, frame,
                          r.edge_margin_channels, rng)
     missing = int(rng.choice(ON_PANELS)) if rng.random() < config.missing_prob else -1
-    return NeedleSpec(shape=shape, f_start=f_start, snr=uniform(rng, config.snr),
+    return NeedleSpec(shape=shape, f_start=f_start, snr=draw_snr(rng, config),
                       missing_on_panel=missing, seed=_seed(rng))
+
+
+def draw_snr(rng: np.random.Generator, config: CadenceConfig) -> float:
+    """One needle SNR as ``config.snr_scale`` says (one draw from ``rng`` in every case)."""
+    if config.snr_scale == "choice":
+        return float(config.snr_values[int(rng.integers(len(config.snr_values)))])
+    if config.snr_scale == "log":
+        return float(np.exp(uniform(rng, (np.log(config.snr[0]), np.log(config.snr[1])))))
+    return uniform(rng, config.snr)
 
 
 # -- building ---------------------------------------------------------------------------------------

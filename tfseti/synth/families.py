@@ -14,7 +14,7 @@ start channel so that the path stays inside the band over the ON panels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import setigen as stg
@@ -75,6 +75,15 @@ class Ranges:
 
 
 DEFAULT_RANGES = Ranges()
+
+
+def scaled_rfi(ranges: Ranges, scale: int) -> Ranges:
+    """``ranges`` with ``scale`` times the most interferers of each kind per cadence."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"RFI scale must be an int >= 1, got {scale!r}")
+    return replace(ranges, max_zero_drift_rfi=ranges.max_zero_drift_rfi * scale,
+                   max_drifting_rfi=ranges.max_drifting_rfi * scale,
+                   max_bursts=ranges.max_bursts * scale)
 
 
 def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -225,5 +234,5 @@ def check_families(names) -> tuple[str, ...]:
     return names
 
 
-__all__ = ["Ranges", "DEFAULT_RANGES", "NeedleShape", "Family", "FAMILIES", "FAMILY_NAMES",
+__all__ = ["Ranges", "DEFAULT_RANGES", "scaled_rfi", "NeedleShape", "Family", "FAMILIES", "FAMILY_NAMES",
            "get_family", "check_families"]

@@ -1,0 +1,164 @@
+"""``python -m tfseti.dedoppler``: the classical search over a test set, as a submission and a hit table.
+
+::
+
+    python -m tfseti.dedoppler DATA --out scores.csv [--split test] [--score two_of_three]
+        [--background off_median] [--max-drift 0.2] [--drifts 65] [--block 7] [--clip 5]
+
+DATA is a Kaggle-layout folder (local or fsspec URL; ``--split train`` scores the labelled
+cadences, ``test`` the sample submission's) or a TFRecord shard folder / glob (``test-*.tfrec``,
+or every ``train-*`` shard with ``--split train``), read and checked exactly as ``tfseti.predict``
+reads them: every id once, the manifest's count when there is one.
+
+Writes ``--out`` (``id,target``: the chosen score, a Kaggle submission: ROC AUC only needs the
+order) and next to it ``<stem>_hits.csv``: per cadence every score, and the best straight path
+(drift in channels per row and in Hz/s, its channel at the first row and at the reference time,
+its ON SNR, each panel's SNR and the ON/OFF pattern). See ``tfseti.dedoppler.scores``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, SCORES
+
+# The Kaggle snippets' resolution (Breakthrough Listen's high-resolution GBT product): 2.79 Hz
+# channels, 1.07 s rows; one channel per row is 2.60 Hz/s.
+CHANNEL_HZ = 2.7939677238464355
+ROW_SECONDS = 1.073741824
+SPLITS = ("test", "train")
+
+
+def open_data(data: str, split: str):
+    """``TestData`` of ``tfseti.predict`` for the split (train: the labelled cadences)."""
+    from tfseti import predict
+
+    if split == "test":
+        return predict.open_test_data(data)
+    if predict._is_kaggle_folder(data) or _has_split_folder(data, split):
+        return predict.kaggle_test_data(data, split=split)
+    return predict.shard_test_data(data, role="train")
+
+
+def _has_split_folder(data: str, split: str) -> bool:
+    from tfseti.io import fs as fsutil
+
+    fs, inner = fsutil.url_to_fs(data.rstrip("/"))
+    return fs.isdir(f"{inner}/{split}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfseti.data.drift_sums import BACKGROUNDS, DedopplerConfig
+
+    d = DedopplerConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m tfseti.dedoppler",
+        description="Classical de-Doppler ON/OFF search: a score per cadence (Kaggle submission "
+                    "format) and a table of the best hit of each cadence.")
+    parser.add_argument("data", help="Kaggle-layout folder or TFRecord shard folder / glob")
+    parser.add_argument("--split", choices=SPLITS, default="test",
+                        help="test (sample submission / test-*.tfrec) or train (labelled cadences)")
+    parser.add_argument("--out", default="dedoppler.csv",
+                        help="submission csv (id,target); the hit table goes next to it as "
+                             "<stem>_hits.csv (default dedoppler.csv)")
+    parser.add_argument("--score", choices=SCORES, default="two_of_three",
+                        help="the score written as target (all are in the hit table)")
+    parser.add_argument("--background", choices=BACKGROUNDS, default=d.background,
+                        help="per-channel background: the OFF panels' median or each panel's own")
+    parser.add_argument("--max-drift", type=float, default=d.max_drift,
+                        help="largest |drift| searched, channels per row (default %(default)s)")
+    parser.add_argument("--drifts", type=int, default=d.drifts,
+                        help="drift rates searched (default %(default)s)")
+    parser.add_argument("--block", type=int, default=d.block, help="rows summed per block")
+    parser.add_argument("--clip", type=float, default=d.clip,
+                        help="clip each block at this many noise sigmas (0 = off)")
+    parser.add_argument("--panel-gap", type=int, default=d.panel_gap,
+                        help="rows of slew between panels, for the straight path through the cadence")
+    parser.add_argument("--pattern-snr", type=float, default=DEFAULT_PATTERN_SNR,
+                        help="panel SNR that counts as a detection in the ON/OFF pattern")
+    parser.add_argument("--channel-hz", type=float, default=CHANNEL_HZ, help="channel width (Hz)")
+    parser.add_argument("--row-seconds", type=float, default=ROW_SECONDS, help="row duration (s)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def hits_path(out: str) -> str:
+    stem, _ = os.path.splitext(out)
+    return f"{stem}_hits.csv"
+
+
+def run(args) -> tuple[str, str, int, float]:
+    import pandas as pd
+
+    from tfseti import predict
+    from tfseti.data.drift_sums import DedopplerConfig
+    from tfseti.dedoppler.scores import score_batch
+    from tfseti.io import fs as fsutil
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected an int >= 1, got {args.batch_size}")
+    cfg = DedopplerConfig(max_drift=args.max_drift, drifts=args.drifts, block=args.block,
+                          background=args.background, clip=args.clip, panel_gap=args.panel_gap)
+    data = open_data(args.data, args.split)
+    print(f"data: {data.description}")
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=data.expected_count, unit="cadence", desc="dedoppler", file=sys.stderr)
+    ids, rows = [], []
+    start = time.perf_counter()
+    hz_s = args.channel_hz / args.row_seconds
+    for batch_ids, cadence in data.batches(args.batch_size):
+        if cadence.shape[1] != 6:
+            raise ValueError(f"{args.data}: the ON/OFF search needs 6-panel cadences, the data holds "
+                             f"{cadence.shape[1]} panels (ON-only shards, converted with --panels on)")
+        result = score_batch(cadence, cfg, args.pattern_snr)
+        for i, cid in enumerate(batch_ids):
+            row = {"id": cid, **{name: float(v[i]) for name, v in result.scores.items()},
+                   "drift_ch_per_row": float(result.drift[i]),
+                   "drift_hz_s": float(result.drift[i] * hz_s),
+                   "start_channel": float(result.start_channel[i]),
+                   "reference_channel": int(result.channel[i]),
+                   "snr": float(result.snr[i]), "pattern": result.pattern[i]}
+            row.update({f"snr_panel{p}": float(result.panel_snr[i, p]) for p in range(6)})
+            rows.append(row)
+        ids.extend(batch_ids)
+        if bar is not None:
+            bar.update(len(batch_ids))
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+    predict.check_ids(ids, data.expected_ids, data.expected_count)
+    table = pd.DataFrame(rows)
+    prediction = predict.Prediction(ids, table[args.score].to_numpy()[None], table[args.score].to_numpy())
+    predict.write_submission(prediction, args.out)
+    hits = hits_path(args.out)
+    fs, inner = fsutil.url_to_fs(hits)
+    with fs.open(inner, "w") as handle:
+        table.to_csv(handle, index=False)
+    return args.out, hits, len(ids), seconds
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out, hits, count, seconds = run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rate = count / seconds if seconds > 0 else float("nan")
+    print(f"scores ({args.score}): {out}")
+    print(f"hits: {hits}")
+    print(f"{count} cadences in {seconds:.1f} s ({rate:.0f} cadences/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Plain CNN backbones: ``stages`` of two 3x3 Conv-BN-swish layers, each stage but the last
+followed by 2x2 max pooling.
+
+Why a plain CNN beside the EfficientNets: on the ``dedoppler`` view (drift-rate x channel maps,
+``tfseti.data.drift_sums``) a needle is a peak a few pixels wide, and what the network has to
+learn is local (does the peak sit at the same place in the ON panels and not in the OFF
+panels, is it needle-shaped or burst-shaped). A small VGG-style stack keeps full resolution in its
+first stage (the first conv's stride is ``stem_strides``), has no depthwise convolutions (which
+run slowly on CPUs), and trains in minutes on two CPU cores; measured on the detection benchmark
+in ``configs/cpu.toml``. No pretrained weights exist for it (``weights`` must be ``None``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+
+@dataclass(frozen=True)
+class PlainCNNSpec:
+    """Filters of each stage (two convolutions per stage)."""
+
+    widths: tuple[int, ...]
+
+
+PLAIN_CNN_SPECS = {
+    "plain_cnn_s": PlainCNNSpec(widths=(32, 64, 96, 128)),
+    "plain_cnn_m": PlainCNNSpec(widths=(48, 96, 160, 256)),
+}
+
+
+def _conv_bn_act(x, filters: int, strides, name: str):
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("swish", name=f"{name}_act")(x)
+
+
+def build_plain_cnn_backbone(name: str, input_shape: tuple[int, int, int], stem_strides=(1, 1),
+                             drop_connect_rate: float = 0.0, weights: str | None = None
+                             ) -> keras.Model:
+    """Feature extractor ``(B, H, W, C) → (B, H', W', widths[-1])`` named ``backbone``.
+
+    ``stem_strides`` is the stride of the very first convolution (``(1, 1)``: full resolution);
+    ``drop_connect_rate`` is unused (no residual blocks).
+    """
+    if name not in PLAIN_CNN_SPECS:
+        raise ValueError(f"unknown plain CNN {name!r}; valid: {sorted(PLAIN_CNN_SPECS)}")
+    if weights is not None:
+        raise ValueError(f"weights: {name} has no pretrained weights; expected None, got {weights!r}")
+    widths = PLAIN_CNN_SPECS[name].widths
+    image = keras.Input(input_shape, name="image")
+    x = image
+    for stage, filters in enumerate(widths):
+        x = _conv_bn_act(x, filters, tuple(stem_strides) if stage == 0 else (1, 1), f"stage{stage}a")
+        x = _conv_bn_act(x, filters, (1, 1), f"stage{stage}b")
+        if stage < len(widths) - 1:
+            x = keras.layers.MaxPooling2D(2, padding="same", name=f"stage{stage}_pool")(x)
+    return keras.Model(image, x, name="backbone")
