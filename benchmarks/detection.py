@@ -319,14 +319,15 @@ def main(argv=None) -> int:
     stages = build_stages(s)
     timings = {}
     start = time.perf_counter()
-    total = len(stages) + 1
+    # The test set is scored with each background some score chose: at most len(BACKGROUNDS).
+    total = len(stages) + len(BACKGROUNDS)
     for i, stage in enumerate(stages, 1):
         timings[stage.name] = run_stage(i, total, stage)
     chosen = choose_backgrounds(s)
     backgrounds = sorted({c["background"] for c in chosen.values()})
-    for background in backgrounds:
+    for i, background in enumerate(backgrounds, len(stages) + 1):
         stage = test_stage(s, background)
-        timings[stage.name] = run_stage(total, total, stage)
+        timings[stage.name] = run_stage(i, total, stage)
     truth, scores = score_table(s, chosen)
     rows = compare(truth, scores, s.bootstrap, s.seed)
     scorers = list(scores)
