@@ -141,7 +141,7 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete,"
             " i.naturalWidth])")
-        assert len(images) == 11  # curves, ROC, 9 waterfalls
+        assert len(images) == 12  # curves, ROC, ROC against the classical search, 9 waterfalls
         assert [src for src, complete, width in images if not (complete and width > 0)] == []
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1280, height)
