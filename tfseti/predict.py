@@ -67,7 +67,6 @@ SIGNATURE_KEYS = ("serving_default", "serve")
 # Raw-cadence panel order of a time flip, per (view family, panels): see the module docstring.
 TIME_FLIP_PANELS = {("stacked_on", 6): (4, 5, 2, 3, 0, 1), ("stacked_on", 3): (2, 1, 0),
                     ("all", 6): (5, 4, 3, 2, 1, 0)}
-SUBMISSION_FILE = LABEL_FILES["test"]
 LOAD_THREADS = 8
 
 
@@ -231,13 +230,13 @@ class TestData:
     expected_count: int | None
 
 
-def _is_kaggle_folder(data: str) -> bool:
+def _is_kaggle_folder(data: str, split: str = "test") -> bool:
     from tfseti.io import fs as fsutil
 
     if any(c in data for c in "*?["):
         return False
     fs, inner = fsutil.url_to_fs(data.rstrip("/"))
-    return fs.exists(f"{inner}/{SUBMISSION_FILE}") or fs.isdir(f"{inner}/test")
+    return fs.exists(f"{inner}/{LABEL_FILES[split]}") or fs.isdir(f"{inner}/{split}")
 
 
 def kaggle_test_data(root: str, split: str = "test") -> TestData:
@@ -317,9 +316,13 @@ def shard_test_data(data: str, role: str = "test") -> TestData:
     return TestData(f"{len(files)} {role} shard(s) in {data}{where}", batches, None, count)
 
 
-def open_test_data(data: str) -> TestData:
-    """A Kaggle-layout folder (has ``sample_submission.csv`` or ``test/``) or test shards."""
-    return kaggle_test_data(data) if _is_kaggle_folder(data) else shard_test_data(data)
+def open_test_data(data: str, split: str = "test") -> TestData:
+    """A split of a Kaggle-layout folder (has the split's label file or folder: for ``test``
+    ``sample_submission.csv`` or ``test/``) or shards (``test-*``; every ``train-*`` for
+    ``train``)."""
+    if _is_kaggle_folder(data, split):
+        return kaggle_test_data(data, split)
+    return shard_test_data(data, role=split)
 
 
 # ----------------------------------------------------------------------------- ensemble, output

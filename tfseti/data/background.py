@@ -31,6 +31,16 @@ def _check_six_panels(cadence: tf.Tensor) -> None:
                          f"hold 3); use background 'none' or convert with --panels all")
 
 
+def median(x: tf.Tensor, axis: int) -> tf.Tensor:
+    """Median along a static ``axis``, kept as a size-1 axis (the mean of the two middle values
+    when the axis is even), taken by sorting: XLA-compilable, unlike ``tfp``'s percentile."""
+    n = x.shape[axis]
+    ordered = tf.sort(x, axis=axis)
+    low = tf.gather(ordered, (n - 1) // 2, axis=axis)     # same index as high when n is odd
+    high = tf.gather(ordered, n // 2, axis=axis)
+    return tf.expand_dims(0.5 * (low + high), axis)
+
+
 def off_median(cadence: tf.Tensor) -> tf.Tensor:
     """Per-channel median of the OFF panels' rows: ``(B, 6, T, F)`` -> ``(B, 1, 1, F)`` float32.
 
@@ -41,11 +51,7 @@ def off_median(cadence: tf.Tensor) -> tf.Tensor:
     _check_six_panels(cadence)
     _, _, time, freq = cadence.shape
     off = tf.gather(tf.cast(cadence, tf.float32), OFF_PANELS, axis=1)      # (B, 3, T, F)
-    rows = tf.transpose(tf.reshape(off, [-1, 3 * time, freq]), [0, 2, 1])  # (B, F, 3T)
-    ordered = tf.sort(rows, axis=-1)
-    n = 3 * time
-    median = 0.5 * (ordered[..., (n - 1) // 2] + ordered[..., n // 2])     # same index when n is odd
-    return median[:, None, None, :]
+    return median(tf.reshape(off, [-1, 3 * time, freq]), axis=1)[:, None]
 
 
 def subtract_off_median(cadence: tf.Tensor) -> tf.Tensor:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfseti.io.kaggle import OFF_PANELS
+from tfseti.data.background import median, off_median
 
 BACKGROUNDS = ("panel_median", "off_median")
 REFERENCES = ("cadence", "panel")
@@ -123,12 +123,17 @@ def reference_rows(cfg: DedopplerConfig, panels: int, time: int, rows: int | Non
     return start + index[None, :] - (REFERENCE_PANEL * (time + cfg.panel_gap) + centre)
 
 
+def n_blocks(cfg: DedopplerConfig, time: int) -> int:
+    """Blocks of ``cfg.block`` rows in a ``time``-row panel (the last one may be short)."""
+    return -(-time // cfg.block)
+
+
 def block_shifts(cfg: DedopplerConfig, panels: int, time: int) -> np.ndarray:
     """Whole-channel shift of every (panel, drift, block): ``(P, drifts, blocks)`` int64.
 
     A block's time is the mean of its rows' times (rows padding the last block hold zeros).
     """
-    blocks = -(-time // cfg.block)
+    blocks = n_blocks(cfg, time)
     offsets = reference_rows(cfg, panels, time, blocks * cfg.block)
     block_time = offsets.reshape(panels, blocks, cfg.block).mean(axis=-1)      # (P, blocks)
     rates = drift_rates(cfg)
@@ -140,14 +145,6 @@ def fft_length(cfg: DedopplerConfig, panels: int, time: int, freq: int) -> int:
     largest = int(np.abs(block_shifts(cfg, panels, time)).max())
     n = freq + largest
     return int(-(-n // 32) * 32)
-
-
-def _median(x: tf.Tensor, axis: int) -> tf.Tensor:
-    n = x.shape[axis]
-    ordered = tf.sort(x, axis=axis)
-    low = tf.gather(ordered, (n - 1) // 2, axis=axis)
-    high = tf.gather(ordered, n // 2, axis=axis)
-    return tf.expand_dims(0.5 * (low + high), axis)
 
 
 def _check(cadence: tf.Tensor, cfg: DedopplerConfig) -> None:
@@ -169,14 +166,14 @@ def block_rows(cadence: tf.Tensor, cfg: DedopplerConfig) -> tf.Tensor:
     cadence = tf.convert_to_tensor(cadence)
     _check(cadence, cfg)
     _, panels, time, freq = cadence.shape
-    blocks = -(-time // cfg.block)
+    blocks = n_blocks(cfg, time)
     x = tf.pad(tf.cast(cadence, tf.float32), [[0, 0], [0, 0], [0, blocks * cfg.block - time], [0, 0]])
     return tf.reduce_sum(tf.reshape(x, [-1, panels, blocks, cfg.block, freq]), axis=3)
 
 
 def _rows_per_block(cfg: DedopplerConfig, time: int) -> np.ndarray:
-    blocks = -(-time // cfg.block)
-    return np.minimum(cfg.block, time - cfg.block * np.arange(blocks)).astype(np.float32)
+    starts = cfg.block * np.arange(n_blocks(cfg, time))
+    return np.minimum(cfg.block, time - starts).astype(np.float32)
 
 
 def clean(blocks: tf.Tensor, cfg: DedopplerConfig, time: int) -> tf.Tensor:
@@ -188,16 +185,14 @@ def clean(blocks: tf.Tensor, cfg: DedopplerConfig, time: int) -> tf.Tensor:
     cleaning, a block of n rows has noise std ``sqrt(n)``, as n unit-noise rows would.
     """
     blocks = tf.convert_to_tensor(blocks, tf.float32)
-    _, panels, n_blocks, freq = blocks.shape
     rows = tf.constant(_rows_per_block(cfg, time))[:, None]                  # (Bk, 1)
     per_row = blocks / rows
     if cfg.background == "off_median":
-        off = tf.reshape(tf.gather(per_row, OFF_PANELS, axis=1), [-1, 3 * n_blocks, freq])
-        level = _median(off, axis=1)[:, None]                                # (B, 1, 1, F)
+        level = off_median(per_row)                                          # (B, 1, 1, F)
     else:
-        level = _median(per_row, axis=2)                                     # (B, P, 1, F)
+        level = median(per_row, axis=2)                                      # (B, P, 1, F)
     per_row = per_row - level
-    per_row = per_row - _median(per_row, axis=3)                             # broadband bursts
+    per_row = per_row - median(per_row, axis=3)                              # broadband bursts
     x = per_row * tf.sqrt(rows)                      # a block in units of its noise std (rows of std 1)
     # Noise per panel from the values within NOISE_CLIP of a first estimate: a bright needle or
     # interferer does not inflate the scale that its own significance is measured in.

@@ -27,29 +27,9 @@ import numpy as np
 
 from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, SCORES
 
-# The Kaggle snippets' resolution (Breakthrough Listen's high-resolution GBT product): 2.79 Hz
-# channels, 1.07 s rows; one channel per row is 2.60 Hz/s.
-CHANNEL_HZ = 2.7939677238464355
-ROW_SECONDS = 1.073741824
+from tfseti.io.kaggle import CHANNEL_HZ, ROW_SECONDS
+
 SPLITS = ("test", "train")
-
-
-def open_data(data: str, split: str):
-    """``TestData`` of ``tfseti.predict`` for the split (train: the labelled cadences)."""
-    from tfseti import predict
-
-    if split == "test":
-        return predict.open_test_data(data)
-    if predict._is_kaggle_folder(data) or _has_split_folder(data, split):
-        return predict.kaggle_test_data(data, split=split)
-    return predict.shard_test_data(data, role="train")
-
-
-def _has_split_folder(data: str, split: str) -> bool:
-    from tfseti.io import fs as fsutil
-
-    fs, inner = fsutil.url_to_fs(data.rstrip("/"))
-    return fs.isdir(f"{inner}/{split}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +85,7 @@ def run(args) -> tuple[str, str, int, float]:
         raise ValueError(f"--batch-size: expected an int >= 1, got {args.batch_size}")
     cfg = DedopplerConfig(max_drift=args.max_drift, drifts=args.drifts, block=args.block,
                           background=args.background, clip=args.clip, panel_gap=args.panel_gap)
-    data = open_data(args.data, args.split)
+    data = predict.open_test_data(args.data, args.split)
     print(f"data: {data.description}")
     bar = None
     if not args.no_progress:

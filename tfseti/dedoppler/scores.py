@@ -72,7 +72,7 @@ def _score_function(cfg, time: int):
         per_panel = ds.drift_sums(cleaned, panel_cfg, time)
         on_maps, off_maps = tf.gather(aligned, on, axis=1), tf.gather(aligned, off, axis=1)
         line = (tf.reduce_sum(on_maps, 1) - tf.reduce_sum(off_maps, 1)) / np.sqrt(6.0)
-        n, drifts, freq = tf.shape(line)[0], line.shape[1], line.shape[2]
+        n, freq = tf.shape(line)[0], line.shape[2]
         flat = tf.reshape(line, [n, -1])
         best = tf.argmax(flat, axis=1, output_type=tf.int32)
         straight = tf.reduce_max(flat, axis=1)

@@ -28,6 +28,10 @@ CADENCE_SHAPE = (N_PANELS, N_TIME, N_FREQ)
 CADENCE_DTYPE = np.dtype(np.float16)
 ON_PANELS = (0, 2, 4)
 OFF_PANELS = (1, 3, 5)
+# Resolution of the snippets (Breakthrough Listen's high-resolution GBT product): channel width
+# in Hz and row duration in s (2^30 ns); one channel per row is a drift of 2.60 Hz/s.
+CHANNEL_HZ = 2.7939677238464355
+ROW_SECONDS = 1.073741824
 
 # Label file of each split folder. Test labels are placeholders in sample_submission.csv.
 LABEL_FILES = {

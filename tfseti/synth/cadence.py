@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import setigen as stg
 
-from tfseti.io.kaggle import N_FREQ, N_PANELS, N_TIME, ON_PANELS
+from tfseti.io.kaggle import CHANNEL_HZ, N_FREQ, N_PANELS, N_TIME, ON_PANELS, ROW_SECONDS
 from tfseti.synth.families import (DEFAULT_RANGES, FAMILY_NAMES, NeedleShape, Ranges, check_families,
                                    get_family, signed, uniform)
 
@@ -55,8 +55,8 @@ class FrameParams:
 
     fchans: int = N_FREQ
     tchans: int = N_TIME
-    df: float = 2.7939677238464355
-    dt: float = 1.073741824
+    df: float = CHANNEL_HZ
+    dt: float = ROW_SECONDS
     fch1: float = 6.0e9
 
     @property
