@@ -2,6 +2,7 @@
 
     python benchmarks/detection.py [--out runs/detection] [--config cpu] [--seed 0]
     python benchmarks/detection.py --out /tmp/det --tiny      # the plumbing at toy size (no meaning)
+    python benchmarks/detection.py --out runs/det_k1 --data-from runs/detection --config k1_style ...
 
 Every stage runs through its command-line entry point, as a user would type it (``tfseti.demo``):
 
@@ -25,9 +26,14 @@ Every stage runs through its command-line entry point, as a user would type it (
    (paired bootstrap over the test cadences, seeded).
 
 Outputs in ``--out``: ``settings.json`` (resolved settings, every stage's command line and wall
-time), ``results.json`` (the table, the background chosen per score and its train AUCs) and the
-data, shards, run and predictions. The defaults finish in about 45 minutes on 2 CPU cores, most
-of it training.
+time), ``results.json`` (the table, the background chosen per score and its train AUCs, the
+validation AUC of every epoch) and the data, shards, run and predictions. The defaults finish in
+about 45 minutes on 2 CPU cores, most of it training.
+
+``--data-from DIR`` compares another recipe on the data of a finished run (its ``settings.json``
+written, the same seed and data settings): stages 1-3 and the classical searches are not run again,
+only the training and the model's predictions (``benchmarks/recipe_check.py`` does this for every
+accelerator recipe).
 """
 
 from __future__ import annotations
@@ -72,22 +78,29 @@ class Settings:
     bootstrap: int = 1000
     overrides: tuple = ()
     tiny: bool = False
+    data_from: str | None = None
+    tta: str = "flips"
 
     @property
     def root(self) -> Path:
         return Path(self.out)
 
     @property
+    def data_root(self) -> Path:
+        """Where the data, shards and classical searches live: this run's folder, or ``data_from``."""
+        return Path(self.data_from) if self.data_from else self.root
+
+    @property
     def train_data(self) -> Path:
-        return self.root / "data" / "train_set"
+        return self.data_root / "data" / "train_set"
 
     @property
     def test_data(self) -> Path:
-        return self.root / "data" / "test_set"
+        return self.data_root / "data" / "test_set"
 
     @property
     def shards(self) -> Path:
-        return self.root / "shards" / "train"
+        return self.data_root / "shards" / "train"
 
     @property
     def run_dir(self) -> Path:
@@ -102,7 +115,37 @@ class Settings:
         return self.root / "predictions"
 
     def classical(self, split: str, background: str) -> Path:
-        return self.predictions / f"dedoppler_{split}_{background}.csv"
+        return self.data_root / "predictions" / f"dedoppler_{split}_{background}.csv"
+
+
+# What makes a run's data: with ``--data-from`` these come from that run, not the command line.
+DATA_KEYS = ("n_train", "n_test", "positive_rate", "train_snr", "test_snrs", "rfi_scale", "seed")
+
+
+def data_settings(data_from: str) -> dict:
+    """The data settings of a *finished* run (``settings.json`` is written last, so a run that
+    stopped half-way has none and is refused), after checking its data is still there."""
+    root = Path(data_from)
+    settings_file = root / "settings.json"
+    if not settings_file.is_file():
+        raise SystemExit(f"--data-from {root}: no settings.json there; expected the folder of a "
+                         f"finished detection benchmark run (settings.json is written when it ends)")
+    theirs = json.loads(settings_file.read_text())
+    if theirs.get("data_from"):
+        raise SystemExit(f"--data-from {root}: that run used the data of {theirs['data_from']}; "
+                         f"pass --data-from {theirs['data_from']}")
+    missing = [k for k in DATA_KEYS if k not in theirs]
+    if missing:
+        raise SystemExit(f"--data-from {settings_file}: no {missing} in it; expected the settings "
+                         f"of a detection benchmark run")
+    values = {k: theirs[k] for k in DATA_KEYS}
+    values["test_snrs"] = tuple(values["test_snrs"])
+    data = Settings(out=str(root), data_from=str(root), **values)
+    for path in (data.train_data, data.test_data, data.shards,
+                 *(data.classical("train", b) for b in BACKGROUNDS)):
+        if not path.exists():
+            raise SystemExit(f"--data-from {root}: {path} is missing")
+    return values
 
 
 TINY = {"n_train": 100, "n_test": 60, "bootstrap": 50,
@@ -120,7 +163,7 @@ def config_path(config: str) -> str:
 def build_stages(s: Settings) -> list[Stage]:
     py = [sys.executable, "-m"]
     snrs = ",".join(f"{v:g}" for v in s.test_snrs)
-    stages = [
+    data = [
         Stage("synthesise the train set (train families, SNR log-uniform)", py + [
             "tfseti.synth", "--out", str(s.train_data), "--n-train", str(s.n_train), "--n-test", "0",
             "--positive-rate", str(s.positive_rate), "--snr", s.train_snr,
@@ -135,19 +178,22 @@ def build_stages(s: Settings) -> list[Stage]:
             "tfrecords_tools.convert", "--data", str(s.train_data), "--out", str(s.shards),
             "--split", "train", "--folds", str(FOLDS), "--seed", str(s.seed), "--shard-mb", "20",
             "--workers", str(s.workers)]),
+    ]
+    model = [
         Stage(f"train {s.config_name} on folds 1-4 (fold 0 validates)", py + [
             "tfseti.train", "--config", config_path(s.config), "--strategy", "cpu",
             "--data", str(s.shards), "--fold", str(VAL_FOLD), "--out", str(s.run_dir),
             "--no-report", f"train.seed={s.seed}", *s.overrides]),
-        Stage("predict the test set (flip TTA)", py + [
+        Stage(f"predict the test set (TTA {s.tta})", py + [
             "tfseti.predict", "--model", str(s.run_dir / f"fold{VAL_FOLD}" / "saved_model"),
-            "--data", str(s.test_data), "--tta", "flips", "--out", str(s.predictions / "model.csv")]),
+            "--data", str(s.test_data), "--tta", s.tta, "--out", str(s.predictions / "model.csv")]),
     ]
-    for background in BACKGROUNDS:
-        stages.append(Stage(f"classical search on the train set ({background}: chooses the setting)", py + [
+    classical = [
+        Stage(f"classical search on the train set ({background}: chooses the setting)", py + [
             "tfseti.dedoppler", str(s.train_data), "--split", "train", "--background", background,
-            "--out", str(s.classical("train", background)), "--no-progress"]))
-    return stages
+            "--out", str(s.classical("train", background)), "--no-progress"])
+        for background in BACKGROUNDS]
+    return model if s.data_from else data + model + classical
 
 
 def test_stage(s: Settings, background: str) -> Stage:
@@ -272,6 +318,12 @@ def read_split_truth(folder: Path, split: str):
     return truth[truth["split"] == split][["id", "target", "family", "snr"]].reset_index(drop=True)
 
 
+def epoch_history(s: Settings) -> list[float]:
+    """The validation AUC after every epoch of the trained fold (the trainer's ``result.json``)."""
+    result = json.loads((s.run_dir / f"fold{VAL_FOLD}" / "result.json").read_text())
+    return [float(v) for v in result["history"]["val_auc"]]
+
+
 def score_table(s: Settings, chosen: dict):
     """Test truth and ``{scorer: scores in truth order}`` (the model and each classical score
     with its chosen background)."""
@@ -296,20 +348,34 @@ def parse_args(argv=None) -> Settings:
     parser.add_argument("--config", default="cpu", help="recipe name in configs/ or a path (default cpu)")
     parser.add_argument("--n-train", type=int)
     parser.add_argument("--n-test", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="data and training seed (default 0)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bootstrap", type=int)
     parser.add_argument("--tiny", action="store_true", help="toy sizes: checks the plumbing only")
+    parser.add_argument("--tta", choices=("flips", "none"), default="flips",
+                        help="the model's test-time augmentation (default flips; none for a model "
+                             "flip TTA refuses, e.g. view 'all' with the OFF-median background)")
+    parser.add_argument("--data-from", metavar="DIR",
+                        help="reuse the data, shards and classical searches of a finished run with the "
+                             "same data settings (compare another recipe)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides passed to tfseti.train")
     args = parser.parse_args(argv)
     values = dict(TINY) if args.tiny else {}
     values["overrides"] = tuple(values.get("overrides", ())) + tuple(args.overrides)
-    for key in ("n_train", "n_test", "bootstrap"):
+    for key in ("n_train", "n_test", "bootstrap", "seed"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    return Settings(out=args.out, config=args.config, seed=args.seed, workers=args.workers,
-                    tiny=args.tiny, **values)
+    if args.data_from:
+        # The data (and so its sizes and seed) are the other run's: given here, they must agree.
+        theirs = data_settings(args.data_from)
+        for key in ("n_train", "n_test", "seed"):
+            if getattr(args, key) is not None and getattr(args, key) != theirs[key]:
+                parser.error(f"--{key.replace('_', '-')} {getattr(args, key)}: the data in "
+                             f"{args.data_from} was made with {theirs[key]}")
+        values.update(theirs)
+    return Settings(out=args.out, config=args.config, workers=args.workers, tiny=args.tiny,
+                    data_from=args.data_from, tta=args.tta, **values)
 
 
 def main(argv=None) -> int:
@@ -320,15 +386,17 @@ def main(argv=None) -> int:
     timings = {}
     start = time.perf_counter()
     # The test set is scored with each background some score chose: at most len(BACKGROUNDS).
-    total = len(stages) + len(BACKGROUNDS)
+    total = len(stages) + (0 if s.data_from else len(BACKGROUNDS))
     for i, stage in enumerate(stages, 1):
         timings[stage.name] = run_stage(i, total, stage)
     chosen = choose_backgrounds(s)
-    backgrounds = sorted({c["background"] for c in chosen.values()})
-    for i, background in enumerate(backgrounds, len(stages) + 1):
-        stage = test_stage(s, background)
-        timings[stage.name] = run_stage(i, total, stage)
+    if not s.data_from:
+        backgrounds = sorted({c["background"] for c in chosen.values()})
+        for i, background in enumerate(backgrounds, len(stages) + 1):
+            stage = test_stage(s, background)
+            timings[stage.name] = run_stage(i, total, stage)
     truth, scores = score_table(s, chosen)
+    history = epoch_history(s)
     rows = compare(truth, scores, s.bootstrap, s.seed)
     scorers = list(scores)
     table = format_table(rows, scorers)
@@ -337,7 +405,8 @@ def main(argv=None) -> int:
                 "seconds": timings, "total_seconds": time.perf_counter() - start}
     (s.root / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
     (s.root / "results.json").write_text(json.dumps(
-        {"rows": rows, "classical_background": chosen, "behind": behind}, indent=2))
+        {"rows": rows, "classical_background": chosen, "behind": behind, "val_auc_by_epoch": history},
+        indent=2))
     print("\n== detection benchmark ==")
     print(f"test set: {len(truth)} cadences ({int(truth.target.sum())} needles), families "
           f"{', '.join(TEST_FAMILIES)} (train: {', '.join(TRAIN_FAMILIES)}); recipe {s.config_name}")
@@ -345,7 +414,8 @@ def main(argv=None) -> int:
         aucs = ", ".join(f"{b} {v:.4f}" for b, v in c["train_auc"].items())
         print(f"classical {score}: background {c['background']} (train AUC {aucs})")
     train_seconds = next(v for k, v in timings.items() if k.startswith("train "))
-    print(f"training wall time: {train_seconds:.0f} s\n")
+    print(f"training wall time: {train_seconds:.0f} s")
+    print("validation AUC by epoch (fold 0): " + " ".join(f"{v:.3f}" for v in history) + "\n")
     print(table)
     print()
     if behind:

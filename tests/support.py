@@ -63,6 +63,51 @@ def write_kaggle_dir(root, n_train: int = 8, n_test: int = 4, seed: int = 0,
     return frames
 
 
+def write_shard_manifest(folder, compression=None) -> dict:
+    """Write the ``manifest.json`` ``tfrecords_tools.convert`` would write for the shards a test
+    wrote by hand into ``folder`` (counts, classes, sizes and checksums read back from the files),
+    so that readers accept the folder; returns the document."""
+    import json
+    from collections import Counter
+
+    import google_crc32c
+    import tensorflow as tf
+
+    from tfseti.io import shards as shard_lib
+    from tfseti.io.records import FEATURES, SCHEMA_VERSION, PANELS_SHAPES
+
+    entries, shape = [], None
+    for name in sorted(os.listdir(folder)):
+        parsed = shard_lib.parse_shard_name(name)
+        if parsed is None:
+            continue
+        path = os.path.join(str(folder), name)
+        classes = Counter()
+        records = 0
+        for serialized in tf.data.TFRecordDataset(path, compression_type=compression or ""):
+            parsed_record = tf.io.parse_single_example(
+                serialized, {k: FEATURES[k] for k in ("target", "shape")})
+            classes[int(parsed_record["target"])] += 1
+            shape = shape or [int(v) for v in parsed_record["shape"].numpy()]
+            records += 1
+        raw = open(path, "rb").read()
+        entries.append({**{k: parsed[k] for k in ("fold", "index", "count")}, "name": name,
+                        "records": records, "classes": {str(k): classes[k] for k in sorted(classes)},
+                        "bytes": len(raw), "crc32c": f"{google_crc32c.value(raw):08x}",
+                        "skipped": []})
+    split = shard_lib.parse_shard_name(entries[0]["name"])["split"] if entries else "train"
+    folds = max([e["fold"] for e in entries] + [-1]) + 1
+    shape = shape or list(PANELS_SHAPES["all"])
+    doc = {"format": shard_lib.FORMAT, "schema_version": SCHEMA_VERSION, "complete": True,
+           "params": {"source": None, "split": split, "folds": folds, "seed": 0, "shard_mb": None,
+                      "panels": "on" if shape[0] == 3 else "all", "compression": compression},
+           "cadence_shape": shape, "cadence_dtype": "float16",
+           **shard_lib.summarize(entries), "shards": entries, "skipped": []}
+    with open(os.path.join(str(folder), shard_lib.MANIFEST_NAME), "w") as handle:
+        json.dump(doc, handle, indent=1)
+    return doc
+
+
 class GcsEmulator:
     """A running ``gcp-storage-emulator`` (in memory, loopback) with one bucket.
 

@@ -1,6 +1,7 @@
 """benchmarks/detection.py: the scoring on known numbers, and the whole benchmark end to end at
 toy size (``--tiny``: every stage through its real command line; the AUCs mean nothing there)."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -16,6 +17,8 @@ _spec = importlib.util.spec_from_file_location("detection", REPO / "benchmarks" 
 bench = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = bench     # dataclasses look their module up there
 _spec.loader.exec_module(bench)
+sys.path.insert(0, str(REPO / "benchmarks"))    # recipe_check imports detection as a script does
+import recipe_check  # noqa: E402
 
 
 def test_rank_auc_is_roc_auc_with_ties():
@@ -56,13 +59,76 @@ def test_compare_groups_differences_and_intervals():
     assert "snr 40" in table and "family sine" in table
 
 
+def _finished_run(root: Path, **settings) -> Path:
+    """A folder shaped like a finished benchmark run (its data folders and settings.json)."""
+    data = bench.Settings(out=str(root), **settings)
+    for path in (data.train_data, data.test_data, data.shards, data.predictions):
+        path.mkdir(parents=True, exist_ok=True)
+    for background in bench.BACKGROUNDS:
+        data.classical("train", background).write_text("id,target\n")
+    (root / "settings.json").write_text(json.dumps(dataclasses.asdict(data), default=str))
+    return root
+
+
+def test_data_from_takes_the_data_settings_of_a_finished_run(tmp_path):
+    source = _finished_run(tmp_path / "det", n_train=500, n_test=300, seed=3, rfi_scale=1)
+    s = bench.parse_args(["--out", str(tmp_path / "k1"), "--data-from", str(source), "--config", "k1_style"])
+    assert (s.n_train, s.n_test, s.seed, s.rfi_scale) == (500, 300, 3, 1)
+    assert s.train_data == source / "data" / "train_set" and s.shards == source / "shards" / "train"
+    assert s.classical("test", "off_median").parent == source / "predictions"
+    assert s.predictions == tmp_path / "k1" / "predictions" and s.run_dir.parent == tmp_path / "k1" / "runs"
+    stages = bench.build_stages(s)      # only the recipe's own training and prediction
+    assert [st.argv[2] for st in stages] == ["tfseti.train", "tfseti.predict"]
+
+
+def test_data_from_refuses_unfinished_mismatched_or_second_hand_runs(tmp_path, capsys):
+    unfinished = tmp_path / "half"
+    (unfinished / "data" / "train_set").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="no settings.json"):
+        bench.parse_args(["--data-from", str(unfinished)])
+    source = _finished_run(tmp_path / "det", n_train=500)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--data-from", str(source), "--n-train", "600"])
+    assert "--n-train 600: the data in" in capsys.readouterr().err
+    (source / "shards" / "train").rmdir()
+    with pytest.raises(SystemExit, match="shards/train is missing"):
+        bench.parse_args(["--data-from", str(source)])
+    second = tmp_path / "k1"
+    second.mkdir()
+    (second / "settings.json").write_text(json.dumps({"data_from": str(source), "n_train": 500}))
+    with pytest.raises(SystemExit, match=f"pass --data-from {source}"):
+        bench.parse_args(["--data-from", str(second)])
+
+
+def test_recipe_scale_downs_load_and_keep_each_recipe(tmp_path):
+    from tfseti.train.run_config import load_run_config
+
+    assert set(recipe_check.SCALE_DOWN) == {"b0_tpu", "k1_style", "k2_style", "k3_style"}
+    for recipe in recipe_check.SCALE_DOWN:
+        full, small = load_run_config(recipe), load_run_config(recipe, recipe_check.overrides(recipe))
+        assert small.model.options.weights is None and not small.train.jit_compile
+        assert small.train.epochs < full.train.epochs
+        # what makes it that recipe is untouched
+        assert small.view.name == full.view.name and small.mixup == full.mixup
+        assert small.train.loss == full.train.loss and small.augment == full.augment
+        assert small.model.options.pooling == full.model.options.pooling
+        assert small.model.options.triplet_attention == full.model.options.triplet_attention
+        # the findings of the cpu recipe that carry over: OFF-median background, every needle family
+        assert full.view.background == "off_median"
+        assert set(full.augment.inject.families) == {"linear", "squared", "sine", "pulsed", "broad"}
+    with pytest.raises(SystemExit):
+        recipe_check.main(["--data-from", str(tmp_path), "--recipes", "k9_style"])
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     out = tmp_path / "det"
     assert bench.main(["--tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "== detection benchmark ==" in printed and "training wall time" in printed
+    assert "validation AUC by epoch (fold 0): " in printed
     results = json.loads((out / "results.json").read_text())
+    assert len(results["val_auc_by_epoch"]) == 1
     kinds = {row["kind"] for row in results["rows"]}
     assert kinds == {"overall", "family", "snr"}
     for row in results["rows"]:
@@ -75,3 +141,17 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     assert set(truth.snr.dropna()) <= set(bench.TEST_SNRS)
     train_truth = pd.read_csv(out / "data" / "train_set" / "truth.csv")
     assert set(train_truth.family.dropna()) <= set(bench.TRAIN_FAMILIES)
+
+    # an accelerator recipe, scaled down, on the same data: only its training and prediction run
+    checks = tmp_path / "checks"
+    assert recipe_check.main(["--tiny", "--data-from", str(out), "--out", str(checks),
+                              "--recipes", "k2_style"]) == 0
+    printed = capsys.readouterr().out
+    assert "== accelerator recipes, scaled down to 2 CPU cores ==" in printed and "k2_style" in printed
+    assert "synthesise" not in printed and "classical search" not in printed
+    summary = json.loads((checks / "summary.json").read_text())
+    assert [r["recipe"] for r in summary] == ["k2_style"] and len(summary[0]["val_auc_by_epoch"]) == 1
+    assert "model.name=efficientnet_b0" in summary[0]["overrides"]
+    resolved = json.loads((checks / "k2_style" / "runs" / "k2_style" / "fold0" / "config.json").read_text())
+    assert resolved["view"]["name"] == "all" and resolved["view"]["background"] == "off_median"
+    assert not (checks / "k2_style" / "data").exists()     # the data run's data, not a copy

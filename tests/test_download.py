@@ -278,3 +278,13 @@ def test_no_credentials_gives_one_message_on_how_to_provide_them(tmp_path):
                    "https://www.kaggle.com/competitions/seti-breakthrough-listen/rules"):
         assert needed in run.stderr, needed
     assert not out.exists()
+
+
+def test_cli_refuses_fewer_than_one_worker(tmp_path, capsys):
+    from tfseti.download import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["--out", str(tmp_path / "out"), "--from-zip", "x.zip", "--workers", "0"])
+    assert caught.value.code == 2
+    assert "argument --workers: expected an integer >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from scipy.stats import rankdata
-from support import write_kaggle_dir
+from support import write_kaggle_dir, write_shard_manifest
 
 from tfseti import predict as pr
 from tfseti.data.augment import horizontal_flip, vertical_flip
@@ -65,7 +65,7 @@ def direct(net, view, cadence, flips=((),)):
     return np.mean(outs, axis=0)
 
 
-def write_shards(folder, ids, cadences, n_shards=2, duplicate=False):
+def write_shards(folder, ids, cadences, n_shards=2, duplicate=False, manifest=True):
     os.makedirs(folder, exist_ok=True)
     order = np.random.default_rng(1).permutation(len(ids))
     for shard in range(n_shards):
@@ -75,6 +75,8 @@ def write_shards(folder, ids, cadences, n_shards=2, duplicate=False):
                 writer.write(encode_example(ids[k], cadences[k]))
             if duplicate and shard == 0:
                 writer.write(encode_example(ids[order[0]], cadences[order[0]]))
+    if manifest:
+        write_shard_manifest(folder)
     return folder
 
 
@@ -194,13 +196,13 @@ def test_missing_and_duplicated_ids_are_errors(setup, tmp_path):
         pr.open_test_data(str(kaggle))
     with open(tmp_path / "dup" / "manifest.json", "w") as handle:
         json.dump({"shards": [{"name": "test-00000-of-00002.tfrec", "records": 1}]}, handle)
-    with pytest.raises(ValueError, match="does not list shard"):
+    with pytest.raises(ValueError, match="dup: manifest format is None"):
         pr.open_test_data(str(tmp_path / "dup"))
     with pytest.raises(FileNotFoundError, match="neither a SavedModel"):
         pr.resolve_model_paths(str(tmp_path))
     with pytest.raises(ValueError, match="1 id\\(s\\) missing"):
         pr.check_ids(setup["ids"][:-1], setup["ids"], None)
-    with pytest.raises(ValueError, match="the manifest lists 6 records"):
+    with pytest.raises(ValueError, match="the shards hold 6 records"):
         pr.check_ids(setup["ids"], None, 6)
     no_exact_flip = pr.ServingModel("m", 6, (6, 273, 256), {"name": "all", "background": "off_median"},
                                     None)
@@ -213,8 +215,12 @@ def test_cli_writes_a_submission(setup, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "tfseti.predict", "--model", str(setup["root"] / "run"),
          "--data", setup["kaggle"], "--tta", "flips", "--ensemble", "rank", "--out", str(out),
-         "--batch-size", "2"], capture_output=True, text=True, timeout=120)
+         "--batch-size", "2"], capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert run.returncode == 0, run.stderr
+    # Not a terminal: no progress bar; and none of TensorFlow's C++ start-up lines (absl
+    # banner, oneDNN, cuda drivers, cuInit), whatever TF_CPP_MIN_LOG_LEVEL the tests set.
+    assert run.stderr == "", run.stderr
     assert f"submission: {out}" in run.stdout and f"{N_TEST} ids" in run.stdout
     frame = pd.read_csv(out, dtype={"id": str})
     assert list(frame.columns) == ["id", "target"]
@@ -222,6 +228,62 @@ def test_cli_writes_a_submission(setup, tmp_path):
     models = [pr.load_model(setup["models"][n][0]) for n in ("on", "on_off")]
     expected = pr.predict(models, pr.open_test_data(setup["kaggle"]), "flips", "rank")
     np.testing.assert_allclose(frame["target"], expected.target, rtol=1e-6)
+
+
+def _cli(setup, data, out, capsys) -> tuple[int, str, str]:
+    code = pr.main(["--model", setup["models"]["on"][0], "--data", str(data), "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    (line,) = [line for line in lines if line.startswith("error: ")]
+    return line
+
+
+def test_an_incomplete_shard_folder_writes_no_submission(setup, tmp_path, capsys):
+    """A deleted shard or an interrupted conversion used to give a submission missing ids."""
+    folder = write_shards(tmp_path / "shards", setup["ids"], setup["cadences"], n_shards=3)
+    victim = "test-00001-of-00003.tfrec"
+    os.remove(folder / victim)
+    out = tmp_path / "sub.csv"
+    code, _, err = _cli(setup, folder, out, capsys)
+    assert code == 2 and not out.exists()
+    line = _one_error_line(err)
+    assert f"{victim}: missing" in line and "does not match its manifest.json" in line
+
+    os.rename(folder / "manifest.json", folder / "_progress.json")  # an interrupted conversion
+    code, _, err = _cli(setup, folder, out, capsys)
+    assert code == 2 and not out.exists()
+    line = _one_error_line(err)
+    assert "conversion interrupted" in line and "rerun the same" in line
+
+
+def test_an_explicit_glob_is_read_and_its_count_printed(setup, tmp_path, capsys):
+    folder = write_shards(tmp_path / "loose", setup["ids"], setup["cadences"], n_shards=2,
+                          manifest=False)
+    out = tmp_path / "sub.csv"
+    code, stdout, err = _cli(setup, folder, out, capsys)
+    assert code == 2 and "not a shard folder (no manifest.json)" in _one_error_line(err)
+    code, stdout, _ = _cli(setup, folder / "test-*.tfrec", out, capsys)
+    assert code == 0
+    assert f"2 shard(s) matching {folder / 'test-*.tfrec'}: {N_TEST} records (counted" in stdout
+    assert sorted(pd.read_csv(out, dtype={"id": str})["id"]) == sorted(setup["ids"])
+
+
+def test_a_corrupt_shard_is_one_line_naming_it(setup, tmp_path, capsys):
+    folder = write_shards(tmp_path / "corrupt", setup["ids"], setup["cadences"], n_shards=2)
+    victim = folder / "test-00001-of-00002.tfrec"
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # same size: the folder check passes, the record's CRC does not
+    victim.write_bytes(bytes(raw))
+    out = tmp_path / "sub.csv"
+    code, _, err = _cli(setup, folder, out, capsys)
+    assert code == 2 and not out.exists()
+    line = _one_error_line(err)
+    assert line.startswith(f"error: {victim}: corrupt shard, corrupted record at byte "), line
 
 
 def test_cli_reports_errors_with_exit_code_2(setup, tmp_path, capsys):

@@ -6,10 +6,12 @@
 * ``python -m tfrecords_tools.verify`` / :func:`verify`: manifest against shards, every record
   decoded with ``tfseti.io.records.parse_example``.
 
-Records follow ``tfseti.io.records`` (schema v1); this package depends on ``tfseti.io`` and
-nothing in ``tfseti`` depends on it.
+Records follow ``tfseti.io.records`` (schema v1); shard names and the manifest's names, reading
+and checks follow ``tfseti.io.shards`` (re-exported here). This package depends on ``tfseti.io``
+and nothing in ``tfseti`` depends on it.
 """
 
+import tfseti  # noqa: F401  first: quiets TensorFlow's start-up lines (tfseti.console)
 from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
 from tfrecords_tools.shards import fold_pattern, parse_shard_name, shard_name
 

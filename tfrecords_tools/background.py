@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -55,6 +54,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from tfseti.console import json_object, positive_int
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, save_cadence
 
@@ -373,8 +373,10 @@ def main(argv=None) -> int:
     parser.add_argument("--refine", type=int, default=defaults.refine,
                         help="shifts tried either side of the voted one (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="projection seed (default 0)")
-    parser.add_argument("--workers", type=int, default=4, help="threads for reading/writing (default 4)")
-    parser.add_argument("--storage-options", default=None, help="JSON dict of fsspec options")
+    parser.add_argument("--workers", type=positive_int, default=4,
+                        help="threads for reading/writing (default 4)")
+    parser.add_argument("--storage-options", type=json_object, default=None,
+                        help="JSON dict of fsspec options")
     args = parser.parse_args(argv)
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     try:
@@ -382,7 +384,7 @@ def main(argv=None) -> int:
                           candidates=args.candidates, refine=args.refine,
                           min_confidence=args.min_confidence, min_overlap=args.min_overlap, seed=args.seed)
         table = remove_background(args.data, args.out, splits, cfg, workers=args.workers,
-                                  storage_options=json.loads(args.storage_options) if args.storage_options else None)
+                                  storage_options=args.storage_options)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

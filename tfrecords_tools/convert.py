@@ -14,6 +14,11 @@ fold 3. Records follow ``tfseti.io.records`` (schema v1). See the README section
 * a rerun with the same parameters keeps shards that exist with the recorded size and checksum,
   rewrites the others, deletes stale temporaries and then writes the manifest; a rerun with other
   parameters (or into a prefix holding other shards) fails without touching anything.
+* ``.npy`` files of the split without a row in the label csv are not converted; their number and
+  the first ids are reported (``tfseti.data.validate`` lists them all).
+* a conversion that leaves no record (``--skip-bad`` with no readable file), or a fold without
+  records, fails after writing its manifest (which lists the skipped files); every reader and
+  ``tfrecords_tools.verify`` refuse such a folder.
 
 Parallelism is threads, ``--workers`` shards at a time plus a read-ahead pool: file reads, CRC32C
 and uploads/downloads release the GIL and overlap; ``.npy`` decoding and protobuf encoding mostly
@@ -25,7 +30,6 @@ imported.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -34,8 +38,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
+from tfseti.console import json_object, positive_int, show_progress
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import ID_PATTERN, LABEL_FILES, ON_PANELS, CadenceError, KaggleDataset
+from tfseti.io.kaggle import (ID_PATTERN, LABEL_FILES, ON_PANELS, CadenceError, KaggleDataset,
+                              plain)
 from tfseti.io.records import PANELS_SHAPES, SCHEMA_VERSION, encode_example
 from tfrecords_tools import manifest as mf
 from tfrecords_tools.folds import assign_folds
@@ -80,7 +86,8 @@ def read_split(ds: KaggleDataset) -> tuple[list[str], np.ndarray]:
     if dupes:
         raise ConvertError(f"{ds.labels_file}: {len(dupes)} duplicated id(s), e.g. {dupes[:3]}")
     if not ids:
-        raise ConvertError(f"{ds.labels_file}: no rows")
+        raise ConvertError(f"{ds.labels_file}: no rows after the header, expected one "
+                           f"'id,target' row per cadence")
     if not ds.labeled:
         return ids, np.full(len(ids), -1, dtype=np.int64)
     import pandas as pd
@@ -88,7 +95,8 @@ def read_split(ds: KaggleDataset) -> tuple[list[str], np.ndarray]:
     values = pd.to_numeric(frame["target"], errors="coerce").to_numpy()
     ok = np.isin(values, [0, 1])
     if not ok.all():
-        examples = [f"{ids[i]}={frame['target'].iloc[i]!r}" for i in np.flatnonzero(~ok)[:3]]
+        examples = [f"{ids[i]}={plain(frame['target'].iloc[i])!r}"
+                    for i in np.flatnonzero(~ok)[:3]]
         raise ConvertError(f"{ds.labels_file}: {int((~ok).sum())} target(s) are not 0 or 1, "
                            f"e.g. {examples}")
     return ids, values.astype(np.int64)
@@ -122,7 +130,7 @@ def _prefetch(pool, fn, items, depth, stop):
 
 
 class _Converter:
-    def __init__(self, ds, dest, panels, compression, skip_bad, workers, progress):
+    def __init__(self, ds, dest, panels, compression, skip_bad, workers, progress, total=None):
         import tensorflow as tf
 
         self.tf = tf
@@ -136,10 +144,11 @@ class _Converter:
         self.read_pool = ThreadPoolExecutor(max(2, workers * 2), thread_name_prefix="read")
         self.lock = threading.Lock()
         self.bar = None
-        if progress:
+        if show_progress(progress):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=0, unit="cadence", desc="convert", dynamic_ncols=True)
+            # Created with its total: a bar started at total=0 is drawn once empty.
+            self.bar = tqdm(total=total, unit="cadence", desc="convert", dynamic_ncols=True)
 
     def _encode(self, item):
         cid, target, fold = item
@@ -214,6 +223,8 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
         raise ConvertError(f"--seed must be >= 0, got {seed}")
     if not shard_mb > 0:
         raise ConvertError(f"--shard-mb must be > 0, got {shard_mb}")
+    if workers is not None and workers < 1:
+        raise ConvertError(f"--workers must be >= 1, got {workers}")
     workers = workers or default_workers()
     folded = is_folded(split)
     shape = PANELS_SHAPES[panels]
@@ -223,6 +234,10 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
         ids, targets = read_split(ds)
     except (FileNotFoundError, ValueError) as err:
         raise ConvertError(str(err)) from None
+    unlisted = files_without_row(ds, ids)
+    if unlisted:
+        log(f"warning: {len(unlisted)} .npy file(s) under {ds.split_path()} have no row in "
+            f"{ds.labels_file} and are not converted, e.g. {unlisted[:5]}")
     try:
         fold_of = assign_folds(targets, folds, seed) if folded else np.full(len(ids), -1, np.int64)
     except ValueError as err:
@@ -242,6 +257,28 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
                     skip_bad, workers, progress, log)
     finally:
         dest.close()
+
+
+def files_without_row(ds: KaggleDataset, ids: list[str]) -> list[str]:
+    """Ids of the split's ``.npy`` files that the label csv does not list (sorted)."""
+    listed = set(ids)
+    return sorted(cid for cid in ds.list_files() if cid not in listed)
+
+
+def check_usable(doc: dict, where: str) -> None:
+    """Refuse a finished conversion that left no record, or a fold without records."""
+    skipped = doc.get("skipped") or []
+    why = (f"{len(skipped)} file(s) were bad and left out by --skip-bad (listed in {where}, e.g. "
+           f"{[s.get('path') for s in skipped[:3]]})" if skipped else "no file was converted")
+    if int(doc.get("num_records") or 0) == 0:
+        raise ConvertError(f"no records written: {why}; there is nothing to train or predict on. "
+                           f"Fix or replace the files, then rerun the same command.")
+    folds = (doc.get("counts") or {}).get("folds") or {}
+    expected = range(int((doc.get("params") or {}).get("folds") or 0))
+    empty = [f for f in expected if int((folds.get(str(f)) or {}).get("records") or 0) == 0]
+    if empty:
+        raise ConvertError(f"fold(s) {empty} hold no records: {why}. Fix or replace the files "
+                           f"and rerun, or convert with fewer --folds into another --out.")
 
 
 def _check_prefix(dest: Destination, params: dict, digest: str, plans: list[ShardPlan]) -> dict:
@@ -305,7 +342,9 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
         dest.remove(mf.PROGRESS_NAME)  # left if a run died between the manifest and this removal
         dest.remove_tmp_dir()
         log(f"{dest.url}: all {len(plans)} shards present and matching the manifest; nothing to do")
-        return mf.loads(dest.read_bytes(mf.MANIFEST_NAME), dest.display(mf.MANIFEST_NAME))
+        doc = mf.loads(dest.read_bytes(mf.MANIFEST_NAME), dest.display(mf.MANIFEST_NAME))
+        check_usable(doc, dest.display(mf.MANIFEST_NAME))
+        return doc
     if done:
         log(f"resuming: {len(done)} of {len(plans)} shards already complete")
 
@@ -318,10 +357,8 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
     if had_manifest:  # a complete manifest must not describe shards being rewritten
         dest.remove(mf.MANIFEST_NAME)
 
-    converter = _Converter(ds, dest, params["panels"], compression, skip_bad, workers, progress)
-    if converter.bar is not None:
-        converter.bar.total = sum(len(p.ids) for p in todo)
-        converter.bar.refresh()
+    converter = _Converter(ds, dest, params["panels"], compression, skip_bad, workers, progress,
+                           total=sum(len(p.ids) for p in todo))
     failure = None
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="shard") as pool:
@@ -370,6 +407,7 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
     dest.remove_tmp_dir()
     if skipped:
         log(f"skipped {len(skipped)} bad file(s), listed in {dest.display(mf.MANIFEST_NAME)}")
+    check_usable(doc, dest.display(mf.MANIFEST_NAME))
     log(f"{dest.url}: {doc['num_records']} records in {doc['num_shards']} shards "
         f"(classes {doc['counts']['classes']})")
     return doc
@@ -392,26 +430,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--panels", default="all", choices=sorted(PANELS_SHAPES),
                         help="all: (6,273,256); on: ON panels 0,2,4 only, (3,273,256)")
     parser.add_argument("--compression", default="none", choices=sorted(COMPRESSIONS))
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help=f"shards written in parallel (default {default_workers()})")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave bad .npy files out and list them in the manifest")
-    parser.add_argument("--storage-options", default=None,
+    parser.add_argument("--storage-options", type=json_object, default=None,
                         help="JSON dict of fsspec options for --data and --out, e.g. "
                              "'{\"token\": \"anon\"}'")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none when stderr is not a terminal)")
+    # The old spelling, still accepted (benchmarks/domain_shift.py passes it).
+    parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    storage_options = json.loads(args.storage_options) if args.storage_options else None
     try:
         convert(args.data, args.out, split=args.split, folds=args.folds, seed=args.seed,
                 shard_mb=args.shard_mb, panels=args.panels,
                 compression=COMPRESSIONS[args.compression], workers=args.workers,
-                skip_bad=args.skip_bad, storage_options=storage_options,
-                progress=not args.quiet)
+                skip_bad=args.skip_bad, storage_options=args.storage_options,
+                progress=not args.no_progress)
     except (ConvertError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

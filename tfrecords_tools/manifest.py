@@ -1,5 +1,10 @@
 """``manifest.json`` (written last, describes a finished conversion) and ``_progress.json``.
 
+The converter writes these documents; reading a manifest and checking a folder against it
+belong to ``tfseti.io.shards`` (``open_shard_folder``), which every reader uses. The names
+(``MANIFEST_NAME``, ``PROGRESS_NAME``, ``FORMAT``), ``loads``, ``ManifestError`` and
+``summarize`` are re-exported from there.
+
 Manifest fields (``FORMAT`` ``tfseti-tfrecords``):
 
 ``format``, ``schema_version``
@@ -38,14 +43,13 @@ import datetime
 import json
 from collections import Counter
 
-FORMAT = "tfseti-tfrecords"
-MANIFEST_NAME = "manifest.json"
-PROGRESS_NAME = "_progress.json"
+# The names, the reading and the checks of a manifest belong to the readers' bottom layer
+# (tfseti.io.shards); the converter writes what they read.
+from tfseti.io.shards import (FORMAT, MANIFEST_NAME, PROGRESS_NAME, ManifestError,  # noqa: F401
+                              summarize)
+from tfseti.io.shards import loads_manifest as loads  # noqa: F401
+
 COMPARED_PARAMS = ("source", "split", "folds", "seed", "shard_mb", "panels", "compression")
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be read or does not match what is asked of it."""
 
 
 def now_utc() -> str:
@@ -60,16 +64,6 @@ def tool_info() -> dict:
 
 def dumps(document: dict) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=False) + "\n").encode("utf-8")
-
-
-def loads(data: bytes, where: str) -> dict:
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ManifestError(f"{where}: not valid JSON ({err})") from None
-    if not isinstance(document, dict):
-        raise ManifestError(f"{where}: expected a JSON object")
-    return document
 
 
 def header(schema_version: int, params: dict, options: dict, digest: str, shape, complete: bool) -> dict:
@@ -107,26 +101,3 @@ def incompatibilities(existing: dict, schema_version: int, params: dict, digest:
 def class_counts(targets) -> dict[str, int]:
     counts = Counter(int(t) for t in targets)
     return {str(k): counts[k] for k in sorted(counts)}
-
-
-def summarize(shards: list[dict]) -> dict:
-    """``num_records``, ``num_shards`` and ``counts`` from the per-shard entries."""
-    classes: Counter = Counter()
-    folds: dict[int, dict] = {}
-    for shard in shards:
-        entry = folds.setdefault(int(shard["fold"]), {"records": 0, "classes": Counter()})
-        entry["records"] += int(shard["records"])
-        for key, value in shard["classes"].items():
-            entry["classes"][int(key)] += int(value)
-            classes[int(key)] += int(value)
-    return {
-        "num_records": sum(int(s["records"]) for s in shards),
-        "num_shards": len(shards),
-        "counts": {
-            "classes": {str(k): classes[k] for k in sorted(classes)},
-            "folds": {str(f): {"records": folds[f]["records"],
-                               "classes": {str(k): folds[f]["classes"][k]
-                                           for k in sorted(folds[f]["classes"])}}
-                      for f in sorted(folds)},
-        },
-    }

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -31,8 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfseti.io import fs as fsutil
+# Shard names are the readers' contract, owned by tfseti.io.shards; re-exported for the converter.
+from tfseti.io.shards import SHARD_SUFFIX, fold_pattern, parse_shard_name, shard_name  # noqa: F401
 
-SHARD_SUFFIX = ".tfrec"
 TMP_DIR = "_tmp"
 MB = 1_000_000  # --shard-mb counts decimal megabytes
 SHARD_MULTIPLE = 8  # TPU hosts read 8 cores' worth of files: shard counts a multiple of 8 ...
@@ -42,35 +42,6 @@ HASH_CHUNK = 8 * 1024 * 1024
 # Test hook: seconds to sleep between uploading a shard to its temporary name and publishing it,
 # so that a test can kill the converter while temporaries exist. Never set outside tests.
 PUBLISH_DELAY_ENV = "TFRECORDS_TOOLS_TEST_PUBLISH_DELAY"
-
-
-# -- names -------------------------------------------------------------------------------------
-def shard_name(split: str, fold: int, index: int, count: int) -> str:
-    """``train-f{k}-{i:05d}-of-{n:05d}.tfrec`` for a fold, ``{split}-{i:05d}-of-{n:05d}.tfrec`` without."""
-    if fold >= 0:
-        return f"{split}-f{fold}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
-    return f"{split}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
-
-
-def fold_pattern(split: str, fold: int | None = None) -> str:
-    """Glob pattern selecting one fold's shards (or all shards of a split when ``fold`` is None)."""
-    if fold is None:
-        return f"{split}-*{SHARD_SUFFIX}"
-    return f"{split}-f{fold}-*{SHARD_SUFFIX}"
-
-
-_NAME_RE = re.compile(r"^(?P<split>[a-z_]+?)(?:-f(?P<fold>\d+))?-(?P<index>\d{5})-of-(?P<count>\d{5})"
-                      + re.escape(SHARD_SUFFIX) + "$")
-
-
-def parse_shard_name(name: str) -> dict | None:
-    """``{split, fold, index, count}`` of a shard file name, or None when it is not one."""
-    match = _NAME_RE.match(name)
-    if not match:
-        return None
-    fold = match["fold"]
-    return {"split": match["split"], "fold": int(fold) if fold is not None else -1,
-            "index": int(match["index"]), "count": int(match["count"])}
 
 
 # -- sizing and assignment ---------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Check a shard prefix against its manifest.
 
     python -m tfrecords_tools.verify DIR|gs://bucket/prefix [--no-decode] [--workers N]
+        [--no-progress]
 
-Checks: the manifest is readable and of a known schema; every listed shard exists with the
-recorded size and crc32c; no unlisted ``*.tfrec`` file sits in the prefix; every record of every
+Checks: first the folder check every reader makes (``tfseti.io.shards.check_shard_folder``: the
+manifest is there, readable, of a known schema, consistent and holds records in every fold; every
+listed shard exists with the recorded size; no unlisted ``*.tfrec`` file sits in the prefix), all
+its problems listed; then every shard's crc32c, and every record of every
 shard decodes with ``tfseti.io.records.parse_example`` to the declared shape and dtype, holds no
 NaN/Inf, has a valid unique id, the shard's fold and a target of the shard's classes; the record
 counts per shard, fold and class equal the manifest's. Exit status 0 when all hold, 1 with the
@@ -18,7 +21,6 @@ copy (TFRecord framing, CRCs and GZIP handled by TensorFlow). Local shards are r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,11 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfseti.console import json_object, positive_int, show_progress
 from tfseti.io.kaggle import ID_PATTERN
-from tfseti.io.records import SCHEMA_VERSION
-from tfrecords_tools import manifest as mf
-from tfrecords_tools.shards import (HASH_CHUNK, SHARD_SUFFIX, TMP_DIR, Destination, crc32c_hasher,
-                                    hash_file, parse_shard_name)
+from tfseti.io.shards import NoShardsError, check_shard_folder
+from tfrecords_tools.shards import HASH_CHUNK, TMP_DIR, Destination, crc32c_hasher, hash_file
 
 
 @dataclass
@@ -76,13 +77,9 @@ def _check_shard(dest: Destination, entry: dict, shape, compression, decode: boo
     name = entry["name"]
     out = {"problems": [], "records": 0, "classes": Counter(), "ids": []}
     problems = out["problems"]
-    info = dest.info(name)
-    if info is None:
+    if dest.info(name) is None:  # gone since the folder check (which names missing shards)
         problems.append(f"{name}: missing")
         return out
-    size = int(info.get("size") or 0)
-    if size != int(entry.get("bytes", -1)):
-        problems.append(f"{name}: {size} bytes, manifest says {entry.get('bytes')}")
 
     tmpdir = None
     try:
@@ -172,81 +169,24 @@ def _parser(shape):
                        input_signature=[tf.TensorSpec([], tf.string)])
 
 
-def _check_layout(doc: dict, report: Report) -> None:
-    """Checks of the manifest on its own: names, fold/index completeness, counts."""
-    shards = doc.get("shards") or []
-    per_fold: dict[int, set] = {}
-    for entry in shards:
-        parsed = parse_shard_name(str(entry.get("name")))
-        if parsed is None:
-            report.problems.append(f"manifest lists {entry.get('name')!r}, not a shard name")
-            continue
-        if (parsed["fold"], parsed["index"], parsed["count"]) != (
-                entry.get("fold"), entry.get("index"), entry.get("count")):
-            report.problems.append(f"manifest entry {entry['name']}: fold/index/count "
-                                   f"{entry.get('fold')}/{entry.get('index')}/{entry.get('count')} "
-                                   f"disagree with its name")
-        per_fold.setdefault(parsed["fold"], set()).add((parsed["index"], parsed["count"]))
-    for fold, seen in sorted(per_fold.items()):
-        counts = {c for _, c in seen}
-        if len(counts) != 1 or {i for i, _ in seen} != set(range(next(iter(counts)))):
-            report.problems.append(f"fold {fold}: shard set incomplete or inconsistent "
-                                   f"({len(seen)} shards listed, counts {sorted(counts)})")
-    try:
-        summary = mf.summarize(shards)
-    except (KeyError, TypeError, ValueError) as err:
-        report.problems.append(f"manifest shard entries are malformed ({_first_line(err)})")
-        return
-    for key in ("num_records", "num_shards", "counts"):
-        if doc.get(key) != summary[key]:
-            report.problems.append(f"manifest {key} is {doc.get(key)}, its shard entries add up "
-                                   f"to {summary[key]}")
-
-
 def verify(path: str, *, storage_options: dict | None = None, decode: bool = True,
            workers: int | None = None, progress: bool = False) -> Report:
     """Verify the shards under ``path`` (local folder or URL) against its ``manifest.json``."""
     dest = Destination(path, storage_options)
     report = Report(path=dest.url)
-    listing = dest.listing()
-    if mf.MANIFEST_NAME not in listing:
-        if mf.PROGRESS_NAME in listing:
-            report.problems.append(f"no {mf.MANIFEST_NAME}: a conversion was interrupted "
-                                   f"({mf.PROGRESS_NAME} present); rerun the converter to finish")
-        else:
-            report.problems.append(f"no {mf.MANIFEST_NAME} under {dest.url}")
-        return report
     try:
-        doc = mf.loads(dest.read_bytes(mf.MANIFEST_NAME), dest.display(mf.MANIFEST_NAME))
-    except mf.ManifestError as err:
+        check = check_shard_folder(dest.url, storage_options)
+    except NoShardsError as err:
         report.problems.append(str(err))
         return report
-    if doc.get("format") != mf.FORMAT:
-        report.problems.append(f"manifest format is {doc.get('format')!r}, expected {mf.FORMAT!r}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        report.problems.append(f"manifest schema_version is {doc.get('schema_version')!r}; this "
-                               f"verifier reads version {SCHEMA_VERSION}")
+    report.problems.extend(check.problems)
+    report.warnings.extend(check.warnings)
+    if check.folder is None:  # no manifest, or one that cannot be used at all
         return report
-    if doc.get("cadence_dtype") != "float16":
-        report.problems.append(f"manifest cadence_dtype is {doc.get('cadence_dtype')!r}, "
-                               f"expected 'float16'")
-    shape = doc.get("cadence_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0
-                                                                for v in shape)):
-        report.problems.append(f"manifest cadence_shape {shape!r} is not 3 positive integers")
-        return report
-    shape = tuple(shape)
+    doc = check.folder.manifest
+    shape = tuple(doc["cadence_shape"])
     compression = (doc.get("params") or {}).get("compression")
-    _check_layout(doc, report)
-
-    shards = doc.get("shards") or []
-    listed = {entry.get("name") for entry in shards}
-    for name in sorted(listing):
-        if name.endswith(SHARD_SUFFIX) and name not in listed:
-            report.problems.append(f"{name}: in the prefix but not in the manifest")
-    if mf.PROGRESS_NAME in listing:
-        report.warnings.append(f"{mf.PROGRESS_NAME} present: a rerun of the converter was "
-                               f"interrupted or is running")
+    shards = [entry for entry in doc["shards"] if entry.get("name") not in check.missing]
     leftovers = dest.temporaries()
     if leftovers:
         report.warnings.append(f"{len(leftovers)} temporary file(s) under {TMP_DIR}/ "
@@ -255,7 +195,7 @@ def verify(path: str, *, storage_options: dict | None = None, decode: bool = Tru
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     parse = _parser(shape) if decode else None
     bar = None
-    if progress:
+    if show_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(shards), unit="shard", desc="verify", dynamic_ncols=True)
@@ -279,7 +219,7 @@ def verify(path: str, *, storage_options: dict | None = None, decode: bool = Tru
         classes.update(result["classes"])
         fold_entry = folds.setdefault(str(entry.get("fold")), Counter())
         fold_entry.update(result["classes"])
-    report.shards = len(shards)
+    report.shards = len(doc["shards"])
     if decode:
         report.records = sum(r["records"] for r in results)
         dupes = sorted(k for k, v in ids.items() if v > 1)
@@ -316,14 +256,16 @@ def main(argv=None) -> int:
     parser.add_argument("path", help="shard prefix: local folder or URL (gs://bucket/prefix)")
     parser.add_argument("--no-decode", action="store_true",
                         help="check existence, sizes and checksums only (no record decoding)")
-    parser.add_argument("--workers", type=int, default=None, help="shards checked in parallel")
-    parser.add_argument("--storage-options", default=None, help="JSON dict of fsspec options")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="shards checked in parallel")
+    parser.add_argument("--storage-options", type=json_object, default=None,
+                        help="JSON dict of fsspec options")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none when stderr is not a terminal)")
     args = parser.parse_args(argv)
-    storage_options = json.loads(args.storage_options) if args.storage_options else None
     try:
-        report = verify(args.path, storage_options=storage_options, decode=not args.no_decode,
-                        workers=args.workers, progress=args.progress)
+        report = verify(args.path, storage_options=args.storage_options, decode=not args.no_decode,
+                        workers=args.workers, progress=not args.no_progress)
     except (OSError, ValueError) as err:
         print(f"verify {args.path}: FAILED, cannot read the prefix: {err}", file=sys.stderr)
         return 1

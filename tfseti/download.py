@@ -27,6 +27,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from tfseti.console import positive_int, show_progress
+
 COMPETITION = "seti-breakthrough-listen"
 OLD_DATA_DIR = "old_leaky_data"
 # Top-level entries of the competition archive, by the part they belong to.
@@ -99,7 +101,7 @@ def fetch_archive(api, competition: str, out: str, progress: bool = True) -> str
     import requests
 
     try:
-        api.competition_download_files(competition, path=out, quiet=not progress)
+        api.competition_download_files(competition, path=out, quiet=not show_progress(progress))
     except requests.HTTPError as err:
         status = err.response.status_code if err.response is not None else None
         if status == 403:
@@ -206,7 +208,8 @@ def extract_archive(archive: str, dest: str, *, parts=PARTS, old_data: bool = Fa
     local = threading.local()  # one ZipFile handle per thread: zlib releases the GIL
     handles, lock = [], threading.Lock()
     bar = tqdm(total=sum(info.file_size for info, _ in todo), unit="B", unit_scale=True,
-               desc=f"extract {os.path.basename(archive)}", disable=not progress, file=sys.stderr)
+               desc=f"extract {os.path.basename(archive)}", disable=not show_progress(progress),
+               file=sys.stderr)
 
     def extract_one(item) -> int:
         info, target = item
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-zip", metavar="ZIP", help="extract this archive, no download")
     parser.add_argument("--delete-zip", action="store_true",
                         help="delete the downloaded archive once extracted and checked")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
                         help=f"parallel extraction threads (default {DEFAULT_WORKERS})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -14,9 +14,13 @@ nothing of the trainer is imported. P (6, or 3 for ON-only models) is read from 
 6-panel model (error).
 
 Data (``--data``): a Kaggle-layout folder (``test/`` + ``sample_submission.csv``, local or any fsspec
-URL such as ``gs://``), read in the sample submission's order; or TFRecord test shards, as a folder
-holding ``test-*.tfrec`` (and ``manifest.json``, whose record count is then checked) or a glob
-pattern, read once each in a deterministic order (``tfseti.data.pipeline.eval_dataset``).
+URL such as ``gs://``), read in the sample submission's order; or TFRecord test shards, read once
+each in a deterministic order (``tfseti.data.pipeline.eval_dataset``): a shard folder written by
+``tfrecords_tools.convert``, which must be complete (``tfseti.io.shards.open_shard_folder``: its
+``manifest.json`` present and every shard there with the recorded size; an interrupted conversion,
+a missing or extra shard is an error) and whose record count the ids read must equal; or an
+explicit glob pattern (``DIR/test-*.tfrec``), whose records are counted first and the count shown.
+A shard that cannot be read stops the run with one line naming it and the byte offset.
 
 Flip TTA (``--tta flips``) averages the probabilities of the 4 flip combinations, made on the raw
 cadences so that each equals the flip the training augmentation made on the model's view image:
@@ -59,6 +63,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tfseti.console import show_progress
 from tfseti.io.kaggle import LABEL_FILES, ON_PANELS
 
 TTA_MODES = ("none", "flips")
@@ -266,54 +271,42 @@ def kaggle_test_data(root: str, split: str = "test") -> TestData:
     return TestData(f"Kaggle folder {root} ({len(ids)} {split} ids)", batches, ids, len(ids))
 
 
-def shard_files(data: str, role: str = "test") -> tuple[list[str], str | None]:
-    """``(shard paths, manifest path or None)`` of a shard folder (its ``test-*`` shards, or every
-    ``train-*`` shard with ``role="train"``) or glob pattern."""
-    import tensorflow as tf
-
-    from tfseti.data.pipeline import fold_files
+def shard_files(data: str, role: str = "test") -> tuple[list[str], int, str]:
+    """``(shard paths, record count, description)`` of a complete shard folder (its ``test-*``
+    shards, or every ``train-*`` shard with ``role="train"``; count from its manifest) or of an
+    explicit glob pattern (every matching file; records counted)."""
+    from tfseti.io import shards as shard_lib
     from tfseti.io.staging import tf_readable
 
     data = tf_readable(data)
-    if any(c in data for c in "*?["):
-        files = sorted(tf.io.gfile.glob(data))
-        if not files:
-            raise FileNotFoundError(f"{data}: no shard matches the pattern")
-        folder = os.path.dirname(data)
-    else:
-        files = fold_files(data, role)
-        folder = data.rstrip("/")
-    manifest = f"{folder}/manifest.json"
-    return files, manifest if tf.io.gfile.exists(manifest) else None
-
-
-def _manifest_count(manifest: str, files: list[str]) -> int:
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(manifest) as handle:
-        shards = {s["name"]: s["records"] for s in json.load(handle).get("shards", [])}
-    names = [os.path.basename(f) for f in files]
-    unknown = [n for n in names if n not in shards]
-    if unknown:
-        raise ValueError(f"{manifest}: does not list shard(s) {unknown[:5]}")
-    return sum(shards[n] for n in names)
+    if shard_lib.is_glob(data):
+        selection = shard_lib.open_shard_glob(data)
+        return selection.files, selection.records, selection.describe()
+    folder = shard_lib.open_shard_folder(data)
+    files = folder.files(role)
+    count = folder.records_in(files)
+    return files, count, f"{len(files)} {role} shard(s) in {data} (manifest: {count} records)"
 
 
 def shard_test_data(data: str, role: str = "test") -> TestData:
     """TFRecord shards (``test-*``, or ``train-*`` with ``role="train"``), every record once
-    (``eval_dataset``)."""
-    from tfseti.data.pipeline import DataConfig, eval_dataset
+    (``eval_dataset``); a read error becomes one CorruptShardError naming the shard."""
+    import tensorflow as tf
 
-    files, manifest = shard_files(data, role)
-    count = _manifest_count(manifest, files) if manifest else None
+    from tfseti.data.pipeline import DataConfig, eval_dataset
+    from tfseti.io.shards import corrupt_shard_error
+
+    files, count, description = shard_files(data, role)
 
     def batches(size: int) -> Iterator[tuple[list[str], np.ndarray]]:
-        for batch in eval_dataset(files, DataConfig(batch_size=size)).as_numpy_iterator():
-            mask = batch["mask"]
-            yield [i.decode() for i in batch["id"][mask]], batch["cadence"][mask]
+        try:
+            for batch in eval_dataset(files, DataConfig(batch_size=size)).as_numpy_iterator():
+                mask = batch["mask"]
+                yield [i.decode() for i in batch["id"][mask]], batch["cadence"][mask]
+        except tf.errors.DataLossError as err:
+            raise corrupt_shard_error(err, files) from None
 
-    where = f" (manifest: {count} records)" if count is not None else ""
-    return TestData(f"{len(files)} {role} shard(s) in {data}{where}", batches, None, count)
+    return TestData(description, batches, None, count)
 
 
 def open_test_data(data: str, split: str = "test") -> TestData:
@@ -359,7 +352,8 @@ def check_ids(ids: list[str], expected_ids: list[str] | None, expected_count: in
                          f"missing (e.g. {missing[:5]}), {len(extra)} not in it (e.g. {extra[:5]})"
                          + ("" if missing or extra else ", or in another order"))
     if expected_count is not None and len(ids) != expected_count:
-        raise ValueError(f"{len(ids)} ids predicted but the manifest lists {expected_count} records")
+        raise ValueError(f"{len(ids)} ids predicted but the shards hold {expected_count} records "
+                         f"(manifest or count)")
 
 
 @dataclass
@@ -381,7 +375,7 @@ def predict(models: list[ServingModel], data: TestData, tta: str = "none", ensem
             model.time_flip_panels()   # fail before reading any data
     ids, chunks = [], []
     bar = None
-    if progress:
+    if show_progress(progress):  # a bar on a terminal only, not into logs
         from tqdm import tqdm
 
         bar = tqdm(total=data.expected_count, unit="cadence", desc="predict", file=sys.stderr)
@@ -431,6 +425,8 @@ def main(argv=None) -> int:
                         help="combine models by mean probability or mean normalised rank")
     parser.add_argument("--out", default="submission.csv", help="output csv (local or gs://)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none when stderr is not a terminal)")
     args = parser.parse_args(argv)
 
     try:
@@ -439,7 +435,8 @@ def main(argv=None) -> int:
             print(f"model {model.describe()}")
         data = open_test_data(args.data)
         print(f"data: {data.description}")
-        result = predict(models, data, args.tta, args.ensemble, args.batch_size, progress=True)
+        result = predict(models, data, args.tta, args.ensemble, args.batch_size,
+                         progress=not args.no_progress)
         write_submission(result, args.out)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -16,12 +16,15 @@ from tfseti.data.mixup import MixupConfig
 from tfseti.data.views import ViewConfig
 from tfseti.io import records
 
+from support import write_shard_manifest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def write_shards(root, folds=3, shards_per_fold=2, per_shard=3, n_test=0, panels="all",
                  gzip=False) -> dict:
-    """Shards named like ``tfrecords_tools.convert`` writes them; returns ``{path: [ids]}``.
+    """Shards named like ``tfrecords_tools.convert`` writes them, with their manifest; returns
+    ``{path: [ids]}``.
 
     Cadence ``k`` is zero but for the value ``k`` at [0, 0, 0], so a batch shows which records
     it holds; ids are ``f"{k:015x}"``; targets alternate.
@@ -48,6 +51,7 @@ def write_shards(root, folds=3, shards_per_fold=2, per_shard=3, n_test=0, panels
             shard(f"train-f{fold}-{i:05d}-of-{shards_per_fold:05d}.tfrec", fold, per_shard)
     if n_test:
         shard("test-00000-of-00001.tfrec", -1, n_test)
+    write_shard_manifest(root, compression="GZIP" if gzip else None)
     return written
 
 

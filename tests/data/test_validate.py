@@ -163,6 +163,24 @@ def test_bad_label_value_is_reported(dataset, split, csv, value, expectation):
     assert f"for id {frame.id[1]}, {expectation}" in problem.message
 
 
+def test_integer_label_is_shown_as_written(dataset):
+    root, frames = dataset
+    frame = frames["train"].copy()
+    frame.loc[1, "target"] = 2  # the column stays int64: no numpy repr in the message
+    frame.to_csv(root / "train_labels.csv", index=False)
+    problem = only_problem(validate(root, split="train", workers=2))
+    assert problem.message == f"target 2 for id {frame.id[1]}, expected 0 or 1"
+
+
+def test_empty_csv_names_the_expected_header(dataset):
+    root, _ = dataset
+    (root / "train_labels.csv").write_text("")
+    problem = only_problem(validate(root, split="train", workers=2))
+    assert problem.location == str(root / "train_labels.csv") and problem.kind == "csv"
+    assert problem.message == "the file is empty, expected a header line 'id,target' and one row " \
+                              "per cadence"
+
+
 def test_malformed_csv_id_is_reported(dataset):
     root, frames = dataset
     frame = frames["test"].copy()
@@ -309,6 +327,13 @@ def test_cli_in_process_output_and_exit_codes(dataset, capsys):
     assert out[-1] == "problems found: 1 (test: 1)"
 
 
+def test_cli_refuses_fewer_than_one_worker(dataset, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([str(dataset[0]), "--workers", "0"])
+    assert caught.value.code == 2
+    assert "argument --workers: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
 def test_cli_subprocess_clean_then_one_corrupt_file(dataset):
     root, frames = dataset
 
@@ -319,7 +344,7 @@ def test_cli_subprocess_clean_then_one_corrupt_file(dataset):
     clean = run()
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "0 problems" in clean.stdout
-    assert "validate train" in clean.stderr  # the progress bar goes to stderr
+    assert clean.stderr == ""  # stderr is a pipe, not a terminal: no progress bar
 
     corrupt = npy_path(root, "train", frames["train"].id[5])
     with open(corrupt, "r+b") as handle:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from support import write_kaggle_dir
+from support import write_kaggle_dir, write_shard_manifest
 
 from tfseti.data.drift_sums import DedopplerConfig, drift_rates, reference_rows
 from tfseti.dedoppler import __main__ as cli
@@ -80,6 +80,7 @@ def test_train_split_and_test_shards_give_the_same_scores(kaggle, tmp_path):
         with tf.io.TFRecordWriter(str(shards / f"test-{k:05d}-of-00002.tfrec")) as writer:
             for cid in ids[k::2]:
                 writer.write(encode_example(cid, dataset.load(cid)))
+    write_shard_manifest(shards)
     folder_out, shard_out = tmp_path / "folder.csv", tmp_path / "shards.csv"
     assert cli.main([kaggle["root"], "--out", str(folder_out), "--no-progress"]) == 0
     assert cli.main([str(shards), "--out", str(shard_out), "--no-progress"]) == 0
@@ -104,5 +105,6 @@ def test_on_only_shards_are_refused(tmp_path, capsys):
     cadence = np.random.default_rng(0).standard_normal((3, 273, 256)).astype(np.float16)
     with tf.io.TFRecordWriter(str(shards / "test-00000-of-00001.tfrec")) as writer:
         writer.write(encode_example("0123456789abcde", cadence))
+    write_shard_manifest(shards)
     assert cli.main([str(shards), "--out", str(tmp_path / "x.csv"), "--no-progress"]) == 2
     assert "6-panel cadences" in capsys.readouterr().err

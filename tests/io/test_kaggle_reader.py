@@ -86,6 +86,22 @@ def test_missing_and_malformed_label_files_name_the_csv(kaggle_dir):
         assert "\n" not in message
 
 
+def test_empty_label_file_says_what_was_expected(kaggle_dir):
+    root, _ = kaggle_dir
+    for text in ("", "\n"):
+        (root / "train_labels.csv").write_text(text)
+        with pytest.raises(ValueError) as caught:
+            KaggleDataset(root, "train").read_labels()
+        assert str(caught.value) == (f"{root / 'train_labels.csv'}: the file is empty, expected a "
+                                     f"header line 'id,target' and one row per cadence")
+
+
+def test_plain_shows_numpy_scalars_as_python_values():
+    from tfseti.io.kaggle import plain
+
+    assert [repr(plain(v)) for v in (np.int64(2), np.float64(0.5), "x", 3)] == ["2", "0.5", "'x'", "3"]
+
+
 def test_missing_cadence_names_the_path(kaggle_dir):
     root, _ = kaggle_dir
     dataset = KaggleDataset(root, "train")

@@ -22,6 +22,15 @@ def test_defaults_and_list_coercion():
     hash(config)  # frozen and hashable with list inputs
 
 
+def test_weights_none_spelled_as_a_word_is_random_init():
+    # TOML has no null: a recipe with weights = "imagenet" is switched off by weights=none.
+    from tfseti.train.run_config import load_run_config
+
+    assert ModelConfig(weights="none").weights is None
+    run = load_run_config("k1_style", ["model.options.weights=none"])
+    assert run.model.options.weights is None
+
+
 @pytest.mark.parametrize("field, value, expected", [
     ("stem_strides", (3, 2), "each 1 or 2"),
     ("stem_strides", (2,), "each 1 or 2"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tfseti import console
 from tfseti.io.kaggle import KaggleDataset
 from tfseti.synth.__main__ import main
 
 
-def test_cli_writes_dataset_with_progress_and_throughput(tmp_path, capsys):
+def test_cli_writes_dataset_with_progress_and_throughput(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(console, "interactive", lambda stream=None: True)  # as on a terminal
     out = tmp_path / "d"
     code = main(["--out", str(out), "--n-train", "6", "--n-test", "2", "--positive-rate", "0.5",
                  "--snr", "20:30", "--families", "sine,pulsed", "--seed", "4", "--workers", "2"])
@@ -22,6 +24,12 @@ def test_cli_writes_dataset_with_progress_and_throughput(tmp_path, capsys):
     positives = truth[truth.target == 1]
     assert len(positives) == 4 and set(positives.family) <= {"sine", "pulsed"}
     assert positives.snr.astype(float).between(20, 30).all()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "d"), "--n-train", "2", "--n-test", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "cadences/s" in captured.out
 
 
 def test_cli_refuses_existing_dataset(tmp_path, capsys):

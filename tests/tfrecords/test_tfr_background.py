@@ -127,3 +127,16 @@ def test_config_validation():
         MatchConfig(stride=0)
     with pytest.raises(ValueError, match="min_confidence"):
         MatchConfig(min_confidence=2.0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
+    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
+                                    "name enclosed in double quotes: line 1 column 2 (char 1))"),
+])
+def test_cli_argument_errors_are_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as caught:
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "out"), *args])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -10,6 +10,7 @@ import shutil
 
 import google_crc32c
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
@@ -17,6 +18,7 @@ from tfrecords_tools.convert import ConvertError, convert
 from tfrecords_tools.convert import main as convert_main
 from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
 from tfrecords_tools.shards import fold_pattern
+from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
 from tfr_helpers import (N_TRAIN, SHARD_MB, assert_bit_exact, converted, kaggle40,  # noqa: F401
                          read_shards, shard_files)
@@ -216,10 +218,10 @@ def test_skip_bad_lists_skipped_files_in_the_manifest(small_dir, tmp_path, capsy
     spoiled = {ids[i]: _spoil(data, ids[i], kind) for i, kind in enumerate(BAD_KINDS)}
     out = str(tmp_path / "out")
     assert convert_main(["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4",
-                         "--quiet"]) == 1
+                         "--no-progress"]) == 1
     assert "bad cadence file" in capsys.readouterr().err
     assert convert_main(["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4",
-                         "--skip-bad", "--quiet"]) == 0
+                         "--skip-bad", "--quiet"]) == 0  # the old spelling is still accepted
     manifest = json.load(open(os.path.join(out, MANIFEST_NAME)))
     assert {s["id"]: s["path"] for s in manifest["skipped"]} == spoiled
     assert {s["id"]: EXPECTED_PROBLEM[k] in s["problem"]
@@ -231,6 +233,107 @@ def test_skip_bad_lists_skipped_files_in_the_manifest(small_dir, tmp_path, capsy
     assert set(records) == set(ids) - set(spoiled)
     assert_bit_exact(records, data, "train")
     assert verify(out).ok
+
+
+def test_skip_bad_that_leaves_no_record_fails_and_is_refused(tmp_path, capsys):
+    """--skip-bad over a dataset with no readable file used to write 0 records, exit 0, and
+    verify then said OK."""
+    from tfseti.io.shards import ShardFolderError, open_shard_folder
+
+    data = str(tmp_path / "kaggle")
+    frames = write_kaggle_dir(data, n_train=4, n_test=0, seed=5, positive_rate=0.5)
+    for cid in frames["train"]["id"]:
+        _spoil(data, cid, "nan")
+    out = str(tmp_path / "out")
+    args = ["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4", "--skip-bad",
+            "--quiet"]
+    assert convert_main(args) == 1
+    assert "error: no records written: 4 file(s) were bad" in capsys.readouterr().err
+    assert convert_main(args) == 1  # the rerun (nothing left to write) fails the same way
+    assert "no records written" in capsys.readouterr().err
+    report = verify(out)
+    assert not report.ok and any("the manifest lists 0 records" in p for p in report.problems)
+    assert verify_main([out]) == 1
+    with pytest.raises(ShardFolderError, match="lists 0 records"):
+        open_shard_folder(out)
+
+
+def test_a_fold_left_without_records_fails(small_dir, tmp_path, capsys):
+    from tfrecords_tools.folds import assign_folds
+
+    data, ids = small_dir
+    targets = pd.read_csv(os.path.join(data, "train_labels.csv"))["target"].to_numpy()
+    folds = assign_folds(targets, 2, 0)
+    for cid, fold in zip(ids, folds):
+        if fold == 1:
+            _spoil(data, cid, "nan")
+    out = str(tmp_path / "out")
+    assert convert_main(["--data", data, "--out", out, "--folds", "2", "--seed", "0",
+                         "--shard-mb", "4", "--skip-bad", "--quiet"]) == 1
+    assert "error: fold(s) [1] hold no records" in capsys.readouterr().err
+    problems = verify(out).problems
+    assert any("fold(s) [1] hold no records" in p for p in problems), problems
+
+
+def test_files_without_a_csv_row_are_reported(small_dir, tmp_path):
+    data, ids = small_dir
+    extra = ["fedcba987654321", "fedcba987654322"]
+    for cid in extra:
+        path = os.path.join(data, *cadence_relpath("train", cid).split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.save(path, np.zeros((6, 273, 256), np.float16))
+    messages = []
+    doc = convert(data, str(tmp_path / "out"), folds=2, seed=0, shard_mb=4.0, workers=2,
+                  progress=False, log=messages.append)
+    assert doc["num_records"] == len(ids)
+    (line,) = [m for m in messages if "no row" in m]
+    assert line.startswith("warning: 2 .npy file(s) under ") and "train_labels.csv" in line
+    assert str(extra) in line
+
+
+def test_progress_bar_only_on_a_terminal_and_drawn_with_its_total(small_dir, tmp_path, capsys,
+                                                                  monkeypatch):
+    from tfseti import console
+
+    data, _ = small_dir
+    convert(data, str(tmp_path / "piped"), folds=2, shard_mb=4.0, workers=1, log=lambda _: None)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal: no bar, no escape codes
+    monkeypatch.setattr(console, "interactive", lambda stream=None: True)
+    convert(data, str(tmp_path / "tty"), folds=2, shard_mb=4.0, workers=1, log=lambda _: None)
+    frames = [f for f in capsys.readouterr().err.replace("\n", "\r").split("\r") if f.strip()]
+    # every frame, the first included, shows the total: no empty "0 cadence" bar first
+    assert frames and all("/12 " in f for f in frames), frames
+
+
+def test_label_file_problems_say_what_was_expected(small_dir, tmp_path):
+    data, ids = small_dir
+    labels = os.path.join(data, "train_labels.csv")
+    original = open(labels).read()
+    open(labels, "w").write(original.replace(f"{ids[3]},0", f"{ids[3]},2")
+                            .replace(f"{ids[3]},1", f"{ids[3]},2"))
+    with pytest.raises(ConvertError) as info:
+        convert(data, str(tmp_path / "out"), folds=2, **QUIET)
+    assert str(info.value).endswith(f"1 target(s) are not 0 or 1, e.g. ['{ids[3]}=2']")
+    for text, problem in [("", "the file is empty, expected a header line 'id,target'"),
+                          ("id,target\n", "no rows after the header, expected one 'id,target' row")]:
+        open(labels, "w").write(text)
+        with pytest.raises(ConvertError, match=problem):
+            convert(data, str(tmp_path / "out"), folds=2, **QUIET)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
+    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
+                                    "name enclosed in double quotes: line 1 column 2 (char 1)): '{bad'"),
+    (["--storage-options", '["anon"]'], "argument --storage-options: expected a JSON object"),
+])
+def test_cli_argument_errors_are_one_line(small_dir, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as caught:
+        convert_main(["--data", small_dir[0], "--out", str(tmp_path / "out"), *args])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_prefix_of_other_parameters_or_schema_is_refused(converted, kaggle40, tmp_path):

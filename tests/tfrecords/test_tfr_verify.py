@@ -113,3 +113,54 @@ def test_nan_record_wrong_fold_and_unlisted_shard(copy):
 def test_no_manifest(tmp_path):
     report = verify(str(tmp_path))
     assert not report.ok and "no manifest.json" in report.problems[0]
+
+
+def test_an_interrupted_conversion_says_rerun(copy, capsys):
+    from tfrecords_tools.manifest import PROGRESS_NAME
+
+    work, manifest = copy
+    os.rename(os.path.join(work, MANIFEST_NAME), os.path.join(work, PROGRESS_NAME))
+    assert verify_main([work]) == 1
+    err = capsys.readouterr().err
+    assert "conversion interrupted" in err and "rerun the same python -m tfrecords_tools.convert" in err
+
+
+def test_a_manifest_of_no_records_fails(copy, capsys):
+    """An empty conversion (every file left out by --skip-bad) used to verify OK."""
+    from tfseti.io.shards import summarize
+
+    work, manifest = copy
+    for entry in manifest["shards"]:
+        os.remove(os.path.join(work, entry["name"]))
+    manifest.update(shards=[], **summarize([]))
+    _rewrite_manifest(work, manifest)
+    report = verify(work)
+    assert not report.ok and report.problems == ["the manifest lists 0 records: nothing to read"]
+    assert verify_main([work]) == 1
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal_and_no_progress_turns_it_off(copy, capsys, monkeypatch):
+    from tfseti import console
+
+    work, _ = copy
+    assert verify_main([work]) == 0
+    assert capsys.readouterr().err == ""  # stderr is not a terminal: no bar
+    monkeypatch.setattr(console, "interactive", lambda stream=None: True)
+    assert verify_main([work, "--no-decode"]) == 0
+    assert "20/20" in capsys.readouterr().err  # on a terminal: the bar, on by default
+    assert verify_main([work, "--no-decode", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
+    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
+                                    "name enclosed in double quotes: line 1 column 2 (char 1))"),
+])
+def test_cli_argument_errors_are_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as caught:
+        verify_main([str(tmp_path), *args])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -158,3 +158,51 @@ def test_run_config_composes_the_areas_sections(tmp_path):
         load_run_config(str(path), ["model.options.pooling=median"])
     with pytest.raises(ConfigError, match=r"did you mean 'model.options.stem_strides'"):
         load_run_config(str(path), ["model.options.stem_stride=[1, 1]"])
+
+
+def test_override_errors_name_the_override_not_the_file(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text('name = "r"\n[model.options]\nhead = "two_class"\n[train]\nloss = "ce2"\n'
+                    'epochs = 2\n')
+    cases = [
+        (["train.epochs=0"], "override train.epochs=0 (command line): train.epochs must be >= 1"),
+        (["train.optimizr=sgd"], "override train.optimizr=sgd (command line): train.optimizr: "
+                                 "unknown key"),
+        (["model.options.pooling=median"], "override model.options.pooling=median (command line): "
+                                           "model.options: ModelConfig.pooling: expected one of"),
+        (["train.warmup_epochs=2"], "override train.warmup_epochs=2 (command line): "
+                                    "train.warmup_epochs (2.0) must be smaller than train.epochs"),
+    ]
+    for overrides, start in cases:
+        with pytest.raises(ConfigError) as err:
+            load_run_config(str(path), overrides)
+        assert str(err.value).startswith(start), str(err.value)
+        assert str(path) not in str(err.value)
+    # A combination of the file's values and an override: both are named.
+    with pytest.raises(ConfigError) as err:
+        load_run_config(str(path), ["train.loss=bce"])
+    assert str(err.value).startswith(f"{path} with override train.loss=bce (command line): ")
+    # A mistake in the file is still the file's, overrides or not.
+    path.write_text('[train]\nepochs = 0\n')
+    with pytest.raises(ConfigError) as err:
+        load_run_config(str(path), ["train.seed=3"])
+    assert str(err.value).startswith(f"{path}: train.epochs must be >= 1")
+
+
+def test_config_name_typo_suggests_the_close_name(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    for name in ("k1_style", "cpu_demo"):
+        (tmp_path / "configs" / f"{name}.toml").write_text('name = "x"\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        load_run_config("configs/k1_styel")
+    assert str(err.value).startswith("config 'configs/k1_styel' not found (looked for ")
+    assert str(err.value).endswith("; did you mean 'configs/k1_style'?")
+    with pytest.raises(FileNotFoundError, match=r"did you mean 'configs/cpu_demo.toml'\?$"):
+        load_run_config("configs/cpu_dmeo.toml")
+    with pytest.raises(FileNotFoundError) as err:
+        load_run_config("configs/nothing_like_it")
+    assert "did you mean" not in str(err.value)
+    # A bare name is looked up in the repository's configs/ as well.
+    with pytest.raises(FileNotFoundError, match=r"did you mean 'cpu_demo'\?$"):
+        load_run_config("cpu_dem")

@@ -188,3 +188,81 @@ def test_mirrored_batchnorm_copies_are_averaged_and_sync_needs_no_xla():
     assert report["before"] == [[1.0, 1.0], [3.0, 3.0]]
     assert report["after"] == [[2.0, 2.0], [2.0, 2.0]]  # the replicas' mean, on every replica
     assert "train.sync_batchnorm needs train.jit_compile = false" in report["error"]
+
+
+# -- strategies that cannot start: one line with the likely fix, no traceback ------------------
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _train_cli(strategy: str, **env) -> subprocess.CompletedProcess:
+    # A fresh process: a TPU connection attempt changes TensorFlow's global context.
+    return subprocess.run(
+        [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo", "--strategy",
+         strategy, "--data", "/nonexistent/shards"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **env})
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def test_no_tpu_says_so_in_one_line_with_the_fix():
+    """Before: two chained tracebacks, ~40 lines, exit 1 (this machine has no TPU)."""
+    env = {k: v for k, v in os.environ.items() if k != "TPU_NAME"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo", "--strategy",
+         "tpu"], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**env, "CUDA_VISIBLE_DEVICES": ""})
+    line = _one_error_line(result)
+    # Not ~40 lines: TensorFlow's INFO lines of the TPU start-up are quiet too.
+    assert len((result.stdout + result.stderr).strip().splitlines()) <= 2, result.stderr
+    assert line == ("error: --strategy tpu: no TPU found (--tpu local): run on a TPU VM or a "
+                    "Colab TPU runtime (--tpu local), name a reachable TPU with "
+                    "--tpu NAME|grpc://HOST:8470, or use --strategy cpu|mirrored|onedevice"), line
+
+
+TF_CONFIG_FIX = ('set TF_CONFIG on every worker to {"cluster": {"worker": ["HOST:PORT", ...]}, '
+                 '"task": {"type": "worker", "index": I}} (same cluster, own index), or use '
+                 "--strategy mirrored|cpu on one machine")
+
+
+def test_malformed_tf_config_says_so_in_one_line_with_the_fix(monkeypatch, capsys):
+    # A worker index outside the cluster: TensorFlow's own check, in the real entry point.
+    tf_config = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
+                 "task": {"type": "worker", "index": 5}}
+    line = _one_error_line(_train_cli("multiworker", TF_CONFIG=json.dumps(tf_config)))
+    assert line == ("error: --strategy multiworker cannot start from TF_CONFIG (ValueError: The "
+                    f"`task_id` 5 exceeds the maximum id of worker.): {TF_CONFIG_FIX}"), line
+    # TF_CONFIG that is no JSON (fails before TensorFlow is asked: in this process).
+    from tfseti.train import cli
+
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "multiworker"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --strategy multiworker cannot start from TF_CONFIG (ValueError: "
+                          "TF_CONFIG is not valid JSON: Expecting property name") and \
+        err.endswith(f"): {TF_CONFIG_FIX}\n") and err.count("\n") == 1, err
+
+
+def test_every_start_failure_becomes_one_strategy_error(monkeypatch):
+    import tensorflow as tf
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected\nmore")
+
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", broken)
+    with pytest.raises(strategy_lib.StrategyError) as info:
+        strategy_lib.make_strategy("mirrored")
+    assert str(info.value) == (
+        "--strategy mirrored cannot start (RuntimeError: CUDA_ERROR_NO_DEVICE: no CUDA-capable "
+        "device is detected): check that the GPUs are visible (nvidia-smi, "
+        "CUDA_VISIBLE_DEVICES), or use --strategy onedevice|cpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(strategy_lib.StrategyError, match=r"^--strategy multiworker cannot start "
+                       r"from TF_CONFIG \(ValueError: TF_CONFIG is unset or lists no worker\)"):
+        strategy_lib.make_strategy("multiworker")

@@ -1,6 +1,6 @@
 """Easy synthetic shards for trainer tests: noise cadences, positives carry a bright drifting
 line in the ON panels only. Written with the project's record encoder, named like the converter's
-shards (``train-f{k}-{i:05d}-of-{n:05d}.tfrec``)."""
+shards (``train-f{k}-{i:05d}-of-{n:05d}.tfrec``), with the ``manifest.json`` readers require."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from tfseti.io.kaggle import CADENCE_SHAPE, ON_PANELS
 from tfseti.io.records import encode_example
+
+from support import write_shard_manifest
 
 
 def easy_cadence(rng: np.random.Generator, positive: bool, amplitude: float = 3.0) -> np.ndarray:
@@ -42,4 +44,5 @@ def write_easy_shards(folder, records_per_fold: int = 32, folds: int = 2, seed: 
                 writer.write(encode_example(cadence_id, easy_cadence(rng, bool(target)),
                                             int(target), fold))
         targets[fold] = fold_targets
+    write_shard_manifest(folder)
     return targets

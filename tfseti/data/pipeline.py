@@ -5,7 +5,11 @@ view, augmentation and mixup run in the compiled train step (``tfseti.data.augme
 here on the host when ``AugmentConfig.augment_on == "host"``.
 
 Shards are ``train-f{k}-{i:05d}-of-{n:05d}.tfrec`` (fold k) and ``test-{i:05d}-of-{n:05d}.tfrec``
-in one folder, local or ``gs://``; a fold is selected by file name (``fold_files``).
+in one folder, local or ``gs://``, with the ``manifest.json`` the converter writes last. A folder is
+opened through ``tfseti.io.shards.open_shard_folder`` (complete or refused: interrupted conversion,
+missing/extra/resized shards, see there); a fold is then selected by file name (``fold_files``).
+Read errors are not caught here: the callers (trainer, prediction) turn them into one message
+naming the shard with ``tfseti.io.shards.corrupt_shard_error``.
 
 Batches are dicts:
 
@@ -32,20 +36,17 @@ Multi-replica input (``distributed_train_dataset`` / ``distributed_eval_dataset`
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from tfseti.io import records
+from tfseti.io import shards as shard_lib
+from tfseti.io.shards import detect_compression  # noqa: F401  (part of this module's API)
 
-SHARD_SUFFIX = ".tfrec"
-SHARD_NAME = re.compile(r"^(?P<split>[a-z_]+?)(?:-f(?P<fold>\d+))?-(?P<index>\d{5})-of-(?P<count>\d{5})"
-                        + re.escape(SHARD_SUFFIX) + "$")
 ROLES = ("train", "val", "test")
 COMPRESSIONS = ("auto", "none", "GZIP")
 CADENCE_DTYPES = ("float16", "bfloat16", "float32")
-GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER_BYTES = 8 << 20
 # Fixed interleave width where the read order must be the same on every host (AUTOTUNE would
 # resolve to each host's CPU count).
@@ -95,58 +96,24 @@ class DataConfig:
 # ----------------------------------------------------------------------------- shard selection
 
 
-def _join(folder: str, name: str) -> str:
-    return folder.rstrip("/") + "/" + name if "://" in folder else tf.io.gfile.join(folder, name)
-
-
 def list_shards(data: str) -> list[dict]:
-    """Every shard in ``data``: ``{path, split, fold (-1 without), index, count}``, sorted by name."""
-    if not tf.io.gfile.isdir(data):
-        raise FileNotFoundError(f"{data}: no such shard folder")
-    shards = []
-    for name in sorted(tf.io.gfile.listdir(data)):
-        match = SHARD_NAME.match(name.rstrip("/"))
-        if match:
-            fold = match["fold"]
-            shards.append({"path": _join(data, name), "split": match["split"],
-                           "fold": -1 if fold is None else int(fold),
-                           "index": int(match["index"]), "count": int(match["count"])})
-    return shards
+    """Every shard of the complete shard folder ``data``: ``{path, split, fold (-1 without), index,
+    count, records}``, sorted by name (``tfseti.io.shards.open_shard_folder``: a folder that is
+    incomplete or not a shard folder raises ShardFolderError)."""
+    folder = shard_lib.open_shard_folder(data)
+    return [{"path": s.path, "split": s.split, "fold": s.fold, "index": s.index, "count": s.count,
+             "records": s.records} for s in folder.shards]
 
 
 def fold_files(data: str, role: str = "train", fold: int | None = None) -> list[str]:
-    """Shard paths for a role.
+    """Shard paths for a role, from the complete shard folder ``data``.
 
     ``train``: every ``train-*`` shard, except fold ``fold``'s when a fold is given;
     ``val``: fold ``fold``'s ``train-f{k}-*`` shards; ``test``: every ``test-*`` shard.
     """
     if role not in ROLES:
         raise ValueError(f"fold_files: role must be one of {ROLES}, got {role!r}")
-    split = "test" if role == "test" else "train"
-    shards = [s for s in list_shards(data) if s["split"] == split]
-    if not shards:
-        raise FileNotFoundError(f"{data}: no {split}-*{SHARD_SUFFIX} shards")
-    folds = sorted({s["fold"] for s in shards})
-    if role == "val":
-        if fold is None:
-            raise ValueError("fold_files: role 'val' needs a fold")
-        chosen = [s for s in shards if s["fold"] == fold]
-    elif role == "train" and fold is not None:
-        chosen = [s for s in shards if s["fold"] != fold]
-        if fold not in folds:
-            chosen = []
-    else:
-        chosen = shards
-    if not chosen:
-        raise FileNotFoundError(f"{data}: no {role} shards for fold {fold}; the {split} shards "
-                                f"hold folds {folds}")
-    return [s["path"] for s in chosen]
-
-
-def detect_compression(path: str) -> str | None:
-    """``"GZIP"`` when the shard starts with the gzip magic bytes, else None (plain TFRecord)."""
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        return "GZIP" if handle.read(2) == GZIP_MAGIC else None
+    return shard_lib.open_shard_folder(data).files(role, fold)
 
 
 def _compression(files: list[str], cfg: DataConfig) -> str | None:

@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+from tfseti.console import positive_int, show_progress
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_PATTERN, CadenceError, KaggleDataset,
-                              cadence_problems, cadence_relpath)
+                              cadence_problems, cadence_relpath, plain)
 
 MAIN_SPLITS = ("train", "test")
 OLD_SPLITS = ("train_old", "test_old")
@@ -215,11 +216,11 @@ def _check_labels(ds: KaggleDataset, summary: SplitSummary, collector: _Collecto
                 else:
                     summary.negatives += 1
             else:
-                collector.add(where, f"target {raw_target!r} for id {cadence_id}, expected 0 or 1",
-                              ds.split, "label")
+                collector.add(where, f"target {plain(raw_target)!r} for id {cadence_id}, "
+                                     f"expected 0 or 1", ds.split, "label")
         elif not math.isfinite(target):  # NaN also for text that is not a number
-            collector.add(where, f"target {raw_target!r} for id {cadence_id}, expected a finite "
-                                 f"number (a probability)", ds.split, "label")
+            collector.add(where, f"target {plain(raw_target)!r} for id {cadence_id}, expected a "
+                                 f"finite number (a probability)", ds.split, "label")
     return first_line
 
 
@@ -273,8 +274,8 @@ def _check_contents(ds: KaggleDataset, relpaths: list[str], summary: SplitSummar
             return relpath, [err.problem]
         return relpath, cadence_problems(array, CADENCE_SHAPE)
 
-    with tqdm(total=len(relpaths), desc=f"validate {ds.split}", unit="file", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(total=len(relpaths), desc=f"validate {ds.split}", unit="file",
+              disable=not show_progress(progress), file=sys.stderr, dynamic_ncols=True) as bar:
         for relpath, problems in _ordered_parallel(check, relpaths, workers):
             summary.files_checked += 1
             bar.update(1)
@@ -312,14 +313,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="which split to check (default: every split present)")
     parser.add_argument("--max-errors", type=int, default=None, metavar="N",
                         help="stop after N problems")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
                         help=f"parallel file reads (default {DEFAULT_WORKERS})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser.error(f"--max-errors must be >= 1, got {args.max_errors}")
-    if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
 
     from tqdm import tqdm
 

@@ -8,7 +8,8 @@
 DATA is a Kaggle-layout folder (local or fsspec URL; ``--split train`` scores the labelled
 cadences, ``test`` the sample submission's) or a TFRecord shard folder / glob (``test-*.tfrec``,
 or every ``train-*`` shard with ``--split train``), read and checked exactly as ``tfseti.predict``
-reads them: every id once, the manifest's count when there is one.
+reads them: every id once; a shard folder must be complete (``tfseti.io.shards.open_shard_folder``)
+and the ids read equal its manifest's count; an explicit glob's records are counted first.
 
 Writes ``--out`` (``id,target``: the chosen score, a Kaggle submission: ROC AUC only needs the
 order) and next to it ``<stem>_hits.csv``: per cadence every score, and the best straight path
@@ -25,6 +26,7 @@ import time
 
 import numpy as np
 
+from tfseti.console import show_progress
 from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, SCORES
 
 from tfseti.io.kaggle import CHANNEL_HZ, ROW_SECONDS
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channel-hz", type=float, default=CHANNEL_HZ, help="channel width (Hz)")
     parser.add_argument("--row-seconds", type=float, default=ROW_SECONDS, help="row duration (s)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (there is none when stderr is not a terminal)")
     return parser
 
 
@@ -88,7 +91,7 @@ def run(args) -> tuple[str, str, int, float]:
     data = predict.open_test_data(args.data, args.split)
     print(f"data: {data.description}")
     bar = None
-    if not args.no_progress:
+    if show_progress(not args.no_progress):
         from tqdm import tqdm
 
         bar = tqdm(total=data.expected_count, unit="cadence", desc="dedoppler", file=sys.stderr)

@@ -57,6 +57,12 @@ class CadenceError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
+def plain(value):
+    """A value read from a csv as Python would write it: numpy scalars become plain ints, floats
+    and strings, so messages read ``target 2``, not ``target np.int64(2)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def cadence_relpath(split: str, cadence_id: str) -> str:
     """``train/a/a1b2....npy`` for id ``a1b2...`` (always '/'-separated)."""
     return f"{split}/{cadence_id[0]}/{cadence_id}.npy"
@@ -247,6 +253,9 @@ class KaggleDataset:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             try:
                 frame = pd.read_csv(handle, dtype={"id": str}, index_col=False)
+            except pd.errors.EmptyDataError:
+                raise ValueError(f"{self.labels_file}: the file is empty, expected a header line "
+                                 f"'id,target' and one row per cadence") from None
             except Exception as err:  # pandas raises several parser error types
                 reason = " ".join(str(err).split())
                 raise ValueError(f"{self.labels_file}: cannot parse csv ({reason})") from None

@@ -26,9 +26,10 @@ def _as_tuple(value):
 class ModelConfig:
     """Options of a classifier built around a backbone.
 
-    weights: ``None`` (random init), ``"imagenet"`` (downloaded by Keras) or the path of a weights
-        file of the plain 3-channel Keras backbone (``include_top=False``; ``.weights.h5``,
-        ``.keras`` or Keras' own ``*_notop.h5``). Loads into any stem / channel count.
+    weights: ``None`` or ``"none"`` (random init; TOML has no null), ``"imagenet"`` (downloaded by
+        Keras) or the path of a weights file of the plain 3-channel Keras backbone
+        (``include_top=False``; ``.weights.h5``, ``.keras`` or Keras' own ``*_notop.h5``). Loads
+        into any stem / channel count.
     stem_strides: strides of the backbone's first conv, ``(2, 2)`` as in ImageNet, ``(1, 2)``
         keeps full time resolution (1st place), ``(1, 1)`` keeps both.
     pre_stem_channels: filters of a stack of 3x3 Conv-BN-swish layers run at full resolution
@@ -61,8 +62,10 @@ class ModelConfig:
         # Config files give lists; store tuples so the object stays hashable and comparable.
         for name in ("stem_strides", "pre_stem_channels"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+        if self.weights == "none":  # TOML has no null: how a file or an override says random init
+            object.__setattr__(self, "weights", None)
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
-            _fail("weights", 'None, "imagenet" or a weights file path', self.weights)
+            _fail("weights", 'None, "none", "imagenet" or a weights file path', self.weights)
         s = self.stem_strides
         if (not isinstance(s, tuple) or len(s) != 2
                 or any(isinstance(v, bool) or v not in STEM_STRIDE_VALUES for v in s)):

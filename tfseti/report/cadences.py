@@ -1,6 +1,8 @@
 """The cadences of a few ids, for the waterfall plots: from the Kaggle-layout folder when it is
 there (local or URL, read with :mod:`tfseti.io.kaggle`), else from the run's TFRecord shards
-(local, parsed with :mod:`tfseti.io.records`)."""
+(local, parsed with :mod:`tfseti.io.records`): the shards of the complete folder
+(``tfseti.io.shards.open_shard_folder``) or, when the folder does not pass that check, whatever
+files are named like shards there (pictures only: nothing is trained or scored on them)."""
 
 from __future__ import annotations
 
@@ -25,14 +27,16 @@ def from_shards(shards: str, ids: list[str]) -> dict[str, np.ndarray]:
     """Scan every shard of ``shards`` once, keeping the records of ``ids``."""
     import tensorflow as tf
 
-    from tfseti.data.pipeline import detect_compression, list_shards
+    from tfseti.io import shards as shard_lib
     from tfseti.io.records import parse_example
 
+    check = shard_lib.check_shard_folder(shards)  # NoShardsError: no such folder
+    paths = check.folder.paths if check.ok else shard_lib.list_shard_files(shards)
     wanted, found = set(ids), {}
-    for shard in list_shards(shards):
+    for path in paths:
         try:
-            compression = detect_compression(shard["path"]) or ""
-            for serialized in tf.data.TFRecordDataset(shard["path"], compression_type=compression):
+            compression = shard_lib.detect_compression(path) or ""
+            for serialized in tf.data.TFRecordDataset(path, compression_type=compression):
                 record = parse_example(serialized)
                 cadence_id = record["id"].numpy().decode("utf-8")
                 if cadence_id in wanted:
@@ -40,7 +44,7 @@ def from_shards(shards: str, ids: list[str]) -> dict[str, np.ndarray]:
                     if len(found) == len(wanted):
                         return found
         except tf.errors.OpError as err:
-            raise OSError(f"{shard['path']}: unreadable shard ({err.message})") from None
+            raise OSError(f"{path}: unreadable shard, {shard_lib.read_error_detail(err)}") from None
     return found
 
 

@@ -1,13 +1,15 @@
 """Where a run's data came from: its shard folder (``data.data`` of the resolved config), the
 Kaggle-layout folder those shards were converted from (``params.source`` of the shards'
-``manifest.json``) and that folder's ``truth.csv`` (written by ``tfseti.synth``)."""
+``manifest.json``, read with ``tfseti.io.shards``) and that folder's ``truth.csv`` (written by
+``tfseti.synth``). A shard folder that is not complete (``tfseti.io.shards.check_shard_folder``)
+is named in the notes; the report still draws what it can."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from tfseti.io import fs as fsutil
+from tfseti.io import shards as shard_lib
 from tfseti.io.kaggle import TRUTH_FILE
 
 
@@ -41,18 +43,22 @@ def find_sources(config: dict, truth: str | None = None) -> DataSources:
         sources.notes.append("the run's config.json names no shard folder (data.data)")
         return sources
     sources.shards = str(shards)
-    manifest_path = fsutil.join(sources.shards, "manifest.json")
-    if not _exists(manifest_path):
+    manifest_path = fsutil.join(sources.shards, shard_lib.MANIFEST_NAME)
+    try:
+        params = shard_lib.read_manifest(sources.shards).get("params") or {}
+    except FileNotFoundError:
         sources.notes.append(f"{manifest_path}: not found, so the Kaggle folder the shards came "
                              f"from is unknown")
         return sources
-    try:
-        fs, inner = fsutil.url_to_fs(manifest_path)
-        with fs.open(inner, "rb") as handle:
-            params = json.loads(handle.read().decode("utf-8")).get("params") or {}
     except (OSError, ValueError) as err:
         sources.notes.append(f"{manifest_path}: unreadable ({err})")
         return sources
+    try:
+        check = shard_lib.check_shard_folder(sources.shards)
+        if not check.ok:
+            sources.notes.append(f"shard folder not complete: {check.message()}")
+    except (OSError, ValueError) as err:
+        sources.notes.append(f"{sources.shards}: {err}")
     source = params.get("source")
     if not source:
         sources.notes.append(f"{manifest_path}: no params.source")

@@ -5,24 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tfseti.console import non_negative_int as _non_negative_int
+from tfseti.console import positive_int as _positive_int
 from tfseti.synth.families import FAMILY_NAMES
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def _fraction(text: str) -> float:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tfseti.console import show_progress
 from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, TRUTH_FILE,
                               cadence_relpath, save_cadence)
 from tfseti.synth.cadence import CadenceConfig, describe_rfi, draw_cadence_spec, make_cadence
@@ -232,7 +233,7 @@ def generate_dataset(out, n_train: int, n_test: int, positive_rate: float = 0.1,
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    bar = tqdm(total=n_cadences, desc="synth", unit="cadence", disable=not progress)
+    bar = tqdm(total=n_cadences, desc="synth", unit="cadence", disable=not show_progress(progress))
     rows = []
 
     def collect(result):

@@ -1,8 +1,10 @@
 """``python -m tfseti.train --config configs/NAME --strategy KIND [--fold K|all] [key=value ...]``.
 
 Everything about the run is checked before anything is built: the config (keys, types, values,
-combinations), then the shards (the fold exists, the cadence shape suits the view, the input
-dtype suits the device).
+combinations), then the shards (a complete shard folder: ``tfseti.io.shards.open_shard_folder``
+refuses an interrupted conversion, missing, extra or resized shards; the fold exists, the cadence
+shape suits the view, the input dtype suits the device). A shard that cannot be read during
+training stops the run with one line naming it and the byte offset.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "outputs (default: a temporary folder, removed at the end)")
     parser.add_argument("--no-report", action="store_true",
                         help="skip the HTML run report (python -m tfseti.report) at the end")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="when --out holds folds trained with another config (or on other "
+                             "shards), remove those fold folders (and the run's cv.json, oof.csv, "
+                             "report/) and train anew; without it such a run is refused")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted config overrides, values as TOML literals "
                              "(train.learning_rate=3e-4 view.resize=[256,128])")
@@ -61,26 +67,8 @@ def resolve_run(args: argparse.Namespace) -> RunConfig:
     return load_run_config(args.config, overrides)
 
 
-def count_records(data: str, files: list[str]) -> int:
-    """Records in ``files``: from the folder's ``manifest.json`` when there is one, else counted."""
-    import tensorflow as tf
-
-    from tfseti.io import fs as fsutil
-
-    fs, root = fsutil.url_to_fs(data)
-    manifest_path = root.rstrip("/") + "/manifest.json"  # a path inside `fs`, '/'-separated
-    if fs.exists(manifest_path):
-        with fs.open(manifest_path, "r") as handle:
-            per_shard = {s["name"]: int(s["records"]) for s in json.load(handle).get("shards", [])}
-        names = [f.rstrip("/").rsplit("/", 1)[-1] for f in files]
-        if all(name in per_shard for name in names):
-            return sum(per_shard[name] for name in names)
-    dataset = tf.data.TFRecordDataset(files, compression_type=_compression_of(files[0]))
-    return int(dataset.reduce(0, lambda count, _: count + 1))
-
-
 def _compression_of(path: str) -> str:
-    from tfseti.data.pipeline import detect_compression
+    from tfseti.io.shards import detect_compression
 
     return detect_compression(path) or ""
 
@@ -104,29 +92,28 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     from tfseti.data import pipeline
     from tfseti.data.augment import Augmenter
     from tfseti.data.views import view_shape
+    from tfseti.io.shards import open_shard_folder
     from tfseti.train import strategy as strategy_lib
     from tfseti.train import oof
+    from tfseti.train import plan, run_folder
     from tfseti.train.trainer import fit_fold
 
     fold = run.train.fold
     global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
     data = dataclasses.replace(run.data, data=data_root or run.data.data)
-    train_files = pipeline.fold_files(data.data, "train", fold)
-    val_files = pipeline.fold_files(data.data, "val", fold)
+    folder = open_shard_folder(data.data)
+    train_files = folder.files("train", fold)
+    val_files = folder.files("val", fold)
     shape = pipeline.cadence_shape(train_files, _compression_of(train_files[0]) or None)
     view_shape(run.view, *shape)  # a view that needs OFF panels on ON-only shards fails here
     if run.augment.off_shuffle_p > 0 and shape[0] != 6:
         raise ConfigError("augment.off_shuffle_p", f"needs the 6-panel cadences; the shards hold "
                                                    f"{shape[0]} panels")
-    steps = run.train.steps_per_epoch
-    if steps is None:
-        n_train = count_records(data.data, train_files)
-        # One pass, rounded up to whole executions (Keras runs whole executions anyway; counted
-        # here, the schedule, augmentation seeds and backups agree with the steps really run).
-        per_execution = run.train.steps_per_execution
-        passes = max(1, n_train // global_batch)
-        steps = -(-passes // per_execution) * per_execution
+    steps = plan.steps_per_epoch(run.train, folder.records_in(train_files), global_batch)
+    # Which shards trained this fold (compared by the run-folder check of a later run).
+    run_folder.write_shards_record(out_dir, run_folder.shards_record(run.data.data,
+                                                                     folder.manifest))
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
     # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
     step_data = dataclasses.replace(data, with_ids=False)
@@ -136,10 +123,19 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
         return pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter,
                                                   initial_step=initial_step)
 
+    # The validation ids, read before training: a record count that differs from the manifest
+    # (a shard rewritten to the same size) fails here rather than after the fold.
+    ids = validation_ids(val_files, data, shape)
+    if len(ids) != folder.records_in(val_files):
+        from tfseti.io.shards import ShardFolderError
+
+        raise ShardFolderError(f"{data.data}: fold {fold}'s validation shards hold {len(ids)} "
+                               f"records, the manifest lists {folder.records_in(val_files)} "
+                               f"(python -m tfrecords_tools.verify {data.data} names the shard)")
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
     result = fit_fold(run, strategy, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
                       verbose=verbose, after_backup=after_backup)
-    frame = oof.fold_frame(result.predictions, validation_ids(val_files, data, shape), fold)
+    frame = oof.fold_frame(result.predictions, ids, fold)
     frame.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
     return result, frame
 
@@ -231,10 +227,10 @@ def _output_folder(args, run: RunConfig, strategy):
 def _folds(run: RunConfig, fold_arg, data_root: str) -> list[int]:
     if fold_arg != "all":
         return [run.train.fold]
-    from tfseti.data import pipeline
+    from tfseti.io.shards import open_shard_folder
 
-    folds = sorted({s["fold"] for s in pipeline.list_shards(data_root)
-                    if s["split"] == "train" and s["fold"] >= 0})
+    folds = sorted({s.fold for s in open_shard_folder(data_root).shards
+                    if s.split == "train" and s.fold >= 0})
     if len(folds) < 2:
         raise ConfigError("--fold", f"'all' needs shards of at least 2 folds, found {folds}")
     return folds
@@ -247,10 +243,17 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    import tensorflow as tf
+
+    from tfseti.io import shards as shard_lib
     from tfseti.io import staging
     from tfseti.train import strategy as strategy_lib
 
-    strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
+    try:
+        strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
+    except strategy_lib.StrategyError as err:  # one line with the likely fix, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         check_device_inputs(run, strategy_lib.strategy_device_kind(strategy))
         if not run.data.data:
@@ -259,6 +262,8 @@ def main(argv=None) -> int:
         if data_root != run.data.data:
             print(f"shards {run.data.data} fetched to {data_root} (TensorFlow cannot read that "
                   "URL itself here)", flush=True)
+        folder = shard_lib.open_shard_folder(data_root)
+        print(f"shards: {folder.describe()}", flush=True)
         folds = _folds(run, args.fold, data_root)
         out, is_chief = _output_folder(args, run, strategy)
         if out.remote:
@@ -266,7 +271,16 @@ def main(argv=None) -> int:
             print(f"outputs staged in {out.local}, mirrored to {out.url}"
                   + (f" ({fetched} files of an earlier run fetched)" if fetched else ""), flush=True)
         sync = lambda: out.push(last=("checkpoint",))  # noqa: E731  (the index after its files)
-        summary = train_folds(run, strategy, folds, out.local, data_root=data_root, sync=sync)
+        _check_run_folder(args, run, strategy, out, folder, sync, is_chief)
+        from tfseti.train import plan
+        from tfseti.train.config import resolve_config_path
+
+        print(plan.describe(run, strategy, folds, folder, out.url, args.strategy,
+                            config_path=str(resolve_config_path(args.config))), flush=True)
+        try:
+            summary = train_folds(run, strategy, folds, out.local, data_root=data_root, sync=sync)
+        except tf.errors.DataLossError as err:  # one line naming the shard, not a traceback
+            raise shard_lib.corrupt_shard_error(err, folder.paths) from None
         report, report_failed = None, False
         if is_chief and not args.no_report:
             report = _write_report(out)
@@ -275,7 +289,7 @@ def main(argv=None) -> int:
             import shutil
 
             shutil.rmtree(out.local, ignore_errors=True)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for fold, auc in summary["folds"].items():
@@ -289,6 +303,26 @@ def main(argv=None) -> int:
     if report is not None:
         print(f"report: {_published(report, out)}")
     return 1 if report_failed else 0
+
+
+def _check_run_folder(args, run: RunConfig, strategy, out, folder, sync, is_chief=True) -> None:
+    """Refuse to train into a run folder whose folds were trained with another config or on
+    other shards (``--overwrite``: remove those folds first); see :mod:`tfseti.train.run_folder`.
+    A non-chief worker's folder is its scratch copy: the chief decides for the run, the worker
+    replaces what differs in its copy (refusing there alone would leave the chief waiting)."""
+    from tfseti.train import config as config_lib
+    from tfseti.train import run_folder
+    from tfseti.train import strategy as strategy_lib
+
+    global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
+    resolved = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
+    removed = run_folder.check_run_folder(
+        out.local, config_lib.to_dict(resolved),
+        run_folder.shards_record(run.data.data, folder.manifest),
+        overwrite=args.overwrite or not is_chief,
+        log=lambda line: print(line, flush=True), shown=out.url)
+    if removed:
+        sync()  # a remote run folder loses the removed files too
 
 
 def _write_report(out) -> str:

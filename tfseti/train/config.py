@@ -10,6 +10,9 @@ tuples, lists, dicts of plain values) is filled from a plain dict. Every mistake
 * a bad value or an impossible combination -> the ``ValueError`` raised by the dataclass's own
   ``__post_init__`` (or a run-level check), prefixed with the section's path.
 
+The message starts with where the mistake is: the ``.toml`` file, or ``override KEY=VALUE
+(command line)`` when the key came from the command line.
+
 ``key=value`` command-line overrides address any field by its dotted path; the value is parsed
 as a TOML literal (``train.lr=3e-4``, ``view.panels="on"``, ``augment.vflip=true``); a value that
 is not a TOML literal is taken as a bare string (``train.optimizer=sgd``).
@@ -23,6 +26,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -232,8 +236,25 @@ def resolve_config_path(name: str | os.PathLike) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"config {str(name)!r} not found; looked for "
-                            + ", ".join(str(c) for c in dict.fromkeys(candidates)))
+    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise FileNotFoundError(f"config {str(name)!r} not found (looked for {looked})"
+                            f"{_close_config(name)}")
+
+
+def _close_config(name: Path) -> str:
+    """``"; did you mean 'configs/k1_style'?"`` for a typo, written the way ``name`` was."""
+    stem = name.name[: -len(".toml")] if name.name.endswith(".toml") else name.name
+    folders = [name.parent]
+    if not name.is_absolute():
+        folders.append(_REPO_ROOT / name.parent)
+        if len(name.parts) == 1:
+            folders.append(_REPO_ROOT / "configs")
+    known = sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.toml")})
+    close = difflib.get_close_matches(stem, known, n=1)
+    if not close:
+        return ""
+    suffix = ".toml" if name.name.endswith(".toml") else ""
+    return f"; did you mean {str(name.with_name(close[0] + suffix))!r}?"
 
 
 def read_toml(path: str | os.PathLike) -> dict:
@@ -257,7 +278,42 @@ def load(cls: type[T], name: str | os.PathLike | None = None,
     try:
         return from_dict(cls, data)
     except ConfigError as err:
-        raise ConfigError(err.key, err.problem, source=source) from None
+        raise ConfigError(err.key, err.problem,
+                          source=_source_of(err, overrides, source, cls)) from None
+
+
+def _source_of(err: ConfigError, overrides, file_source: str | None, cls: type) -> str | None:
+    """Where a mistake comes from: the command-line override that set the bad key (or a table
+    above it, or the key a section's check is about); for a check over several keys, the file
+    with the overrides the message names; else the file."""
+    key = "" if err.key in ("", cls.__name__) else err.key
+    setting, inside = [], []
+    for text in overrides:
+        over = text.partition("=")[0].strip()
+        if key and (key == over or key.startswith(over + ".")):
+            setting.append(text)
+        elif not key or over.startswith(key + "."):
+            inside.append(text)
+    # A section's own check usually starts with the key it is about: "train.epochs must be",
+    # or "ModelConfig.pooling: expected" for a field of the section. (A run-level check, key
+    # "", is about a combination: the file's values and the overrides it names.)
+    for text in inside if key else ():
+        over = text.partition("=")[0].strip()
+        parent, _, field = over.rpartition(".")
+        if (re.match(rf"{re.escape(over)}(?!\w)", err.problem)
+                or (parent == key and re.match(rf"\w+\.{re.escape(field)}(?!\w)", err.problem))):
+            setting.append(text)
+    if setting:
+        return f"override {setting[-1]} (command line)"
+    named = [t for t in inside
+             if re.search(rf"(?<!\w){re.escape(t.partition('=')[0].strip().rsplit('.', 1)[-1])}"
+                          rf"(?!\w)", err.problem)]
+    blamed = named or (inside if file_source is None else [])
+    if not blamed:
+        return file_source
+    words = "override" if len(blamed) == 1 else "overrides"
+    where = f"{words} {' '.join(blamed)} (command line)"
+    return f"{file_source} with {where}" if file_source else where
 
 
 def save_json(config: Any, directory: str | os.PathLike, filename: str = "config.json") -> str:

@@ -51,14 +51,76 @@ def resolve_kind(kind: StrategyKind, tpu: str | None = None) -> str:
     return "onedevice" if gpus else "cpu"
 
 
+class StrategyError(RuntimeError):
+    """A strategy that cannot start on this machine; the message is one line: what failed and
+    the likely fix."""
+
+
+# The likely fix, per strategy kind (the cause is named before it).
+FIXES = {
+    "tpu": "run on a TPU VM or a Colab TPU runtime (--tpu local), name a reachable TPU with "
+           "--tpu NAME|grpc://HOST:8470, or use --strategy cpu|mirrored|onedevice",
+    "mirrored": "check that the GPUs are visible (nvidia-smi, CUDA_VISIBLE_DEVICES), or use "
+                "--strategy onedevice|cpu",
+    "multiworker": 'set TF_CONFIG on every worker to {"cluster": {"worker": ["HOST:PORT", ...]}, '
+                   '"task": {"type": "worker", "index": I}} (same cluster, own index), or use '
+                   "--strategy mirrored|cpu on one machine",
+    "onedevice": "use --strategy cpu",
+    "cpu": "check the TensorFlow installation (python -c 'import tensorflow')",
+}
+
+
+def _cause(err: BaseException) -> str:
+    """The first line of an error, without TensorFlow's op and graph decorations."""
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    text = text.split(" Failed in initialization:")[0].split(" [Op:")[0].strip()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _explain(kind: str, tpu: str | None, err: BaseException) -> str:
+    if kind == "tpu":
+        name = tpu or os.environ.get("TPU_NAME") or "local"
+        text = str(err)
+        if "TPUs not found" in text or "No OpKernel was registered" in text:
+            what = f"no TPU found (--tpu {name})"
+        else:
+            what = f"TPU {name!r} cannot be reached ({type(err).__name__}: {_cause(err)})"
+        return f"--strategy tpu: {what}: {FIXES['tpu']}"
+    where = " from TF_CONFIG" if kind == "multiworker" else ""
+    return (f"--strategy {kind} cannot start{where} ({type(err).__name__}: {_cause(err)}): "
+            f"{FIXES.get(kind, FIXES['cpu'])}")
+
+
 def make_strategy(kind: StrategyKind = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
-    """Build the strategy; ``tpu`` is a TPU name, a ``grpc://`` address, or ``local`` (TPU VMs)."""
-    kind = resolve_kind(kind, tpu)
+    """Build the strategy; ``tpu`` is a TPU name, a ``grpc://`` address, or ``local`` (TPU VMs).
+
+    A strategy that cannot start raises :class:`StrategyError` with one line naming the cause
+    and the likely fix (no TPU, a malformed ``TF_CONFIG``, ...)."""
+    try:
+        resolved = resolve_kind(kind, tpu)
+    except ValueError as err:  # TF_CONFIG that is no JSON (auto looks at it too)
+        stem = "multiworker" if "TF_CONFIG" in str(err) else kind
+        raise StrategyError(_explain(stem, tpu, err)) from None
+    try:
+        return _build(resolved, tpu)
+    except Exception as err:  # noqa: BLE001  (every failure to start becomes one line)
+        raise StrategyError(_explain(resolved, tpu, err)) from None
+
+
+def _build(kind: str, tpu: str | None) -> tf.distribute.Strategy:
     if kind == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu or os.environ.get("TPU_NAME") or "local")
         tf.config.experimental_connect_to_cluster(resolver)  # as TPUClusterResolver.connect does
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        # TensorFlow logs its TPU start-up steps at INFO; the run's plan names the strategy and
+        # its replicas, and a failure is one line (StrategyError).
+        logger, level = tf.get_logger(), tf.get_logger().level
+        logger.setLevel("WARNING")
+        try:
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        finally:
+            logger.setLevel(level)
         return tf.distribute.TPUStrategy(resolver)
     if kind == "mirrored":
         # Left alone, MirroredStrategy takes every GPU or else one CPU; naming the logical CPU
@@ -68,7 +130,7 @@ def make_strategy(kind: StrategyKind = "auto", tpu: str | None = None) -> tf.dis
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     if kind == "multiworker":
         if _tf_config_workers() < 1:
-            raise ValueError("--strategy multiworker needs TF_CONFIG with a cluster of workers")
+            raise ValueError("TF_CONFIG is unset or lists no worker")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "onedevice":
         device = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"

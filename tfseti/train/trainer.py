@@ -23,12 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfseti.console import keras_verbose
 from tfseti.data.augment import Augmenter
 from tfseti.data.views import view_shape
 from tfseti.io import fs as fsutil
 from tfseti.models import create_model
 from tfseti.train import config as config_lib
 from tfseti.train import resume as resume_lib
+from tfseti.train import run_folder
 from tfseti.train import strategy as strategy_lib
 from tfseti.train.callbacks import AverageMovingStatistics, ValidationAUC, predict_all
 from tfseti.train.export import export_saved_model
@@ -293,25 +295,33 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     With ``train.backup_every_steps`` the training state is backed up into ``out_dir/backup``
     (see :mod:`tfseti.train.resume`); the same call after a kill continues from the newest
     backup, and the folder is removed once the fold is done. ``after_backup()`` runs after each
-    backup is written (the CLI mirrors the run folder to its ``gs://`` home there).
+    backup is written (the CLI mirrors the run folder to its ``gs://`` home there). A fold that
+    starts from scratch (no backup to resume from) first removes what an earlier attempt left in
+    ``out_dir`` (:data:`FOLD_OUTPUTS`), so its logs, events and weights are this run's alone.
+
+    ``verbose`` as Keras takes it, except that ``"auto"`` and ``1`` give one line per epoch
+    (``2``) when stdout is not a terminal: no carriage returns and escape codes in logs.
     """
     if fsutil.is_url(out_dir):
         raise ValueError(f"fit_fold writes into a local folder, got {out_dir}; stage remote "
                          "outputs with tfseti.io.staging.StagedFolder (the CLI does)")
     os.makedirs(out_dir, exist_ok=True)
-    config_lib.save_json(run, out_dir)
     train = run.train
+    backup, state = None, None
+    if train.backup_every_steps:
+        # What must match for a resume: the same recipe as the run-folder check compares.
+        backup = resume_lib.Backup(os.path.join(out_dir, "backup"), run_meta={
+            "config": run_folder.recipe(config_lib.to_dict(run)),
+            "steps_per_epoch": steps_per_epoch}, after_save=after_backup)
+        state = backup.latest_state()
+    if state is None:  # from scratch: no earlier attempt's events, weights or results mix in
+        _remove_earlier_outputs(out_dir)
+    config_lib.save_json(run, out_dir)
     policy = strategy_lib.set_precision(train.precision, strategy)
     keras.utils.set_random_seed(train.seed)
     total_steps = train.epochs * steps_per_epoch
     dataset_at = train_dataset if callable(train_dataset) else (lambda step: train_dataset)
 
-    backup, state = None, None
-    if train.backup_every_steps:
-        backup = resume_lib.Backup(os.path.join(out_dir, "backup"), run_meta={
-            "config": config_lib.to_dict(run), "steps_per_epoch": steps_per_epoch},
-            after_save=after_backup)
-        state = backup.latest_state()
     history: dict = state["history"] if state else {}
     start_step = state["step"] if state else 0
     if state:
@@ -349,7 +359,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
             callbacks = _callbacks(run, val_dataset, out_dir, phase, history, keep,
                                    backup_callback)
             model.fit(dataset_at(step), epochs=end_epoch, initial_epoch=epoch, shuffle=False,
-                      steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
             if keep is not None and end_epoch < phase.end_epoch:
                 keep.put_back()
             if model.stop_training:  # early stopping ends the phase
@@ -376,6 +386,23 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
         backup.remove()  # the fold is done: nothing left to resume
     return FoldResult(best_val_auc=best, history=history, out_dir=out_dir, model_path=model_path,
                       saved_model_path=saved_model_path, predictions=predictions)
+
+
+# What fit_fold writes into a fold folder (config.json is rewritten at every start).
+FOLD_OUTPUTS = ("log.csv", "tensorboard", "best.weights.h5", "final.weights.h5", "model.keras",
+                "saved_model", "result.json", "oof.csv", "backup")
+
+
+def _remove_earlier_outputs(out_dir: str) -> None:
+    """Remove what an earlier attempt of this fold left (a finished fold retrained, a run
+    killed before its first backup): TensorBoard would show both attempts as one, and a stale
+    ``best.weights.h5`` could stand in for a run whose validation AUC is undefined."""
+    from tfseti.train.run_folder import remove_present
+
+    removed = remove_present(out_dir, FOLD_OUTPUTS)
+    if removed:
+        print(f"{out_dir}: training from scratch; removed what an earlier attempt left "
+              f"({', '.join(removed)})", flush=True)
 
 
 def _best(aucs) -> float | None:

@@ -1,0 +1,71 @@
+"""What ``python -m tfseti.train`` is about to do, printed once before anything is trained.
+
+::
+
+    plan: recipe cpu_demo (configs/cpu_demo.toml)
+      data      /data/shards: 64 records in 2 shards, cadences 6x273x256
+      fold 1    train 32 records, validation 32 records: 4 steps per epoch
+      training  2 epochs; strategy cpu (OneDeviceStrategy), 1 replica; global batch 8 (8 per replica)
+      model     efficientnet_b0 on view 'on': input 32x32x1; precision float32
+      output    runs/cpu_demo
+
+Everything here is read from the resolved config and the shard folder's manifest: nothing is
+built and no record is read.
+"""
+
+from __future__ import annotations
+
+from tfseti.train.config import ConfigError
+
+
+def steps_per_epoch(train, n_train: int, global_batch: int) -> int:
+    """``train.steps_per_epoch``, or one pass over ``n_train`` records rounded up to whole
+    executions (Keras runs whole executions anyway; counted here, the schedule, augmentation
+    seeds and backups agree with the steps really run)."""
+    if train.steps_per_epoch is not None:
+        return train.steps_per_epoch
+    per_execution = train.steps_per_execution
+    passes = max(1, n_train // global_batch)
+    return -(-passes // per_execution) * per_execution
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _shape(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: str,
+             config_path: str | None = None) -> str:
+    """The plan of a run: ``run`` the resolved config, ``folder`` its open shard folder
+    (:class:`tfseti.io.shards.ShardFolder`), ``out`` where the outputs go."""
+    from tfseti.data.views import view_shape
+    from tfseti.train import strategy as strategy_lib
+
+    replicas = strategy.num_replicas_in_sync
+    global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
+    try:
+        precision = strategy_lib.resolve_precision(run.train.precision, strategy)
+    except ValueError as err:
+        raise ConfigError("train.precision", str(err)) from None
+    cadences = folder.cadence_shape
+    lines = [f"plan: recipe {run.name}" + (f" ({config_path})" if config_path else ""),
+             f"  data      {run.data.data}: {_n(folder.num_records, 'record')} in "
+             f"{_n(len(folder.shards), 'shard')}, cadences {_shape(cadences)}"]
+    for fold in folds:
+        n_train = folder.records_in(folder.files("train", fold))
+        n_val = folder.records_in(folder.files("val", fold))
+        steps = steps_per_epoch(run.train, n_train, global_batch)
+        lines.append(f"  fold {fold:<4} train {_n(n_train, 'record')}, validation "
+                     f"{_n(n_val, 'record')}: {_n(steps, 'step')} per epoch")
+    lines += [
+        f"  training  {_n(run.train.epochs, 'epoch')}; strategy {strategy_kind} "
+        f"({type(strategy).__name__}), {_n(replicas, 'replica')}; "
+        f"global batch {global_batch} ({run.train.batch_per_replica} per replica)",
+        f"  model     {run.model.name} on view {run.view.name!r}: input "
+        f"{_shape(view_shape(run.view, *cadences))}; precision {precision}",
+        f"  output    {out}",
+    ]
+    return "\n".join(lines)
