@@ -67,10 +67,10 @@ def overrides(recipe: str) -> tuple[str, ...]:
 def run_recipe(recipe: str, data_from: str, out: Path, extra: tuple[str, ...] = (),
                tiny: bool = False) -> dict:
     """One ``detection.py --data-from`` run; its results, the training time and the overrides.
-    ``tiny``: the detection benchmark's toy training settings last (plumbing only)."""
+    ``tiny``: the detection benchmark's toy training settings, then ``extra`` (plumbing only)."""
     run_out = out / recipe
     if tiny:   # one toy epoch: the recipes' 1-epoch warm-ups would leave none
-        extra = extra + detection.TINY["overrides"] + ("train.warmup_epochs=0",)
+        extra = detection.TINY["overrides"] + ("train.warmup_epochs=0",) + extra   # the caller's last
     argv = ["--out", str(run_out), "--data-from", data_from, "--config", recipe, *overrides(recipe), *extra]
     argv += ["--tta", TTA.get(recipe, "flips")] + (["--tiny"] if tiny else [])
     print(f"\n######## {recipe}: python benchmarks/detection.py {' '.join(argv)}", flush=True)
