@@ -14,6 +14,7 @@ from tfrecords_tools.background import (MatchConfig, aligned_difference, column_
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS, KaggleDataset
 from tfseti.synth import (CadenceSpec, NeedleShape, NeedleSpec, RFISpec, SharedCadenceSpec, generate_dataset,
                           make_snippets, needle_track)
+from tfr_helpers import ARGUMENT_ERRORS
 
 WIDE = dataclasses.replace(CadenceSpec(0).frame, fchans=512)
 RFI_CHANNEL = 210   # of the observation: channel 40 of snippet a, clear of its needle (150 -> ~97)
@@ -129,11 +130,7 @@ def test_config_validation():
         MatchConfig(min_confidence=2.0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
-    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
-                                    "name enclosed in double quotes: line 1 column 2 (char 1))"),
-])
+@pytest.mark.parametrize("args, message", ARGUMENT_ERRORS)
 def test_cli_argument_errors_are_one_line(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as caught:
         main(["--data", str(tmp_path), "--out", str(tmp_path / "out"), *args])

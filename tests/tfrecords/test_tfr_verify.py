@@ -13,7 +13,7 @@ import pytest
 from tfrecords_tools.manifest import MANIFEST_NAME
 from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
-from tfr_helpers import converted, kaggle40  # noqa: F401
+from tfr_helpers import ARGUMENT_ERRORS, converted, kaggle40  # noqa: F401
 from tfseti.io.records import encode_example
 
 
@@ -153,11 +153,7 @@ def test_progress_bar_only_on_a_terminal_and_no_progress_turns_it_off(copy, caps
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
-    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
-                                    "name enclosed in double quotes: line 1 column 2 (char 1))"),
-])
+@pytest.mark.parametrize("args, message", ARGUMENT_ERRORS)
 def test_cli_argument_errors_are_one_line(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as caught:
         verify_main([str(tmp_path), *args])

@@ -67,3 +67,11 @@ def converted(kaggle40, tmp_path_factory):
     manifest = convert(kaggle40[0], out, split="train", folds=5, seed=3, shard_mb=SHARD_MB,
                        workers=2, progress=False, log=lambda _: None)
     return out, manifest
+
+
+# The shared argparse types' one-line errors, as every tfrecords_tools command prints them.
+ARGUMENT_ERRORS = [
+    (["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
+    (["--storage-options", "{bad"], "argument --storage-options: not valid JSON (Expecting property "
+                                    "name enclosed in double quotes: line 1 column 2 (char 1))"),
+]
