@@ -145,14 +145,17 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     # an accelerator recipe, scaled down, on the same data: only its training and prediction run
     checks = tmp_path / "checks"
     assert recipe_check.main(["--tiny", "--data-from", str(out), "--out", str(checks),
-                              "--recipes", "k2_style", "view.resize=[48, 32]"]) == 0
+                              "--recipes", "k2_style", "view.resize=[48, 32]",
+                              "model.name=plain_cnn_s"]) == 0
     printed = capsys.readouterr().out
     assert "== accelerator recipes, scaled down to 2 CPU cores ==" in printed and "k2_style" in printed
     assert "synthesise" not in printed and "classical search" not in printed
     summary = json.loads((checks / "summary.json").read_text())
     assert [r["recipe"] for r in summary] == ["k2_style"] and len(summary[0]["val_auc_by_epoch"]) == 1
     assert "model.name=efficientnet_b0" in summary[0]["overrides"]
-    assert summary[0]["overrides"][-1] == "view.resize=[48, 32]"    # the caller's overrides come last
+    # the caller's overrides come last (here: a small plain CNN, the plumbing is under test)
+    assert summary[0]["overrides"][-2:] == ["view.resize=[48, 32]", "model.name=plain_cnn_s"]
     resolved = json.loads((checks / "k2_style" / "runs" / "k2_style" / "fold0" / "config.json").read_text())
     assert resolved["view"]["name"] == "all" and resolved["view"]["background"] == "off_median"
+    assert resolved["model"]["name"] == "plain_cnn_s"
     assert not (checks / "k2_style" / "data").exists()     # the data run's data, not a copy

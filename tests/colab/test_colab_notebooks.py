@@ -155,7 +155,8 @@ def test_notebooks_run_in_local_mode(tmp_path, monkeypatch):
         "OVERRIDES": ["view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
                       "train.steps_per_execution=1", "train.warmup_epochs=0",
                       "data.shuffle_buffer=16", "augment.vflip_p=0.0", "augment.off_shuffle_p=0.0",
-                      "model.options.drop_connect_rate=0.0"]})
+                      "model.options.drop_connect_rate=0.0",
+                      "model.name=plain_cnn_s"]})  # a small CNN: the notebooks are under test
     _execute("03_inference", executed, {**common, "RUN_NAME": "tiny", "TTA": "flips"})
 
     # What the notebooks left on the bucket, read back through a fresh emulator on its storage.

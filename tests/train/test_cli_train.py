@@ -46,7 +46,7 @@ def test_bad_config_fails_before_anything_is_built(tmp_path, capsys):
 
 def _train_args(data, out, fold=0) -> list[str]:
     return ["--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", str(fold),
-            "--data", str(data), "--out", str(out), "--no-report",
+            "--data", str(data), "--out", str(out), "--no-report", "model.name=plain_cnn_s",
             "view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
             "train.steps_per_execution=1", "mixup.mixup_p=0.0", "augment.off_shuffle_p=0.0"]
 

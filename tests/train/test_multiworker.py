@@ -26,7 +26,9 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{portpicker.pick_unused_port()}" for _ in range(2)]}
     command = [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
                "--strategy", "multiworker", "--fold", "1", "--data", str(data),
-               "--out", str(out), "--worker-out", str(worker_out),
+               "--out", str(out), "--worker-out", str(worker_out), "--no-report",
+               # a small plain CNN: the strategy is under test, not the backbone
+               "model.name=plain_cnn_s",
                # global batch 8 = 4 per worker: 2 steps per epoch over the 16 training records
                "view.resize=[32, 32]", "train.epochs=2", "train.batch_per_replica=4",
                "train.steps_per_execution=1", "train.warmup_epochs=0",
@@ -60,7 +62,7 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     assert not (out / "worker1").exists()  # the other worker wrote only where it was told
     chief = read_weights_h5(out / "fold1" / "final.weights.h5")
     other = read_weights_h5(worker_out / "fold1" / "final.weights.h5")
-    assert chief.keys() == other.keys() and len(chief) > 100
+    assert chief.keys() == other.keys() and len(chief) > 20
     # Trainable weights follow the all-reduced gradients; BatchNorm's moving statistics agree
     # because the trainer averages each replica's copy before validation and saving.
     for name in chief:

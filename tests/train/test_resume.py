@@ -27,6 +27,7 @@ def _command(data, out) -> list[str]:
     # the resume must also restore their step-derived seeds.
     return [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
             "--strategy", "cpu", "--fold", "1", "--data", str(data), "--out", str(out),
+            "--no-report", "model.name=plain_cnn_s",  # resuming is under test, not the backbone
             "view.resize=[32, 32]", "train.epochs=3", "train.head_warmup_epochs=1",
             "train.batch_per_replica=4", "train.steps_per_execution=1",
             "train.warmup_epochs=0", "train.backup_every_steps=2", "train.jit_compile=false",
@@ -82,7 +83,7 @@ def test_sigkill_mid_epoch_then_rerun_ends_with_the_uninterrupted_weights(tmp_pa
 
     expected = read_weights_h5(uninterrupted_out / "fold1" / "final.weights.h5")
     got = read_weights_h5(resumed_out / "fold1" / "final.weights.h5")
-    assert sorted(got) == sorted(expected) and len(expected) > 100
+    assert sorted(got) == sorted(expected) and len(expected) > 20
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
     # The epoch logs of the resumed run are those of one run: 3 epochs, the same val AUCs.

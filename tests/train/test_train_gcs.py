@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _train_command(data: str, out: str) -> list[str]:
     return [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
             "--strategy", "cpu", "--fold", "all", "--data", data, "--out", out,
+            "--no-report", "model.name=plain_cnn_s",  # the bucket is under test, not the backbone
             "view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
             "train.steps_per_execution=1", "train.warmup_epochs=0", "train.jit_compile=false",
             "train.backup_every_steps=2", "data.deterministic=true", "data.shuffle_buffer=16"]
