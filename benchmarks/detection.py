@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:   # run as a script from a checkout
 
 from tfseti.demo import Stage, run_stage  # noqa: E402
 from tfseti.io.kaggle import TRUTH_FILE  # noqa: E402
+from tfseti.metrics import rank_auc  # noqa: E402
 
 TRAIN_FAMILIES = ("linear", "squared", "broad")
 TEST_FAMILIES = ("linear", "squared", "broad", "sine", "pulsed")
@@ -154,10 +155,11 @@ TINY = {"n_train": 100, "n_test": 60, "bootstrap": 50,
 
 
 def config_path(config: str) -> str:
-    path = Path(config)
-    if path.suffix == ".toml" or path.exists():
-        return str(path)
-    return str(ROOT / "configs" / f"{config}.toml")
+    """The recipe file ``--config`` names (a shipped recipe's name or a path): what the trainer
+    will read, written in full into the stage's command line."""
+    from tfseti.config import resolve_config_path
+
+    return str(resolve_config_path(config))
 
 
 def build_stages(s: Settings) -> list[Stage]:
@@ -203,18 +205,6 @@ def test_stage(s: Settings, background: str) -> Stage:
 
 
 # ----------------------------------------------------------------------------- scoring
-
-
-def rank_auc(pos, neg) -> float:
-    """ROC AUC (Mann-Whitney, ties counted half) from ranks: O(n log n)."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]))[:len(pos)]
-    return float((ranks.sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def groups_of(truth) -> list[tuple[str, str, "object"]]:
@@ -345,7 +335,7 @@ def score_table(s: Settings, chosen: dict):
 def parse_args(argv=None) -> Settings:
     parser = argparse.ArgumentParser(prog="benchmarks/detection.py", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/detection")
-    parser.add_argument("--config", default="cpu", help="recipe name in configs/ or a path (default cpu)")
+    parser.add_argument("--config", default="cpu", help="recipe name (tfseti/recipes) or a .toml path (default cpu)")
     parser.add_argument("--n-train", type=int)
     parser.add_argument("--n-test", type=int)
     parser.add_argument("--seed", type=int, help="data and training seed (default 0)")

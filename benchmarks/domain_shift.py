@@ -43,6 +43,7 @@ from pathlib import Path
 
 from tfseti.demo import Stage, run_stage
 from tfseti.io.kaggle import TRUTH_FILE
+from tfseti.metrics import rank_auc
 
 TRAIN_FAMILIES = ("linear",)
 EVAL_FAMILIES = ("linear", "sine", "squared")
@@ -152,7 +153,7 @@ def build_stages(settings: Settings) -> list[Stage]:
         what = ("no injection" if run == "baseline"
                 else f"injecting {','.join(INJECT_FAMILIES)} needles, p = {settings.inject_p}")
         stages.append(Stage(f"train cpu_demo, {run}: {what}", py + [
-            "tfseti.train", "--config", "configs/cpu_demo", "--strategy", "cpu",
+            "tfseti.train", "--config", "cpu_demo", "--strategy", "cpu",
             "--data", str(settings.shards), "--fold", str(VAL_FOLD), "--out", str(settings.run_dir(run)),
             *train_overrides(settings, run)]))
     for run in RUNS:
@@ -163,15 +164,6 @@ def build_stages(settings: Settings) -> list[Stage]:
 
 
 # ----------------------------------------------------------------------------- scoring
-
-
-def pair_auc(pos, neg) -> float:
-    """ROC AUC as the Mann-Whitney statistic: the fraction of (positive, negative) score pairs in
-    the right order, ties counted half."""
-    import numpy as np
-
-    pos, neg = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
-    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
 def family_aucs(truth, scores: dict, bootstrap: int = 1000, seed: int = 0) -> "pd.DataFrame":
@@ -206,7 +198,7 @@ def family_aucs(truth, scores: dict, bootstrap: int = 1000, seed: int = 0) -> "p
         row = {"family": name, "n_pos": len(pos), "n_neg": len(negatives)}
         usable = len(pos) > 0 and len(negatives) > 0
         for run in runs:
-            row[run] = pair_auc(pos[run], negatives[run]) if usable else float("nan")
+            row[run] = rank_auc(pos[run], negatives[run]) if usable else float("nan")
         row["diff_low"] = row["diff_high"] = float("nan")
         if usable and bootstrap > 0:
             first, last = ((pos[r].to_numpy(), negatives[r].to_numpy()) for r in (runs[0], runs[-1]))
@@ -214,7 +206,7 @@ def family_aucs(truth, scores: dict, bootstrap: int = 1000, seed: int = 0) -> "p
             for _ in range(bootstrap):
                 p = rng.integers(0, len(pos), len(pos))
                 n = rng.integers(0, len(negatives), len(negatives))
-                diffs.append(pair_auc(last[0][p], last[1][n]) - pair_auc(first[0][p], first[1][n]))
+                diffs.append(rank_auc(last[0][p], last[1][n]) - rank_auc(first[0][p], first[1][n]))
             row["diff_low"], row["diff_high"] = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -179,10 +179,12 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from tfseti.data.augment import AugmentConfig, Augmenter
-    from tfseti.data.mixup import MixupConfig
-    from tfseti.data.pipeline import DataConfig, fold_files, train_dataset
-    from tfseti.data.views import ViewConfig
+    from tfseti.data.config import AugmentConfig
+    from tfseti.data.augmenter import Augmenter
+    from tfseti.data.config import MixupConfig
+    from tfseti.data.config import DataConfig
+    from tfseti.data.pipeline import fold_files, train_dataset
+    from tfseti.data.config import ViewConfig
 
     labels = pd.read_csv(os.path.join(data, "train_labels.csv")).set_index("id")
     paths = [os.path.join(data, *cadence_relpath("train", cid).split("/")) for cid in ids]

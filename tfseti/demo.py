@@ -99,7 +99,7 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
             "tfseti.data.pipeline", str(plan.shards / "train"), "--fold", "0", "--view", "on",
             "--batch-size", "8", "--batches", "3"]),
         Stage(f"train the cpu recipe ({DEMO_EPOCHS} epochs) on folds 1-3, validate on fold 0, export",
-              py + ["tfseti.train", "--config", "configs/cpu", "--strategy", "cpu",
+              py + ["tfseti.train", "--config", "cpu", "--strategy", "cpu",
                     "--data", str(plan.shards / "train"), "--fold", "0", "--out", str(plan.runs),
                     "--no-report", *DEMO_OVERRIDES]),
         Stage("predict the test set (flip TTA) into a Kaggle submission", py + [
@@ -134,7 +134,8 @@ def _test_auc(plan: DemoPlan, scores: Path) -> float | None:
     if not (truth_file.exists() and scores.exists()):
         return None
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
+
+    from tfseti.metrics import auc
 
     truth = pd.read_csv(truth_file, dtype={"id": str})
     truth = truth[truth["split"] == "test"][["id", "target"]]
@@ -142,7 +143,7 @@ def _test_auc(plan: DemoPlan, scores: Path) -> float | None:
                          suffixes=("_true", "_pred"), validate="one_to_one")
     if len(scored) != len(truth) or scored["target_true"].nunique() < 2:
         return None
-    return float(roc_auc_score(scored["target_true"], scored["target_pred"]))
+    return auc(scored["target_true"], scored["target_pred"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,7 +151,7 @@ def test_notebooks_run_in_local_mode(tmp_path, monkeypatch):
         **common, "N_TRAIN": N_TRAIN, "N_TEST": N_TEST, "POSITIVE_RATE": 0.5, "FOLDS": FOLDS,
         "SHARD_MB": 2, "WORKERS": 1})
     _execute("02_train_tpu", executed, {
-        **common, "CONFIG": "configs/cpu_demo", "RUN_NAME": "tiny", "FOLD": "all",
+        **common, "CONFIG": "cpu_demo", "RUN_NAME": "tiny", "FOLD": "all",
         "OVERRIDES": ["view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
                       "train.steps_per_execution=1", "train.warmup_epochs=0",
                       "data.shuffle_buffer=16", "augment.vflip_p=0.0", "augment.off_shuffle_p=0.0",

@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 
 from tf_harness import MODES, prob, run, run_calls, seed
-from tfseti.data import augment as A
-from tfseti.data.mixup import MixupConfig
-from tfseti.data.views import ViewConfig
+from tfseti.data import augment_ops as A
+from tfseti.data import rng
+from tfseti.data.augmenter import Augmenter, augment_and_mix, augment_on_host
+from tfseti.data.config import AugmentConfig, MixupConfig, ViewConfig
 
 
 def images(batch=16, height=12, width=10, channels=2, value_seed=0):
@@ -140,7 +141,7 @@ def test_off_panel_shuffle_rejects_on_only_cadences():
         A.shuffle_off_panels(tf.zeros([2, 3, 4, 3], tf.float16), seed(0), 0.5)
 
 
-FULL = A.AugmentConfig(seed=5, off_shuffle_p=0.5, vflip_p=0.5, hflip_p=0.5, freq_roll_p=0.5,
+FULL = AugmentConfig(seed=5, off_shuffle_p=0.5, vflip_p=0.5, hflip_p=0.5, freq_roll_p=0.5,
                        time_mask_p=0.5, freq_mask_p=0.5, cutout_p=0.5, noise_p=0.5)
 
 
@@ -152,7 +153,7 @@ def raw_batch(batch=4, seed_=0):
 
 
 def test_augmenter_reproduces_a_step_and_differs_between_steps():
-    augmenter = A.Augmenter(ViewConfig("on_off"), FULL, MixupConfig(mixup_p=0.5))
+    augmenter = Augmenter(ViewConfig("on_off"), FULL, MixupConfig(mixup_p=0.5))
     batch = raw_batch()
     first, info = augmenter(batch, step=3, with_info=True)
     again = augmenter(batch, step=3)
@@ -169,16 +170,16 @@ def test_augmenter_reproduces_a_step_and_differs_between_steps():
 
 def test_host_and_device_modes_give_the_same_batches():
     # Integer-based stateless RNG: tf.data map on the host and XLA in the step draw the same.
-    host_aug = A.Augmenter(ViewConfig("on"), A.AugmentConfig(**{**FULL.__dict__, "augment_on": "host"}),
+    host_aug = Augmenter(ViewConfig("on"), AugmentConfig(**{**FULL.__dict__, "augment_on": "host"}),
                            MixupConfig(mixup_p=0.5, cutmix_p=0.3, lam="uniform"))
-    device_aug = A.Augmenter(ViewConfig("on"), FULL, MixupConfig(mixup_p=0.5, cutmix_p=0.3, lam="uniform"))
+    device_aug = Augmenter(ViewConfig("on"), FULL, MixupConfig(mixup_p=0.5, cutmix_p=0.3, lam="uniform"))
     assert host_aug.on_host and not device_aug.on_host
     batches = [raw_batch(seed_=k) for k in range(2)]
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: np.stack([b[k] for b in batches]) for k in batches[0]})
     # TF's graph kernels in tf.data vs XLA in the step (the strongest form of the claim)
-    host = list(A.augment_on_host(dataset, host_aug, initial_step=10, jit_compile=False))
-    step_fn = tf.function(lambda b, s: A.augment_and_mix(b, s, device_aug), jit_compile=True,
+    host = list(augment_on_host(dataset, host_aug, initial_step=10, jit_compile=False))
+    step_fn = tf.function(lambda b, s: augment_and_mix(b, s, device_aug), jit_compile=True,
                           autograph=False)
     for k, batch in enumerate(batches):
         batch = {key: value for key, value in batch.items() if key != "id"}  # no strings in XLA
@@ -189,25 +190,62 @@ def test_host_and_device_modes_give_the_same_batches():
 
 def test_config_validation():
     with pytest.raises(ValueError, match="vflip_p"):
-        A.AugmentConfig(vflip_p=1.5)
+        AugmentConfig(vflip_p=1.5)
     with pytest.raises(ValueError, match="augment_on"):
-        A.AugmentConfig(augment_on="tpu")
+        AugmentConfig(augment_on="tpu")
     with pytest.raises(ValueError, match="time_mask_count"):
-        A.AugmentConfig(time_mask_count=0)
+        AugmentConfig(time_mask_count=0)
     with pytest.raises(ValueError, match="noise_std"):
-        A.AugmentConfig(noise_std=(0.5, 0.1))
+        AugmentConfig(noise_std=(0.5, 0.1))
     with pytest.raises(ValueError, match="total_steps"):
-        A.Augmenter(mixup=MixupConfig(mixup_p=0.5, off_after=0.8))
+        Augmenter(mixup=MixupConfig(mixup_p=0.5, off_after=0.8))
+
+
+def pixels(fraction: float, size: int) -> int:
+    return int(round(fraction * size))
+
+
+def sequential_chain(images: tf.Tensor, seed, cfg: AugmentConfig):
+    """``augment_images`` as the plain chain of the single ops, the reference it must equal
+    (same per-op seeds, same order)."""
+    _, height, width, _ = images.shape
+    info = {}
+    seeds = rng.split(seed, A.NUM_OP_SEEDS)
+
+    def op(name):
+        return seeds[A.OP_IDS[name]]
+
+    if cfg.vflip_p > 0:
+        images, info["vflip"] = A.vertical_flip(images, op("vflip"), cfg.vflip_p)
+    if cfg.hflip_p > 0:
+        images, info["hflip"] = A.horizontal_flip(images, op("hflip"), cfg.hflip_p)
+    if cfg.freq_roll_p > 0:
+        images, info["freq_roll"] = A.frequency_roll(
+            images, op("freq_roll"), cfg.freq_roll_p, pixels(cfg.freq_roll_max, width),
+            cfg.freq_roll_mode)
+    if cfg.time_mask_p > 0:
+        images, info["time_mask"] = A.time_mask(images, op("time_mask"), cfg.time_mask_p,
+                                              pixels(cfg.time_mask_max, height), cfg.time_mask_count)
+    if cfg.freq_mask_p > 0:
+        images, info["freq_mask"] = A.frequency_mask(images, op("freq_mask"), cfg.freq_mask_p,
+                                                   pixels(cfg.freq_mask_max, width),
+                                                   cfg.freq_mask_count)
+    if cfg.cutout_p > 0:
+        images, info["cutout"] = A.cutout(images, op("cutout"), cfg.cutout_p,
+                                        pixels(cfg.cutout_max, height), pixels(cfg.cutout_max, width))
+    if cfg.noise_p > 0:
+        images, info["noise"] = A.gaussian_noise(images, op("noise"), cfg.noise_p, cfg.noise_std)
+    return images, info
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("roll_mode", ["roll", "shift"])
 def test_fused_chain_equals_the_single_ops_in_sequence(roll_mode, mode):
-    cfg = A.AugmentConfig(**{**FULL.__dict__, "freq_roll_mode": roll_mode, "time_mask_count": 2,
+    cfg = AugmentConfig(**{**FULL.__dict__, "freq_roll_mode": roll_mode, "time_mask_count": 2,
                              "freq_roll_max": 0.5, "cutout_max": 0.5})
     x = images(batch=12, height=16, width=12)
     fused, fused_info = run(mode, lambda x, s: A.augment_images(x, s, cfg), x, seed(8))
-    chained, chained_info = run(mode, lambda x, s: A.augment_images_sequential(x, s, cfg), x, seed(8))
+    chained, chained_info = run(mode, lambda x, s: sequential_chain(x, s, cfg), x, seed(8))
     assert set(fused_info) == set(chained_info) == {"vflip", "hflip", "freq_roll", "time_mask",
                                                     "freq_mask", "cutout", "noise"}
     for key in fused_info:

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from tf_harness import MODES, run
 
 from tfseti.data import drift_sums as ds
-from tfseti.data.views import ViewConfig, make_view, view_shape
+from tfseti.data.config import REFERENCES, DedopplerConfig, ViewConfig
+from tfseti.data.views import make_view, view_shape
 
-SMALL = ds.DedopplerConfig(max_drift=0.2, drifts=9, block=7, clip=0.0)
+SMALL = DedopplerConfig(max_drift=0.2, drifts=9, block=7, clip=0.0)
 
 
 def brute_force(blocks: np.ndarray, cfg, time: int) -> np.ndarray:
@@ -31,7 +31,7 @@ def brute_force(blocks: np.ndarray, cfg, time: int) -> np.ndarray:
     return out / np.sqrt(time)
 
 
-@pytest.mark.parametrize("reference", ds.REFERENCES)
+@pytest.mark.parametrize("reference", REFERENCES)
 def test_drift_sums_equal_the_brute_force_definition(reference):
     cfg = replace(SMALL, reference=reference)
     rng = np.random.default_rng(0)
@@ -42,7 +42,7 @@ def test_drift_sums_equal_the_brute_force_definition(reference):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_dedoppler_is_the_same_eagerly_in_tf_data_and_under_xla(mode):
-    cfg = ds.DedopplerConfig(drifts=5, clip=5.0)
+    cfg = DedopplerConfig(drifts=5, clip=5.0)
     cadence = np.random.default_rng(1).standard_normal((2, 6, 21, 64)).astype(np.float16)
     want = ds.dedoppler(cadence, cfg).numpy()
     got = run(mode, lambda x: ds.dedoppler(x, cfg), cadence)
@@ -66,7 +66,7 @@ def straight_needle(cfg, channel: float, drift_index: int, panels=(0, 2, 4), lev
 
 
 def test_a_straight_needle_is_found_at_its_drift_and_channel_in_every_on_panel():
-    cfg = ds.DedopplerConfig()
+    cfg = DedopplerConfig()
     cadence = straight_needle(cfg, channel=120, drift_index=44, level=0.8)
     maps = ds.dedoppler(cadence[None], cfg).numpy()[0]
     for p in (0, 2, 4):
@@ -83,7 +83,7 @@ def test_a_setigen_needle_is_recovered_within_one_bin():
 
     from tfseti.synth.cadence import FRAME
 
-    cfg = ds.DedopplerConfig(reference="panel", drifts=65, background="panel_median")
+    cfg = DedopplerConfig(reference="panel", drifts=65, background="panel_median")
     drift_hz_s = 0.15
     start = 100.0
     frame = stg.Frame(fchans=256, tchans=273, df=FRAME.df, dt=FRAME.dt, fch1=FRAME.fch1, seed=3)
@@ -109,7 +109,7 @@ def test_a_setigen_needle_is_recovered_within_one_bin():
 def test_rfi_in_all_six_panels_scores_below_an_on_only_needle_of_the_same_snr():
     from tfseti.dedoppler.scores import score_batch
 
-    cfg = ds.DedopplerConfig()
+    cfg = DedopplerConfig()
     needle = straight_needle(cfg, 90, 40, panels=(0, 2, 4), level=0.8, seed=1)
     rfi = straight_needle(cfg, 90, 40, panels=range(6), level=0.8, seed=1)
     result = score_batch(np.stack([needle, rfi]), cfg)
@@ -122,7 +122,7 @@ def test_rfi_in_all_six_panels_scores_below_an_on_only_needle_of_the_same_snr():
 
 
 def test_clipping_stops_a_broadband_burst_from_dominating():
-    cfg = ds.DedopplerConfig(clip=5.0)
+    cfg = DedopplerConfig(clip=5.0)
     burst = np.random.default_rng(2).standard_normal((6, 273, 256)).astype(np.float32)
     burst[1, 100:104, 40:140] += 40.0             # bright, short, 100 channels wide, OFF panel
     clipped = ds.dedoppler(burst[None], cfg).numpy()[0, 1].max()
@@ -132,19 +132,19 @@ def test_clipping_stops_a_broadband_burst_from_dominating():
 
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="DedopplerConfig.background"):
-        ds.DedopplerConfig(background="mean")
+        DedopplerConfig(background="mean")
     with pytest.raises(ValueError, match="DedopplerConfig.drifts"):
-        ds.DedopplerConfig(drifts=0)
+        DedopplerConfig(drifts=0)
     with pytest.raises(ValueError, match="DedopplerConfig.max_drift"):
-        ds.DedopplerConfig(max_drift=-1)
+        DedopplerConfig(max_drift=-1)
     with pytest.raises(ValueError, match="OFF panels"):
-        ds.dedoppler(np.zeros((1, 3, 14, 16), np.float32), ds.DedopplerConfig(background="off_median"))
+        ds.dedoppler(np.zeros((1, 3, 14, 16), np.float32), DedopplerConfig(background="off_median"))
 
 
 @pytest.mark.parametrize("panels", [6, 3])
 def test_dedoppler_view_shape_and_content(panels):
     cfg = ViewConfig(name="dedoppler",
-                     dedoppler=ds.DedopplerConfig(drifts=7, background="panel_median"))
+                     dedoppler=DedopplerConfig(drifts=7, background="panel_median"))
     cadence = np.random.default_rng(3).standard_normal((2, panels, 21, 32)).astype(np.float16)
     image = make_view(cadence, cfg).numpy()
     assert image.shape == (2, *view_shape(cfg, panels, 21, 32)) == (2, 7, 32, panels)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from tf_harness import MODES, prob, run, run_calls, seed
-from tfseti.data import augment as A
-from tfseti.data.inject import (InjectConfig, inject_needles, needle_params_from_spec, needle_pattern,
-                                noise_std)
-from tfseti.data.views import ViewConfig
+from tfseti.data.augmenter import Augmenter
+from tfseti.data.config import AugmentConfig, InjectConfig, ViewConfig
+from tfseti.data.inject import inject_needles, needle_params_from_spec, needle_pattern, noise_std
 from tfseti.synth.cadence import (CadenceConfig, CadenceSpec, NeedleSpec, build_background,
                                   draw_cadence_spec, inject_needle, needle_track)
-from tfseti.synth.families import FAMILY_NAMES, NeedleShape
+from tfseti.synth.families import NeedleShape
+from tfseti.synth.parameters import FAMILY_NAMES
 
 T, F = 273, 256
 ON, OFF = [0, 2, 4], [1, 3, 5]
@@ -83,12 +83,12 @@ def test_config_validation():
         with pytest.raises(ValueError, match="InjectConfig"):
             InjectConfig(**bad)
     with pytest.raises(ValueError, match="AugmentConfig.inject"):
-        A.AugmentConfig(inject={"p": 0.5})
+        AugmentConfig(inject={"p": 0.5})
 
 
 def test_recipe_table_builds_the_config():
-    from tfseti.train import config as config_lib   # the loader of configs/*.toml
-    cfg = config_lib.from_dict(A.AugmentConfig, {"inject": {"p": 0.5, "families": ["sine", "squared"],
+    from tfseti import config as config_lib   # the loader of the recipes
+    cfg = config_lib.from_dict(AugmentConfig, {"inject": {"p": 0.5, "families": ["sine", "squared"],
                                                             "snr": [5, 20], "missing_prob": 0.1}})
     assert cfg.inject == InjectConfig(p=0.5, families=("sine", "squared"), snr=(5.0, 20.0),
                                       missing_prob=0.1)
@@ -243,9 +243,9 @@ def test_renormalise_keeps_panel_statistics():
 
 def test_augmenter_injects_before_the_view_and_keeps_other_draws():
     batch = {"cadence": noise(4, value_seed=10), "target": np.zeros(4, np.float32)}
-    base = A.AugmentConfig(seed=3, off_shuffle_p=0.5, vflip_p=0.5)
-    plain = A.Augmenter(ViewConfig("all"), base)
-    injecting = A.Augmenter(ViewConfig("all"), replace(base, inject=InjectConfig(p=1.0, snr=(80, 80))))
+    base = AugmentConfig(seed=3, off_shuffle_p=0.5, vflip_p=0.5)
+    plain = Augmenter(ViewConfig("all"), base)
+    injecting = Augmenter(ViewConfig("all"), replace(base, inject=InjectConfig(p=1.0, snr=(80, 80))))
     out0, info0 = plain(batch, step=5, with_info=True)
     out1, info1 = injecting(batch, step=5, with_info=True)
     assert np.all(out1["target"].numpy() == 1) and np.all(out0["target"].numpy() == 0)

@@ -11,9 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tfseti.data import pipeline as P
-from tfseti.data.augment import AugmentConfig, Augmenter
-from tfseti.data.mixup import MixupConfig
-from tfseti.data.views import ViewConfig
+from tfseti.data.config import AugmentConfig, MixupConfig, ViewConfig
+from tfseti.data.augmenter import Augmenter
 from tfseti.io import records
 
 from support import write_shard_manifest
@@ -187,9 +186,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from tfseti.data import pipeline as P
-    from tfseti.data.augment import AugmentConfig, Augmenter
-    from tfseti.data.mixup import MixupConfig
-    from tfseti.data.views import ViewConfig
+    from tfseti.data.config import AugmentConfig
+    from tfseti.data.augmenter import Augmenter
+    from tfseti.data.config import MixupConfig
+    from tfseti.data.config import ViewConfig
 
     root = sys.argv[1]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -244,3 +244,18 @@ def test_config_validation():
         P.DataConfig(compression="zlib")
     with pytest.raises(ValueError, match="cadence_dtype"):
         P.DataConfig(cadence_dtype="int8")
+
+
+def test_preview_prints_batches_before_and_after_augmentation_and_the_validation_coverage(
+        shards, capsys):
+    from tfseti.data import preview
+
+    root, _ = shards      # 3 folds x 2 shards x 3 records; fold 0 validates (6 records)
+    assert preview.main([root, "--fold", "0", "--batch-size", "4", "--batches", "2",
+                         "--mixup", "1.0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "fold 0: 4 train shards, 2 validation shards"
+    assert [line.split(":")[0] for line in lines[1:3]] == ["batch 0", "batch 1"]
+    assert "image (4, 819, 256, 1)" in lines[1] and "(4 of 4 mixed up)" in lines[1]
+    assert lines[3] == ("validation: 6 cadences (3 positive) in 2 batches of 4, last one padded "
+                        "to 4 with a mask")

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tf_harness import MODES, run, run_calls
-from tfseti.data.views import ViewConfig, make_view, resize_images, view_shape
+from tfseti.data.config import ViewConfig
+from tfseti.data.views import make_view, resize_images, view_shape
 
 T, F = 273, 256
 

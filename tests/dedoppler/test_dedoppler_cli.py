@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from support import write_kaggle_dir, write_shard_manifest
 
-from tfseti.data.drift_sums import DedopplerConfig, drift_rates, reference_rows
+from tfseti.data.config import DedopplerConfig
+from tfseti.data.drift_sums import drift_rates, reference_rows
 from tfseti.dedoppler import __main__ as cli
 from tfseti.dedoppler.scores import SCORES, score_batch
 from tfseti.io.kaggle import KaggleDataset, cadence_relpath

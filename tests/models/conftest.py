@@ -1,5 +1,6 @@
-"""Shared harness of the model tests: tiny inputs, one build helper, one output check, a
-dtype-policy switch that always restores the global policy, and a saved 3-channel backbone."""
+"""Fixtures of the model tests: tiny inputs, one build helper, the shared output check
+(``tests/harness.py``), a dtype-policy switch that always restores the global policy, and a saved
+3-channel backbone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import contextlib
 
 import numpy as np
 import pytest
+
+from harness import check_logits
 
 # Tiny inputs keep EfficientNet builds at ~1 s; both sides divisible by 32 (the backbone stride).
 HEIGHT, WIDTH = 64, 32
@@ -27,15 +30,7 @@ class ModelHarness:
 
         return create_model(name, (HEIGHT, WIDTH, channels), **options)
 
-    @staticmethod
-    def check_logits(model, x, units: int, training: bool = False) -> np.ndarray:
-        """Run ``model`` and assert float32 finite logits of shape ``(B, units)``."""
-        logits = model(x, training=training)
-        assert logits.dtype == "float32", logits.dtype
-        assert tuple(logits.shape) == (x.shape[0], units)
-        logits = np.asarray(logits)
-        assert np.isfinite(logits).all()
-        return logits
+    check_logits = staticmethod(check_logits)   # the shared harness's
 
     @staticmethod
     @contextlib.contextmanager

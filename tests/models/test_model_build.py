@@ -4,8 +4,9 @@ with custom layers) a .keras save → safe_mode reload giving identical outputs.
 from dataclasses import dataclass, field
 
 import keras
-import numpy as np
 import pytest
+
+from harness import run_model_test
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ def block_drop_rates(backbone):
 def test_option_case(case, harness, tmp_path):
     model = harness.build(case.name, case.channels, **case.options)
     x = harness.images(case.channels)
-    harness.check_logits(model, x, case.units)
-    harness.check_logits(model, x, case.units, training=True)  # dropout paths (moves BN stats)
+    # logits in both modes and, where asked, the .keras round trip (safe mode, same outputs)
+    run_model_test(model, x, case.units, tmp_path if case.round_trip else None)
 
     backbone = model.get_layer("backbone")
     in_chans = (case.options.get("pre_stem_channels") or (case.channels,))[-1]
@@ -68,30 +69,16 @@ def test_option_case(case, harness, tmp_path):
     assert ("triplet_attention" in [layer.name for layer in model.layers]) == \
         case.options.get("triplet_attention", False)
 
-    if case.round_trip:
-        logits = np.asarray(model(x, training=False))
-        path = tmp_path / "model.keras"
-        model.save(path)
-        reloaded = keras.saving.load_model(path, safe_mode=True)
-        np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)
-
 
 @pytest.mark.parametrize("strides, features_hw", [((1, 1), (8, 4)), ((1, 2), (8, 2))])
 def test_plain_cnn_keeps_resolution_and_round_trips(strides, features_hw, harness, tmp_path):
     model = harness.build("plain_cnn_s", 6, stem_strides=strides, pooling="max")
-    x = harness.images(6)
-    harness.check_logits(model, x, 1)
-    harness.check_logits(model, x, 1, training=True)
+    run_model_test(model, harness.images(6), 1, tmp_path)
     backbone = model.get_layer("backbone")
     # first stage at the input resolution (divided by the stem stride), three 2x2 poolings after
     assert tuple(backbone.get_layer("stage0a_conv").output.shape[1:3]) == (
         harness.height // strides[0], harness.width // strides[1])
     assert tuple(backbone.output.shape[1:]) == (*features_hw, 128)
-    logits = np.asarray(model(x, training=False))
-    path = tmp_path / "plain.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)
 
 
 def test_plain_cnn_has_no_pretrained_weights(harness):

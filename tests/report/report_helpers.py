@@ -38,7 +38,7 @@ def train_tiny_run(root: str) -> dict:
             log=lambda _: None)
     try:
         code = cli.main([
-            "--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", "all", "--data", shards,
+            "--config", "cpu_demo", "--strategy", "cpu", "--fold", "all", "--data", shards,
             "--out", run, "--no-report", "model.name=plain_cnn_s",  # the tests write the report
             "view.resize=[32, 32]", "train.epochs=1", "train.steps_per_epoch=1",
             "train.batch_per_replica=8", "train.steps_per_execution=1", "train.warmup_epochs=0"])

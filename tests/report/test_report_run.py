@@ -66,7 +66,7 @@ def test_summary_matches_the_run_files(trained, report):
 
 
 def test_classical_section_scores_the_out_of_fold_cadences(trained, report):
-    from tfseti.data.drift_sums import DedopplerConfig
+    from tfseti.data.config import DedopplerConfig
     from tfseti.dedoppler.scores import score_batch
     from tfseti.report.cadences import from_shards
 

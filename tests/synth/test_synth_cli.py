@@ -68,7 +68,7 @@ def test_snr_scales_and_rfi_scale(tmp_path):
     import numpy as np
 
     from tfseti.synth.cadence import CadenceConfig, draw_snr
-    from tfseti.synth.families import DEFAULT_RANGES, scaled_rfi
+    from tfseti.synth.parameters import DEFAULT_RANGES, scaled_rfi
 
     rng = np.random.default_rng(0)
     fixed = {draw_snr(rng, CadenceConfig(snr=(5, 40), snr_scale="choice", snr_values=(5, 10, 20, 40)))

@@ -22,30 +22,30 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_bad_config_fails_before_anything_is_built(tmp_path, capsys):
-    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "cpu",
+    assert cli.main(["--config", "cpu_demo", "--strategy", "cpu",
                      "train.learning_rat=0.1"]) == 2
     err = capsys.readouterr().err
     # the key came from the command line, not from cpu_demo.toml
     assert "override train.learning_rat=0.1 (command line): train.learning_rat: unknown key" in err
     assert "did you mean 'train.learning_rate'" in err
-    assert cli.main(["--config", "configs/cpu_demo", "--fold", "x"]) == 2
+    assert cli.main(["--config", "cpu_demo", "--fold", "x"]) == 2
     assert "--fold: expected an integer or 'all', got 'x'" in capsys.readouterr().err
-    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "cpu"]) == 2
+    assert cli.main(["--config", "cpu_demo", "--strategy", "cpu"]) == 2
     assert "data.data: no shard folder" in capsys.readouterr().err
     assert cli.main(["--config", "configs/does_not_exist"]) == 2
     assert "config 'configs/does_not_exist' not found" in capsys.readouterr().err
     one_fold = tmp_path / "one_fold"
     write_easy_shards(str(one_fold), records_per_fold=2, folds=1)
-    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", "all",
+    assert cli.main(["--config", "cpu_demo", "--strategy", "cpu", "--fold", "all",
                      "--data", str(one_fold)]) == 2
     assert "--fold: 'all' needs shards of at least 2 folds, found [0]" in capsys.readouterr().err
-    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", "3",
+    assert cli.main(["--config", "cpu_demo", "--strategy", "cpu", "--fold", "3",
                      "--data", str(one_fold)]) == 2
     assert "no train shards for fold 3; the train shards hold folds [0]" in capsys.readouterr().err
 
 
 def _train_args(data, out, fold=0) -> list[str]:
-    return ["--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", str(fold),
+    return ["--config", "cpu_demo", "--strategy", "cpu", "--fold", str(fold),
             "--data", str(data), "--out", str(out), "--no-report", "model.name=plain_cnn_s",
             "view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
             "train.steps_per_execution=1", "mixup.mixup_p=0.0", "augment.off_shuffle_p=0.0"]
@@ -101,7 +101,7 @@ def test_a_corrupt_shard_stops_training_with_one_line_naming_it(tmp_path, capsys
 
 def test_module_entry_point_reports_bad_config_in_a_fresh_process():
     result = subprocess.run(
-        [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
+        [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo",
          "train.loss=ce2"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "train.loss = 'ce2' needs 2 logit(s): set model.options.head = 'two_class'" in result.stderr
@@ -128,7 +128,7 @@ def test_two_epoch_run_learns_an_easy_set(tmp_path):
     out = tmp_path / "run"
     try:
         code = cli.main([
-            "--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", "1",
+            "--config", "cpu_demo", "--strategy", "cpu", "--fold", "1",
             "--data", str(data), "--out", str(out),
             "view.resize=[32, 32]", "train.epochs=2", "train.batch_per_replica=8",
             "train.steps_per_execution=4", "train.learning_rate=2e-3", "train.warmup_epochs=0",
@@ -218,7 +218,7 @@ TINY = ["view.resize=[32, 32]", "model.name=plain_cnn_s", "train.epochs=1",
 
 
 def _run_args(data, out, fold, *extra) -> list[str]:
-    return ["--config", "configs/cpu_demo", "--strategy", "cpu", "--fold", str(fold),
+    return ["--config", "cpu_demo", "--strategy", "cpu", "--fold", str(fold),
             "--data", str(data), "--out", str(out), "--no-report", *TINY, *extra]
 
 
@@ -227,7 +227,7 @@ def _fake_trained_fold(fold_dir, args, fold: int, **changes) -> dict:
     ``args`` (1 replica) with ``changes`` ({"train.learning_rate": 0.002, ...}) applied."""
     import dataclasses
 
-    from tfseti.train.config import to_dict
+    from tfseti.config import to_dict
 
     run = cli.resolve_run(cli.parse_args(args))
     run = dataclasses.replace(run, data=dataclasses.replace(run.data,
@@ -332,7 +332,7 @@ def test_overwrite_removes_the_other_run_then_trains_and_prints_the_plan(tmp_pat
     # The opening account, printed once before training.
     start = printed.index("plan: recipe cpu_demo (")
     plan = printed[start:].splitlines()[:6]
-    assert plan[0].endswith("configs/cpu_demo.toml)"), plan
+    assert plan[0].endswith("tfseti/recipes/cpu_demo.toml)"), plan  # the shipped recipe
     assert plan[1:] == [
         f"  data      {data}: 8 records in 2 shards, cadences 6x273x256",
         "  fold 1    train 4 records, validation 4 records: 1 step per epoch",

@@ -12,6 +12,7 @@ import numpy as np
 import portpicker
 import pytest
 
+from harness import subprocess_env
 from support import read_weights_h5
 from train_shards import write_easy_shards
 
@@ -24,7 +25,7 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     write_easy_shards(str(data), records_per_fold=16, folds=2, seed=0)
     out, worker_out = tmp_path / "run", tmp_path / "worker1"
     cluster = {"worker": [f"127.0.0.1:{portpicker.pick_unused_port()}" for _ in range(2)]}
-    command = [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
+    command = [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo",
                "--strategy", "multiworker", "--fold", "1", "--data", str(data),
                "--out", str(out), "--worker-out", str(worker_out), "--no-report",
                # a small plain CNN: the strategy is under test, not the backbone
@@ -38,8 +39,7 @@ def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     workers, log_paths = [], [tmp_path / f"worker{index}.log" for index in range(2)]
     for index, log_path in enumerate(log_paths):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "CUDA_VISIBLE_DEVICES": ""}
+        env = subprocess_env(TF_CONFIG=json.dumps(tf_config))
         # Logs go to files: a full pipe would block one worker and with it the other's
         # collectives.
         with open(log_path, "w") as log:

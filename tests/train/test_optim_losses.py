@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import keras
 import numpy as np
@@ -10,8 +9,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from tfseti.train.callbacks import ValidationAUC, fold_auc
-from tfseti.train.losses import LOGITS_PER_LOSS, TwoClassCrossentropy, make_loss, positive_logit
+from tfseti.train.callbacks import ValidationAUC
+from tfseti.train.losses import TwoClassCrossentropy, make_loss, positive_logit
+from tfseti.train.train_config import LOGITS_PER_LOSS
 from tfseti.train.optim import make_optimizer, make_schedule
 from tfseti.train.train_config import TrainConfig
 
@@ -84,22 +84,6 @@ def test_optimizers_carry_decay_clipping_and_ema(name, cls):
         optimizer.apply([tf.ones(3)], [variable])
     average = optimizer._model_variables_moving_average[0].numpy()
     assert not np.allclose(average, variable.numpy())
-
-
-def test_fold_auc_excludes_padding_and_matches_sklearn():
-    scores = RNG.normal(size=20)
-    targets = (RNG.uniform(size=20) < 0.4).astype(int)
-    targets[:2] = [0, 1]
-    mask = np.ones(20, bool)
-    mask[-4:] = False
-    # Padding rows that would raise the AUC if they were counted.
-    scores[-4:] = np.where(targets[-4:] == 1, 100.0, -100.0)
-    expected = roc_auc_score(targets[:16], scores[:16])
-    assert fold_auc(scores, targets, mask) == pytest.approx(expected)
-    assert fold_auc(scores, targets, mask) != pytest.approx(roc_auc_score(targets, scores))
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        assert np.isnan(fold_auc([0.1, 0.2], [0, 0]))
 
 
 def test_validation_auc_callback_logs_the_whole_fold_auc():

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from harness import subprocess_env
 from tfseti.train.train_config import TrainConfig
 
 from support import read_weights_h5
@@ -25,7 +26,7 @@ STEPS_PER_EPOCH = 8  # 32 training records (fold 0) / batch 4
 def _command(data, out) -> list[str]:
     # Head warm-up (epoch 1) then the whole network (epochs 2-3); augmentation and mixup on, so
     # the resume must also restore their step-derived seeds.
-    return [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
+    return [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo",
             "--strategy", "cpu", "--fold", "1", "--data", str(data), "--out", str(out),
             "--no-report", "model.name=plain_cnn_s",  # resuming is under test, not the backbone
             "view.resize=[32, 32]", "train.epochs=3", "train.head_warmup_epochs=1",
@@ -35,8 +36,7 @@ def _command(data, out) -> list[str]:
 
 
 def _env():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_DETERMINISTIC_OPS": "1",
-            "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess_env(TF_DETERMINISTIC_OPS="1")
 
 
 def _backed_up_steps(backup_dir) -> list[int]:

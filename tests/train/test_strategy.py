@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness import subprocess_env
 from tfseti.train import strategy as strategy_lib
 
 
@@ -66,7 +67,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_over_two_logical_cpus():
     # Logical devices must be configured before TensorFlow initialises: a fresh process.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = subprocess_env()
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
                             text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -85,8 +86,9 @@ EQUIVALENCE_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from tfseti.data.augment import Augmenter
-    from tfseti.data.views import ViewConfig, view_shape
+    from tfseti.data.augmenter import Augmenter
+    from tfseti.data.config import ViewConfig
+    from tfseti.data.views import view_shape
     from tfseti.train import strategy as strategy_lib
     from tfseti.train.losses import make_loss
     from tfseti.train.optim import make_optimizer
@@ -124,7 +126,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_two_replicas_follow_the_one_device_loss_curve():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = subprocess_env()
     result = subprocess.run([sys.executable, "-c", EQUIVALENCE_SCRIPT], capture_output=True,
                             text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -148,12 +150,13 @@ BATCHNORM_SCRIPT = textwrap.dedent("""
     import keras
     from tfseti.train import strategy as strategy_lib
     from tfseti.train.run_config import load_run_config
+    from tfseti.data.augmenter import Augmenter
     from tfseti.train.trainer import build_classifier
 
     strategy = strategy_lib.make_strategy("mirrored")
-    run = load_run_config("configs/cpu_demo", ["view.resize=[32, 32]"])
+    run = load_run_config("cpu_demo", ["view.resize=[32, 32]"])
     with strategy.scope():
-        model = build_classifier(run, (6, 273, 256), total_steps=1)
+        model = build_classifier(run, (6, 273, 256), Augmenter(run.view, run.augment, run.mixup))
     bn = [layer for layer in model.net._flatten_layers(include_self=False, recursive=True)
           if isinstance(layer, keras.layers.BatchNormalization)][0]
     # Each replica's copy as it would be after training on its own batches.
@@ -169,7 +172,7 @@ BATCHNORM_SCRIPT = textwrap.dedent("""
                                                              jit_compile=True))
     try:
         with strategy.scope():
-            build_classifier(bad, (6, 273, 256), total_steps=1)
+            build_classifier(bad, (6, 273, 256), Augmenter(bad.view, bad.augment, bad.mixup))
         error = None
     except ValueError as err:
         error = str(err)
@@ -178,7 +181,7 @@ BATCHNORM_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_batchnorm_copies_are_averaged_and_sync_needs_no_xla():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = subprocess_env()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run([sys.executable, "-c", BATCHNORM_SCRIPT], capture_output=True,
                             text=True, env=env, timeout=300, cwd=repo)
@@ -197,7 +200,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _train_cli(strategy: str, **env) -> subprocess.CompletedProcess:
     # A fresh process: a TPU connection attempt changes TensorFlow's global context.
     return subprocess.run(
-        [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo", "--strategy",
+        [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo", "--strategy",
          strategy, "--data", "/nonexistent/shards"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **env})
@@ -215,7 +218,7 @@ def test_no_tpu_says_so_in_one_line_with_the_fix():
     """Before: two chained tracebacks, ~40 lines, exit 1 (this machine has no TPU)."""
     env = {k: v for k, v in os.environ.items() if k != "TPU_NAME"}
     result = subprocess.run(
-        [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo", "--strategy",
+        [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo", "--strategy",
          "tpu"], cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**env, "CUDA_VISIBLE_DEVICES": ""})
     line = _one_error_line(result)
@@ -242,7 +245,7 @@ def test_malformed_tf_config_says_so_in_one_line_with_the_fix(monkeypatch, capsy
     from tfseti.train import cli
 
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    assert cli.main(["--config", "configs/cpu_demo", "--strategy", "multiworker"]) == 2
+    assert cli.main(["--config", "cpu_demo", "--strategy", "multiworker"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --strategy multiworker cannot start from TF_CONFIG (ValueError: "
                           "TF_CONFIG is not valid JSON: Expecting property name") and \

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from harness import subprocess_env
 from support import write_kaggle_dir
 from train_shards import write_easy_shards
 
@@ -22,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _train_command(data: str, out: str) -> list[str]:
-    return [sys.executable, "-m", "tfseti.train", "--config", "configs/cpu_demo",
+    return [sys.executable, "-m", "tfseti.train", "--config", "cpu_demo",
             "--strategy", "cpu", "--fold", "all", "--data", data, "--out", out,
             "--no-report", "model.name=plain_cnn_s",  # the bucket is under test, not the backbone
             "view.resize=[32, 32]", "train.epochs=1", "train.batch_per_replica=4",
@@ -31,8 +32,7 @@ def _train_command(data: str, out: str) -> list[str]:
 
 
 def _env(emulator, staging_dir) -> dict:
-    return {**os.environ, **emulator.env, "TFSETI_STAGING": str(staging_dir),
-            "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess_env(**emulator.env, TFSETI_STAGING=str(staging_dir))
 
 
 @pytest.mark.slow

@@ -35,9 +35,11 @@ def test_train_step_with_augment_and_mixup_compiles_with_xla_under_mixed_bfloat1
     import numpy as np
     import tensorflow as tf
 
-    from tfseti.data.augment import Augmenter, AugmentConfig
-    from tfseti.data.mixup import MixupConfig
-    from tfseti.data.views import ViewConfig, view_shape
+    from tfseti.data.config import AugmentConfig
+    from tfseti.data.augmenter import Augmenter
+    from tfseti.data.config import MixupConfig
+    from tfseti.data.config import ViewConfig
+    from tfseti.data.views import view_shape
     from tfseti.train.losses import make_loss
     from tfseti.train.optim import make_optimizer
     from tfseti.train.train_config import TrainConfig

@@ -3,15 +3,17 @@
 Importing this package is cheap (no TensorFlow): the names below load their module on first use,
 so ``python -m tfseti.data.validate`` never pays for TensorFlow.
 
-* ``pipeline``: ``DataConfig``, ``fold_files``, ``train_dataset``, ``eval_dataset``,
+* ``config``: the recipe sections ``DataConfig``, ``ViewConfig``, ``DedopplerConfig``,
+  ``AugmentConfig``, ``InjectConfig``, ``MixupConfig`` (no TensorFlow)
+* ``pipeline``: ``fold_files``, ``train_dataset``, ``eval_dataset``,
   ``distributed_train_dataset``, ``distributed_eval_dataset``
-* ``views``: ``ViewConfig``, ``make_view``, ``view_shape``
-* ``background``: ``subtract_off_median``, ``off_median``
-* ``drift_sums``: ``DedopplerConfig``, ``dedoppler`` (de-Doppler maps: the classical search and
-  the ``dedoppler`` view)
-* ``augment``: ``AugmentConfig``, ``Augmenter``, ``augment_and_mix``, ``augment_on_host``
-* ``inject``: ``InjectConfig``, ``inject_needles`` (setigen needles as a batched TF op)
-* ``mixup``: ``MixupConfig``, ``mixup_or``, ``cutmix_time``, ``mix``
+* ``views``: ``make_view``, ``view_shape``
+* ``off_median``: ``subtract_off_median``, ``off_median`` (online background removal)
+* ``drift_sums``: ``dedoppler`` (de-Doppler maps: the classical search and the ``dedoppler`` view)
+* ``augment_ops``: the batched augmentation ops; ``augmenter``: ``Augmenter``,
+  ``augment_and_mix``, ``augment_on_host``
+* ``inject``: ``inject_needles`` (setigen needles as a batched TF op)
+* ``mixup``: ``mixup_or``, ``cutmix_time``, ``mix``
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "DataConfig": "pipeline", "fold_files": "pipeline", "list_shards": "pipeline",
+    "DataConfig": "config", "ViewConfig": "config", "DedopplerConfig": "config",
+    "AugmentConfig": "config", "InjectConfig": "config", "MixupConfig": "config",
+    "fold_files": "pipeline", "list_shards": "pipeline",
     "train_dataset": "pipeline", "eval_dataset": "pipeline",
     "distributed_train_dataset": "pipeline", "distributed_eval_dataset": "pipeline",
-    "ViewConfig": "views", "make_view": "views", "view_shape": "views",
-    "subtract_off_median": "background", "off_median": "background",
-    "DedopplerConfig": "drift_sums", "dedoppler": "drift_sums",
-    "AugmentConfig": "augment", "Augmenter": "augment", "augment_and_mix": "augment",
-    "augment_on_host": "augment",
-    "InjectConfig": "inject", "inject_needles": "inject",
-    "MixupConfig": "mixup", "mixup_or": "mixup", "cutmix_time": "mixup", "mix": "mixup",
+    "make_view": "views", "view_shape": "views",
+    "subtract_off_median": "off_median", "off_median": "off_median",
+    "dedoppler": "drift_sums",
+    "Augmenter": "augmenter", "augment_and_mix": "augmenter", "augment_on_host": "augmenter",
+    "inject_needles": "inject",
+    "mixup_or": "mixup", "cutmix_time": "mixup", "mix": "mixup",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -37,66 +37,15 @@ Output: ``(B, P, drifts, F)`` float32. Drift rates in channels per row; multiply
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
-from tfseti.data.background import median, off_median
+from tfseti.data.config import DedopplerConfig
+from tfseti.data.off_median import median, off_median
 
-BACKGROUNDS = ("panel_median", "off_median")
-REFERENCES = ("cadence", "panel")
 # Middle ON panel of an ABACAD cadence: the cadence reference time is its centre row.
 REFERENCE_PANEL = 2
 NOISE_CLIP = 5.0
-
-
-@dataclass(frozen=True)
-class DedopplerConfig:
-    """Options of the drift search (see the module docstring).
-
-    max_drift: largest |drift| searched, in channels per row (0.2 ch/row = 0.52 Hz/s at the
-        Kaggle resolution of 2.79 Hz x 1.07 s; the synthetic needles stay under 0.16 ch/row
-        except accelerating ones late in the cadence).
-    drifts: number of drift rates, evenly spaced over ``[-max_drift, max_drift]`` (odd: 0 is one).
-    block: rows summed before the search.
-    background: ``panel_median`` | ``off_median`` (needs the OFF panels).
-    reference: ``cadence`` | ``panel``.
-    panel_gap: rows between consecutive panels when aligning to the cadence (the slew).
-    clip: after cleaning, every block sum is clipped to ``[-clip, clip]`` times its noise std
-        (0 = no clipping). Broadband bursts are short and bright (tens of sigma per block over
-        dozens of channels) and would otherwise dominate every path that crosses them, in ON and
-        OFF panels alike; a needle is faint per block (an SNR-40 needle is ~6 sigma per 7-row
-        block) and loses little.
-    """
-
-    max_drift: float = 0.2
-    drifts: int = 65
-    block: int = 7
-    background: str = "off_median"
-    reference: str = "cadence"
-    panel_gap: int = 18
-    clip: float = 5.0
-
-    def __post_init__(self):
-        if not isinstance(self.max_drift, (int, float)) or isinstance(self.max_drift, bool) \
-                or not 0 < self.max_drift <= 4:
-            raise ValueError(f"DedopplerConfig.max_drift: expected channels per row in (0, 4], "
-                             f"got {self.max_drift!r}")
-        object.__setattr__(self, "max_drift", float(self.max_drift))
-        for name, low in (("drifts", 1), ("block", 1), ("panel_gap", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"DedopplerConfig.{name}: expected an int >= {low}, got {value!r}")
-        if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or self.clip < 0:
-            raise ValueError(f"DedopplerConfig.clip: expected a number >= 0 (0 = off), got {self.clip!r}")
-        object.__setattr__(self, "clip", float(self.clip))
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"DedopplerConfig.background: expected one of {BACKGROUNDS}, "
-                             f"got {self.background!r}")
-        if self.reference not in REFERENCES:
-            raise ValueError(f"DedopplerConfig.reference: expected one of {REFERENCES}, "
-                             f"got {self.reference!r}")
 
 
 def drift_rates(cfg: DedopplerConfig) -> np.ndarray:

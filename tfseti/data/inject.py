@@ -36,18 +36,14 @@ sees. Every other panel, and every sample not drawn, is returned bit for bit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
 from tfseti.data import rng
 from tfseti.io.kaggle import ON_PANELS
-from tfseti.synth.cadence import FRAME, CadenceConfig
-from tfseti.synth.families import DEFAULT_RANGES, FAMILY_NAMES, Ranges, check_families
+from tfseti.data.config import InjectConfig
+from tfseti.synth.parameters import FAMILY_NAMES, FRAME
 
-F_PROFILES = ("gaussian", "sinc2")
-DEFAULT_SNR = CadenceConfig().snr
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 SINC2_FWHM = 0.442946470689452   # setigen's sinc2_f_profile(width_mode="fwhm"): crossing = w / 2 / this
 PULSE_TERMS = 3                  # setigen periodic_gaussian_t_profile's default pnum
@@ -63,62 +59,6 @@ _FAMILY_INDEX = {name: i for i, name in enumerate(FAMILY_NAMES)}
 # at the end never changes the others).
 _U = ("apply", "family", "sign", "drift", "width", "period", "amplitude", "duty", "profile",
       "slew", "missing", "missing_panel", "snr", "start")
-
-
-@dataclass(frozen=True)
-class InjectConfig:
-    """Needle injection options (plain data: the ``[augment.inject]`` table of a recipe).
-
-    p: per-sample probability of injecting a needle (0 = off).
-    families: needle families to draw from, uniformly (``tfseti.synth.families``: linear,
-        squared, sine, pulsed, broad).
-    snr: setigen SNR range ``(low, high)``, drawn uniformly; default ``CadenceConfig().snr``.
-    ranges: every shape range (drift, acceleration, sine period/amplitude, pulse period/duty,
-        widths, slew, edge margin) as in ``tfseti.synth.families.Ranges``.
-    f_profiles: frequency profiles to draw from, uniformly (``gaussian``, ``sinc2``); empty = each
-        family's own (as ``tfseti.synth``: ``broad`` draws either, the others are Gaussian).
-    missing_prob: probability that the needle is absent from one (random) ON panel.
-    renormalise: give each touched ON panel back its mean and std (the Kaggle panels were
-        normalised after injection).
-    """
-
-    p: float = 0.0
-    families: tuple[str, ...] = FAMILY_NAMES
-    snr: tuple[float, float] = DEFAULT_SNR
-    ranges: Ranges = DEFAULT_RANGES
-    f_profiles: tuple[str, ...] = ()
-    missing_prob: float = 0.0
-    renormalise: bool = True
-
-    def __post_init__(self):
-        for name in ("p", "missing_prob"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"InjectConfig.{name}: expected a value in [0, 1], got {value!r}")
-        try:
-            families = check_families(self.families)
-        except ValueError as err:
-            raise ValueError(f"InjectConfig.families: {err}") from None
-        object.__setattr__(self, "families", families)
-        snr = tuple(float(v) for v in self.snr)
-        if len(snr) != 2 or not all(np.isfinite(snr)) or not 0.0 < snr[0] <= snr[1]:
-            raise ValueError(f"InjectConfig.snr: expected (low, high) with 0 < low <= high, got {self.snr!r}")
-        object.__setattr__(self, "snr", snr)
-        if not isinstance(self.ranges, Ranges):
-            raise ValueError(f"InjectConfig.ranges: expected a tfseti.synth.families.Ranges, "
-                             f"got {type(self.ranges).__name__}")
-        profiles = tuple(self.f_profiles)
-        bad = [name for name in profiles if name not in F_PROFILES]
-        if bad or len(set(profiles)) != len(profiles):
-            raise ValueError(f"InjectConfig.f_profiles: expected distinct names from {F_PROFILES} "
-                             f"(empty = each family's own), got {self.f_profiles!r}")
-        object.__setattr__(self, "f_profiles", profiles)
-        if not isinstance(self.renormalise, bool):
-            raise ValueError(f"InjectConfig.renormalise: expected true or false, got {self.renormalise!r}")
-
-    @property
-    def active(self) -> bool:
-        return self.p > 0
 
 
 # ----------------------------------------------------------------------------- draws
@@ -360,5 +300,5 @@ def needle_params_from_spec(spec) -> dict:
     return {k: np.asarray([v], dtypes.get(k, np.float32)) for k, v in values.items()}
 
 
-__all__ = ["InjectConfig", "F_PROFILES", "inject_needles", "draw_needle_params", "needle_pattern",
+__all__ = ["inject_needles", "draw_needle_params", "needle_pattern",
            "needle_params_from_spec", "noise_std", "panel_times", "path_offsets_hz"]

@@ -21,61 +21,12 @@ All are batched, stateless-seeded and XLA-compilable, and return what they did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import tensorflow as tf
 
 from tfseti.data import rng
+from tfseti.data.config import LAMBDA_DISTRIBUTIONS, MixupConfig
 
-LAMBDA_DISTRIBUTIONS = ("beta", "uniform")
-TARGET_RULES = ("or", "max")
 RENORMALIZE_EPSILON = 1e-6
-
-
-@dataclass(frozen=True)
-class MixupConfig:
-    """Mixing options (all off by default).
-
-    mixup_p: fraction of each batch mixed up (per-sample probability).
-    cutmix_p: fraction of each batch cut-mixed along time (disjoint from mixup; sum <= 1).
-    lam: ``beta`` (λ ~ Beta(alpha, alpha)) or ``uniform`` (λ ~ U(lam_range)).
-    targets: ``or`` (y1 + y2 - y1 y2) or ``max``.
-    renormalize: re-standardise each mixed-up image (mean 0, std 1), as the 1st place did.
-    off_after: fraction of the training steps after which mixing stops (1.0 = never).
-    """
-
-    mixup_p: float = 0.0
-    cutmix_p: float = 0.0
-    lam: str = "beta"
-    alpha: float = 1.0
-    lam_range: tuple[float, float] = (0.0, 1.0)
-    targets: str = "or"
-    renormalize: bool = False
-    off_after: float = 1.0
-
-    def __post_init__(self):
-        for name in ("mixup_p", "cutmix_p", "off_after"):
-            value = getattr(self, name)
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"MixupConfig.{name}: expected a value in [0, 1], got {value!r}")
-        if self.mixup_p + self.cutmix_p > 1.0:
-            raise ValueError(f"MixupConfig: mixup_p + cutmix_p must be <= 1 (disjoint fractions of "
-                             f"the batch), got {self.mixup_p} + {self.cutmix_p}")
-        if self.lam not in LAMBDA_DISTRIBUTIONS:
-            raise ValueError(f"MixupConfig.lam: expected one of {LAMBDA_DISTRIBUTIONS}, got {self.lam!r}")
-        if self.targets not in TARGET_RULES:
-            raise ValueError(f"MixupConfig.targets: expected one of {TARGET_RULES}, got {self.targets!r}")
-        if not float(self.alpha) > 0:
-            raise ValueError(f"MixupConfig.alpha: expected > 0, got {self.alpha!r}")
-        low, high = (float(v) for v in self.lam_range)
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"MixupConfig.lam_range: expected (a, b) with 0 <= a <= b <= 1, "
-                             f"got {self.lam_range!r}")
-        object.__setattr__(self, "lam_range", (low, high))
-
-    @property
-    def active(self) -> bool:
-        return self.mixup_p > 0 or self.cutmix_p > 0
 
 
 def or_targets(y1: tf.Tensor, y2: tf.Tensor, rule: str = "or") -> tf.Tensor:

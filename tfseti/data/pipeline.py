@@ -1,7 +1,7 @@
 """The tf.data input pipeline: sharded TFRecords -> parsed, batched raw cadences, per replica.
 
 The host only reads, parses (``tfseti.io.records.parse_batch``, the one parser) and batches; the
-view, augmentation and mixup run in the compiled train step (``tfseti.data.augment.Augmenter``), or
+view, augmentation and mixup run in the compiled train step (``tfseti.data.augmenter.Augmenter``), or
 here on the host when ``AugmentConfig.augment_on == "host"``.
 
 Shards are ``train-f{k}-{i:05d}-of-{n:05d}.tfrec`` (fold k) and ``test-{i:05d}-of-{n:05d}.tfrec``
@@ -35,62 +35,19 @@ Multi-replica input (``distributed_train_dataset`` / ``distributed_eval_dataset`
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
 
 import tensorflow as tf
 
+from tfseti.data.config import DataConfig
 from tfseti.io import records
 from tfseti.io import shards as shard_lib
 from tfseti.io.shards import detect_compression  # noqa: F401  (part of this module's API)
 
 ROLES = ("train", "val", "test")
-COMPRESSIONS = ("auto", "none", "GZIP")
-CADENCE_DTYPES = ("float16", "bfloat16", "float32")
 READ_BUFFER_BYTES = 8 << 20
 # Fixed interleave width where the read order must be the same on every host (AUTOTUNE would
 # resolve to each host's CPU count).
 DETERMINISTIC_CYCLE = 8
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Input pipeline options.
-
-    data: folder of shards (local path or ``gs://bucket/prefix``).
-    batch_size: global batch size (split evenly over replicas).
-    shuffle_buffer: records in the training shuffle buffer.
-    seed: file-order and shuffle seed.
-    compression: ``auto`` (detected from the first shard), ``none`` or ``GZIP``.
-    cadence_dtype: dtype of the cadences the host yields (``float16`` as stored; ``bfloat16`` or
-        ``float32`` for accelerators that take no float16 input).
-    with_ids: include the string ``id`` (TPUs cannot take string tensors: set False there and
-        use ``index`` to map evaluation outputs back).
-    deterministic: training batches in a fixed (seeded) order, so that a resumed run sees exactly
-        the batches an uninterrupted run sees (``train_dataset`` skips the ``initial_step``
-        batches already consumed). Off by default: parallel reads in arrival order are faster.
-    """
-
-    data: str = ""
-    batch_size: int = 32
-    shuffle_buffer: int = 512
-    seed: int = 0
-    compression: str = "auto"
-    cadence_dtype: str = "float16"
-    with_ids: bool = True
-    deterministic: bool = False
-
-    def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"DataConfig.batch_size: expected an int >= 1, got {self.batch_size!r}")
-        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
-            raise ValueError(f"DataConfig.shuffle_buffer: expected an int >= 1, got {self.shuffle_buffer!r}")
-        if self.compression not in COMPRESSIONS:
-            raise ValueError(f"DataConfig.compression: expected one of {COMPRESSIONS}, "
-                             f"got {self.compression!r}")
-        if self.cadence_dtype not in CADENCE_DTYPES:
-            raise ValueError(f"DataConfig.cadence_dtype: expected one of {CADENCE_DTYPES}, "
-                             f"got {self.cadence_dtype!r}")
 
 
 # ----------------------------------------------------------------------------- shard selection
@@ -257,7 +214,7 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     ds = ds.map(lambda serialized: _static(_finish(records.parse_batch(serialized, shape), cfg), batch),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
     if augmenter is not None and augmenter.on_host:
-        from tfseti.data.augment import augment_on_host
+        from tfseti.data.augmenter import augment_on_host
 
         ds = augment_on_host(ds, augmenter, initial_step=initial_step)
     options = tf.data.Options()
@@ -331,52 +288,3 @@ def distributed_eval_dataset(strategy: tf.distribute.Strategy, files: list[str],
     shape = cadence_shape(files, compression)
     return strategy.distribute_datasets_from_function(
         lambda context: eval_dataset(files, cfg, context, augmenter, shape))
-
-
-# ----------------------------------------------------------------------------- demo CLI
-
-
-def main(argv=None) -> int:
-    """Print a few training batches (raw and augmented+mixed) and the evaluation coverage."""
-    from tfseti.data.augment import AugmentConfig, Augmenter
-    from tfseti.data.mixup import MixupConfig
-    from tfseti.data.views import VIEWS, ViewConfig
-
-    parser = argparse.ArgumentParser(prog="python -m tfseti.data.pipeline", description=main.__doc__)
-    parser.add_argument("data", help="folder of train-f{k}-*.tfrec shards (local or gs://)")
-    parser.add_argument("--fold", type=int, default=0, help="validation fold (train on the others)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=3)
-    parser.add_argument("--view", choices=VIEWS, default="on")
-    parser.add_argument("--mixup", type=float, default=0.5, help="fraction of each batch mixed up")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    cfg = DataConfig(data=args.data, batch_size=args.batch_size, seed=args.seed, with_ids=False)
-    train_files = fold_files(args.data, "train", args.fold)
-    val_files = fold_files(args.data, "val", args.fold)
-    print(f"fold {args.fold}: {len(train_files)} train shards, {len(val_files)} validation shards")
-    augmenter = Augmenter(ViewConfig(args.view), AugmentConfig(seed=args.seed, vflip_p=0.5),
-                          MixupConfig(mixup_p=args.mixup))
-    step_fn = tf.function(lambda b, s: augmenter(b, s, with_info=True), jit_compile=True)
-    for step, batch in enumerate(train_dataset(train_files, cfg).take(args.batches)):
-        out, info = step_fn(batch, tf.constant(step, tf.int64))
-        raw, mixed = batch["target"].numpy(), out["target"].numpy()
-        n_mixed = int(info["mix"]["mixup"]["applied"].numpy().sum()) if "mix" in info else 0
-        print(f"batch {step}: cadence {tuple(batch['cadence'].shape)} {batch['cadence'].dtype.name}"
-              f" positives {raw.mean():.2f} -> image {tuple(out['image'].shape)} targets"
-              f" mean {mixed.mean():.2f} min {mixed.min():.2f} max {mixed.max():.2f}"
-              f" ({n_mixed} of {len(mixed)} mixed up)")
-    n_batches = n_records = positives = 0
-    for batch in eval_dataset(val_files, cfg):
-        mask = batch["mask"].numpy()
-        n_batches += 1
-        n_records += int(mask.sum())
-        positives += int(batch["target"].numpy()[mask].sum())
-    print(f"validation: {n_records} cadences ({positives} positive) in {n_batches} batches of "
-          f"{args.batch_size}, last one padded to {args.batch_size} with a mask")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -21,7 +21,7 @@ like there. Its background removal is its own (``dedoppler.background``); ``back
 ``normalize_columns`` below apply to the time-frequency views only.
 
 Optionally the OFF panels' per-channel median is subtracted from every panel first
-(``background="off_median"``, ``tfseti.data.background``), each panel is normalised per frequency
+(``background="off_median"``, ``tfseti.data.off_median``), each panel is normalised per frequency
 column (mean 0 and standard deviation 1 over the panel's time rows, i.e. the column centred and
 scaled to L2 norm ``sqrt(T)``; this takes out the bandpass and steady narrow-band RFI) and the
 image is resized to ``H x W``.
@@ -35,62 +35,16 @@ an identity, so the result equals ``tf.image.resize`` (tested).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
-from tfseti.data.background import BACKGROUNDS, remove_background
-from tfseti.data.drift_sums import DedopplerConfig, dedoppler
+from tfseti.data.config import ViewConfig
+from tfseti.data.drift_sums import dedoppler
+from tfseti.data.off_median import remove_background
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 
-VIEWS = ("on", "on_off", "all", "dedoppler")
-RESIZE_METHODS = ("bilinear", "bicubic", "area")
 COLUMN_NORM_EPSILON = 1e-3
-
-
-@dataclass(frozen=True)
-class ViewConfig:
-    """Which view the model gets.
-
-    name: ``on`` | ``on_off`` | ``all`` | ``dedoppler`` (see the module docstring).
-    resize: ``None`` (full resolution) or ``(height, width)``.
-    resize_method: ``bilinear`` | ``bicubic`` | ``area``.
-    normalize_columns: standardise every frequency column of every panel over time first
-        (mean 0, std 1 over the panel's rows; after the background removal when both are on).
-    background: ``none`` | ``off_median`` (subtract the OFF panels' per-channel median from every
-        panel; needs 6-panel cadences; ``tfseti.data.background``).
-    dedoppler: drift search options of the ``dedoppler`` view (``[view.dedoppler]``).
-    """
-
-    name: str = "on"
-    resize: tuple[int, int] | None = None
-    resize_method: str = "bilinear"
-    normalize_columns: bool = False
-    background: str = "none"
-    dedoppler: DedopplerConfig = field(default_factory=DedopplerConfig)
-
-    def __post_init__(self):
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"ViewConfig.background: expected one of {BACKGROUNDS}, "
-                             f"got {self.background!r}")
-        if self.name not in VIEWS:
-            raise ValueError(f"ViewConfig.name: expected one of {VIEWS}, got {self.name!r}")
-        if self.resize_method not in RESIZE_METHODS:
-            raise ValueError(f"ViewConfig.resize_method: expected one of {RESIZE_METHODS}, "
-                             f"got {self.resize_method!r}")
-        if self.resize is not None:
-            size = tuple(self.resize)
-            if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-                raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
-                                 f"ints, got {self.resize!r}")
-            object.__setattr__(self, "resize", size)
-        if not isinstance(self.dedoppler, DedopplerConfig):
-            raise ValueError(f"ViewConfig.dedoppler: expected a DedopplerConfig, got {self.dedoppler!r}")
-        if self.name == "dedoppler" and (self.background != "none" or self.normalize_columns):
-            raise ValueError("ViewConfig: the dedoppler view removes its own background "
-                             "(view.dedoppler.background); leave view.background = 'none' and "
-                             "view.normalize_columns = false")
 
 
 def _check_panels(name: str, panels: int, background: str = "none",
@@ -129,7 +83,7 @@ def normalize_columns(cadence: tf.Tensor) -> tf.Tensor:
 
     Per panel and channel: subtract the mean over the ``T`` rows, divide by the standard deviation
     over them (plus ``COLUMN_NORM_EPSILON``, so a flat column stays finite): mean 0, std 1, L2 norm
-    ``sqrt(T)``. The same definition as ``tfrecords_tools.background`` uses before matching (there
+    ``sqrt(T)``. The same definition as ``tfrecords_tools.snippet_matching`` uses before matching (there
     scaled to unit L2 norm, for cosine similarity).
     """
     mean = tf.reduce_mean(cadence, axis=2, keepdims=True)

@@ -35,7 +35,7 @@ SPLITS = ("test", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfseti.data.drift_sums import BACKGROUNDS, DedopplerConfig
+    from tfseti.data.config import DEDOPPLER_BACKGROUNDS, DedopplerConfig
 
     d = DedopplerConfig()
     parser = argparse.ArgumentParser(
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "<stem>_hits.csv (default dedoppler.csv)")
     parser.add_argument("--score", choices=SCORES, default="two_of_three",
                         help="the score written as target (all are in the hit table)")
-    parser.add_argument("--background", choices=BACKGROUNDS, default=d.background,
+    parser.add_argument("--background", choices=DEDOPPLER_BACKGROUNDS, default=d.background,
                         help="per-channel background: the OFF panels' median or each panel's own")
     parser.add_argument("--max-drift", type=float, default=d.max_drift,
                         help="largest |drift| searched, channels per row (default %(default)s)")
@@ -79,16 +79,17 @@ def hits_path(out: str) -> str:
 def run(args) -> tuple[str, str, int, float]:
     import pandas as pd
 
-    from tfseti import predict
-    from tfseti.data.drift_sums import DedopplerConfig
+    from tfseti.data.config import DedopplerConfig
     from tfseti.dedoppler.scores import score_batch
     from tfseti.io import fs as fsutil
+    from tfseti.predict.submission import Prediction, write_submission
+    from tfseti.predict.test_data import check_ids, open_test_data
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an int >= 1, got {args.batch_size}")
     cfg = DedopplerConfig(max_drift=args.max_drift, drifts=args.drifts, block=args.block,
                           background=args.background, clip=args.clip, panel_gap=args.panel_gap)
-    data = predict.open_test_data(args.data, args.split)
+    data = open_test_data(args.data, args.split)
     print(f"data: {data.description}")
     bar = None
     if show_progress(not args.no_progress):
@@ -118,10 +119,10 @@ def run(args) -> tuple[str, str, int, float]:
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - start
-    predict.check_ids(ids, data.expected_ids, data.expected_count)
+    check_ids(ids, data.expected_ids, data.expected_count)
     table = pd.DataFrame(rows)
-    prediction = predict.Prediction(ids, table[args.score].to_numpy()[None], table[args.score].to_numpy())
-    predict.write_submission(prediction, args.out)
+    prediction = Prediction(ids, table[args.score].to_numpy()[None], table[args.score].to_numpy())
+    write_submission(prediction, args.out)
     hits = hits_path(args.out)
     fs, inner = fsutil.url_to_fs(hits)
     with fs.open(inner, "w") as handle:

@@ -7,10 +7,16 @@ arguments; the trainer builds the same object from a config file.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
-POOLINGS = ("gem", "avg", "max", "attention")
-HEADS = {"single_logit": 1, "two_class": 2}
+from tfseti.config import check_choices
+
+Pooling = Literal["gem", "avg", "max", "attention"]
+Head = Literal["single_logit", "two_class"]
+POOLINGS = typing.get_args(Pooling)
+HEADS = {"single_logit": 1, "two_class": 2}     # outputs of each head
 STEM_STRIDE_VALUES = (1, 2)
 
 
@@ -48,17 +54,18 @@ class ModelConfig:
     weights: str | None = None
     stem_strides: tuple[int, int] = (2, 2)
     pre_stem_channels: tuple[int, ...] = ()
-    pooling: str = "gem"
+    pooling: Pooling = "gem"
     gem_p: float = 3.0
     gem_trainable: bool = True
     gem_eps: float = 1e-6
-    head: str = "single_logit"
+    head: Head = "single_logit"
     dropout: float = 0.0
     dropout_samples: int = 1
     drop_connect_rate: float = 0.2
     triplet_attention: bool = False
 
     def __post_init__(self):
+        check_choices(self)
         # Config files give lists; store tuples so the object stays hashable and comparable.
         for name in ("stem_strides", "pre_stem_channels"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
@@ -74,16 +81,12 @@ class ModelConfig:
         if not isinstance(c, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
                                            for v in c):
             _fail("pre_stem_channels", "a tuple of positive ints (filters per layer)", c)
-        if self.pooling not in POOLINGS:
-            _fail("pooling", f"one of {list(POOLINGS)}", self.pooling)
         if not _is_number(self.gem_p) or self.gem_p <= 0:
             _fail("gem_p", "a number > 0", self.gem_p)
         if not isinstance(self.gem_trainable, bool):
             _fail("gem_trainable", "a bool", self.gem_trainable)
         if not _is_number(self.gem_eps) or self.gem_eps <= 0:
             _fail("gem_eps", "a number > 0", self.gem_eps)
-        if self.head not in HEADS:
-            _fail("head", f"one of {list(HEADS)}", self.head)
         if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             _fail("dropout", "a rate in [0, 1)", self.dropout)
         if isinstance(self.dropout_samples, bool) or not isinstance(self.dropout_samples, int) \

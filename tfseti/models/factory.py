@@ -5,6 +5,7 @@ pooling and head, returning float32 logits ``(B, 1)`` or ``(B, 2)``.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import keras
 
@@ -15,10 +16,22 @@ from .heads import classifier_head
 from .plain_cnn import PLAIN_CNN_SPECS, build_plain_cnn_backbone
 from .stems import pre_stem_stack
 
-# name → (backbone builder, spec). One registry for every family; add a family here.
-MODEL_REGISTRY = {
-    **{name: (build_efficientnet_backbone, spec) for name, spec in EFFICIENTNET_SPECS.items()},
-    **{name: (build_plain_cnn_backbone, spec) for name, spec in PLAIN_CNN_SPECS.items()},
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """How ``create_model`` builds a name: its family's backbone builder, called with the spec."""
+
+    # (spec, input_shape, stem_strides=, drop_connect_rate=, weights=) -> the backbone model
+    build_backbone: Callable[..., keras.Model]
+    spec: Any
+
+
+# name → its builder and spec, looked up once. One registry for every family; add a family here.
+MODEL_REGISTRY: dict[str, RegisteredModel] = {
+    **{name: RegisteredModel(build_efficientnet_backbone, spec)
+       for name, spec in EFFICIENTNET_SPECS.items()},
+    **{name: RegisteredModel(build_plain_cnn_backbone, spec)
+       for name, spec in PLAIN_CNN_SPECS.items()},
 }
 
 
@@ -53,13 +66,13 @@ def create_model(name: str, input_shape, config: ModelConfig | None = None,
     """
     if name not in MODEL_REGISTRY:
         raise ValueError(f"unknown model {name!r}; valid models: {list_models()}")
+    registered = MODEL_REGISTRY[name]
     config = resolve_config(config, **options)
     shape = _check_input_shape(input_shape)
-    build_backbone, _ = MODEL_REGISTRY[name]
 
     image = keras.Input(shape, name="image")
     x = pre_stem_stack(image, config.pre_stem_channels)
-    backbone = build_backbone(name, (*shape[:2], int(x.shape[-1])),
+    backbone = registered.build_backbone(registered.spec, (*shape[:2], int(x.shape[-1])),
                               stem_strides=config.stem_strides,
                               drop_connect_rate=config.drop_connect_rate,
                               weights=config.weights)

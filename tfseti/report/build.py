@@ -12,7 +12,8 @@ from tfseti.io import fs as fsutil
 from tfseti.report import page, plots
 from tfseti.report.cadences import load_cadences
 from tfseti.report.classical import CLASSICAL_SCORE, classical_scores, comparison
-from tfseti.report.metrics import auc_or_none, breakdown, read_truth
+from tfseti.metrics import auc
+from tfseti.report.metrics import breakdown, read_truth
 from tfseti.report.runs import Run, RunFolderError, read_run
 from tfseti.report.sources import DataSources, find_sources
 
@@ -55,7 +56,7 @@ def _probability(score: float) -> float:
 
 def _summary(run: Run) -> str:
     oof = run.oof
-    auc = auc_or_none(oof["target"], oof["score"])
+    oof_auc = auc(oof["target"], oof["score"])
     first = run.folds[0].result
     rows = [
         page.row([page.cell("run folder"), page.cell(run.path)]),
@@ -65,7 +66,7 @@ def _summary(run: Run) -> str:
                   page.cell(f"{len(oof)} ({int(oof['target'].sum())} positive, "
                             f"{int((oof['target'] == 0).sum())} negative)")]),
         page.row([page.cell("out-of-fold AUC" if len(run.folds) > 1 else "validation AUC "
-                            "(oof.csv)"), page.auc_cell(auc, "oof-auc")]),
+                            "(oof.csv)"), page.auc_cell(oof_auc, "oof-auc")]),
     ]
     if "cv_auc" in run.cv:
         rows.append(page.row([page.cell("CV AUC (cv.json)"),
@@ -79,7 +80,7 @@ def _summary(run: Run) -> str:
         fold_rows.append(page.row([
             page.cell(fold.fold), page.cell(len(fold.oof)), page.cell(int(fold.oof["target"].sum())),
             page.auc_cell(fold.result.get("best_val_auc"), "best-val-auc"),
-            page.auc_cell(auc_or_none(fold.oof["target"], fold.oof["score"]), "fold-oof-auc"),
+            page.auc_cell(auc(fold.oof["target"], fold.oof["score"]), "fold-oof-auc"),
             page.cell(log_epochs), page.cell(fold.result.get("precision", "?")),
             page.cell(fold.result.get("replicas", "?"))], f' data-fold="{fold.fold}"'))
     per_fold = page.table(["fold", "validation records", "positives", "best val AUC",

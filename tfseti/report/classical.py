@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tfseti.report.metrics import auc_or_none, breakdown
+from tfseti.metrics import auc
+from tfseti.report.metrics import breakdown
 
 CLASSICAL_SCORE = "two_of_three"
 SCORE_BATCH = 64
@@ -18,7 +19,7 @@ SCORE_BATCH = 64
 
 def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
     """The classical ``two_of_three`` score of each id's cadence, in ``ids`` order."""
-    from tfseti.data.drift_sums import DedopplerConfig
+    from tfseti.data.config import DedopplerConfig
     from tfseti.dedoppler.scores import score_batch
 
     cfg = DedopplerConfig()
@@ -30,13 +31,13 @@ def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndar
 
 
 def comparison(oof: pd.DataFrame, classical: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows ``group, positives, negatives, model, classical`` (AUCs; None where undefined):
+    """Rows ``group, positives, negatives, model, classical`` (AUCs; NaN where undefined):
     overall, then per needle family and SNR bin when a truth file is known (the SNR bins are the
     model breakdown's, so both columns score the same cadences)."""
     rows = [{"group": "all", "positives": int((oof["target"] == 1).sum()),
              "negatives": int((oof["target"] == 0).sum()),
-             "model": auc_or_none(oof["target"], oof["score"]),
-             "classical": auc_or_none(classical["target"], classical["score"])}]
+             "model": auc(oof["target"], oof["score"]),
+             "classical": auc(classical["target"], classical["score"])}]
     if truth is None:
         return pd.DataFrame(rows)
     model, base = breakdown(oof, truth), breakdown(classical, truth)

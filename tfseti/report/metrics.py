@@ -11,18 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+
+from tfseti.metrics import auc
 
 TRUTH_COLUMNS = ("id", "target", "family", "snr")
 MAX_SNR_BINS = 4
-
-
-def auc_or_none(target, score) -> float | None:
-    """ROC AUC, or None when only one class is present (the AUC is then undefined)."""
-    target = np.asarray(target)
-    if target.size == 0 or np.unique(target).size < 2:
-        return None
-    return float(roc_auc_score(target, score))
 
 
 def read_truth(path: str) -> pd.DataFrame:
@@ -57,7 +50,7 @@ def read_truth(path: str) -> pd.DataFrame:
 class Breakdown:
     """AUC by needle family and by SNR bin of the out-of-fold positives found in the truth."""
 
-    families: pd.DataFrame      # family, positives, negatives, auc (None: undefined)
+    families: pd.DataFrame      # family, positives, negatives, auc (NaN: undefined)
     snr_bins: pd.DataFrame      # bin, low, high, positives, negatives, auc
     snr_rule: str               # how the bins were chosen, for the page
     matched: int                # out-of-fold rows found in the truth
@@ -70,7 +63,7 @@ def _rows(oof_neg_scores, groups) -> list[dict]:
     for key, scores in groups:
         target = np.r_[np.ones(len(scores)), np.zeros(len(oof_neg_scores))]
         rows.append({**key, "positives": len(scores), "negatives": len(oof_neg_scores),
-                     "auc": auc_or_none(target, np.r_[scores, oof_neg_scores])})
+                     "auc": auc(target, np.r_[scores, oof_neg_scores])})
     return rows
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import html
 import json
-import math
+
+from tfseti.metrics import is_defined
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
@@ -29,14 +30,14 @@ def esc(value) -> str:
 
 
 def fmt_auc(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not is_defined(value):
         return UNDEFINED
     return f"{value:.4f}"
 
 
 def auc_cell(value, metric: str | None = None) -> str:
     """A table cell showing an AUC (4 decimals) with its full value in ``data-value``."""
-    defined = value is not None and not (isinstance(value, float) and math.isnan(value))
+    defined = is_defined(value)
     attrs = f' data-metric="{esc(metric)}"' if metric else ""
     attrs += f' data-value="{float(value)!r}"' if defined else ' data-value="undefined"'
     return f"<td{attrs}>{esc(fmt_auc(value))}</td>"

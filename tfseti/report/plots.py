@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tfseti.io.kaggle import ON_PANELS  # noqa: E402
-from tfseti.report.metrics import auc_or_none  # noqa: E402
+from tfseti.metrics import auc, is_defined  # noqa: E402
 
 DPI = 80
 
@@ -56,16 +56,16 @@ def roc_curves(oof, path: str) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 5), layout="constrained")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     for fold, rows in sorted(oof.groupby("fold")):
-        auc = auc_or_none(rows["target"], rows["score"])
-        if auc is None:
+        value = auc(rows["target"], rows["score"])
+        if not is_defined(value):
             ax.plot([], [], " ", label=f"fold {fold}: AUC undefined (one class)")
             continue
         fpr, tpr, _ = roc_curve(rows["target"], rows["score"])
-        ax.plot(fpr, tpr, linewidth=1.2, label=f"fold {fold}: AUC {auc:.4f}")
-    auc = auc_or_none(oof["target"], oof["score"])
-    if auc is not None and oof["fold"].nunique() > 1:
+        ax.plot(fpr, tpr, linewidth=1.2, label=f"fold {fold}: AUC {value:.4f}")
+    value = auc(oof["target"], oof["score"])
+    if is_defined(value) and oof["fold"].nunique() > 1:
         fpr, tpr, _ = roc_curve(oof["target"], oof["score"])
-        ax.plot(fpr, tpr, color="black", linewidth=2.2, label=f"out-of-fold: AUC {auc:.4f}")
+        ax.plot(fpr, tpr, color="black", linewidth=2.2, label=f"out-of-fold: AUC {value:.4f}")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
            title="ROC")
     ax.grid(alpha=0.3)
@@ -78,12 +78,12 @@ def roc_versus(curves: dict, path: str, title: str) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 5), layout="constrained")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     for label, (target, score) in curves.items():
-        auc = auc_or_none(target, score)
-        if auc is None:
+        value = auc(target, score)
+        if not is_defined(value):
             ax.plot([], [], " ", label=f"{label}: AUC undefined (one class)")
             continue
         fpr, tpr, _ = roc_curve(target, score)
-        ax.plot(fpr, tpr, linewidth=1.8, label=f"{label}: AUC {auc:.4f}")
+        ax.plot(fpr, tpr, linewidth=1.8, label=f"{label}: AUC {value:.4f}")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
            title=title)
     ax.grid(alpha=0.3)

@@ -5,7 +5,7 @@
   parameters (``CadenceSpec``, ``NeedleSpec``, ``RFISpec``); ``needle_track(spec)`` and
   ``rfi_track(spec, rfi)`` say where a signal is, row by row.
 * ``shared``: several cadences cut from one wider observation (``--shared-background K``).
-* ``families.Ranges``: every random range, documented in one place.
+* ``parameters.Ranges``: every random range, documented in one place (no setigen: configs load it).
 
 Names are loaded on first use: importing setigen takes ~2 s.
 """
@@ -37,8 +37,8 @@ _EXPORTS = {
     "draw_observation_spec": "tfseti.synth.shared",
     "draw_snippet_spec": "tfseti.synth.shared",
     "NeedleShape": "tfseti.synth.families",
-    "Ranges": "tfseti.synth.families",
-    "FAMILY_NAMES": "tfseti.synth.families",
+    "Ranges": "tfseti.synth.parameters",
+    "FAMILY_NAMES": "tfseti.synth.parameters",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,7 +7,7 @@ import sys
 
 from tfseti.console import non_negative_int as _non_negative_int
 from tfseti.console import positive_int as _positive_int
-from tfseti.synth.families import FAMILY_NAMES
+from tfseti.synth.parameters import FAMILY_NAMES
 
 
 def _fraction(text: str) -> float:
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     if args.n_train + args.n_test == 0:
         build_parser().error("--n-train and --n-test are both 0: nothing to write")
     from tfseti.synth.cadence import CadenceConfig
-    from tfseti.synth.families import DEFAULT_RANGES, scaled_rfi
+    from tfseti.synth.parameters import DEFAULT_RANGES, scaled_rfi
     from tfseti.synth.writer import generate_dataset
 
     try:

@@ -31,51 +31,16 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import setigen as stg
 
-from tfseti.io.kaggle import CHANNEL_HZ, N_FREQ, N_PANELS, N_TIME, ON_PANELS, ROW_SECONDS
-from tfseti.synth.families import (DEFAULT_RANGES, FAMILY_NAMES, NeedleShape, Ranges, check_families,
-                                   get_family, signed, uniform)
+from tfseti.io.kaggle import N_PANELS, ON_PANELS
+from tfseti.synth.families import NeedleShape, get_family, signed, uniform
+from tfseti.synth.parameters import (DEFAULT_RANGES, DEFAULT_SNR, FAMILY_NAMES, FRAME, FrameParams,
+                                     Ranges, check_families)
 
 CADENCE_ORDER = "ABACAD"  # panels 0, 2, 4 ON the target (A); 1, 3, 5 OFF (B, C, D)
 RFI_KINDS = ("zero_drift", "drifting", "burst")
 SNR_SCALES = ("uniform", "log", "choice")
 
 
-@dataclass(frozen=True)
-class FrameParams:
-    """Resolution of one panel; defaults match the Kaggle snippets.
-
-    * ``df`` = 2.7939677 Hz: Breakthrough Listen's high-frequency-resolution product (GBT, 2^20-point
-      fine channelisation of 2.93 MHz coarse channels); the Kaggle snippets have this resolution.
-    * ``dt`` = 1.0737 s (= 2^30 ns, BL's 1.07 s integration): 273 rows give a 293 s (~5 min)
-      pointing, the length of a BL cadence observation.
-    * ``fch1`` = 6 GHz (C band, setigen's default; only a label, the physics does not depend on it),
-      frequencies descending as in filterbank files; channel 0 of the array is the lowest frequency.
-    * chi^2 noise has ``4 * round(df * dt)`` = 12 degrees of freedom (2 polarisations x re/im).
-    """
-
-    fchans: int = N_FREQ
-    tchans: int = N_TIME
-    df: float = CHANNEL_HZ
-    dt: float = ROW_SECONDS
-    fch1: float = 6.0e9
-
-    @property
-    def fmin(self) -> float:
-        """Frequency (Hz) of channel 0 (setigen, ``ascending=False``: fch1 is the top channel)."""
-        return self.fch1 - (self.fchans - 1) * self.df
-
-    @property
-    def panel_seconds(self) -> float:
-        return self.tchans * self.dt
-
-    def channel_to_hz(self, channel):
-        return self.fmin + np.asarray(channel, dtype=float) * self.df
-
-    def hz_to_channel(self, hz):
-        return (np.asarray(hz, dtype=float) - self.fmin) / self.df
-
-
-FRAME = FrameParams()
 
 
 @dataclass(frozen=True)
@@ -189,7 +154,7 @@ class CadenceSpec:
 class CadenceConfig:
     """What ``draw_cadence_spec`` draws from (validated here, once, for the API and the CLI)."""
 
-    snr: tuple[float, float] = (10.0, 40.0)
+    snr: tuple[float, float] = DEFAULT_SNR
     families: tuple[str, ...] = FAMILY_NAMES
     missing_prob: float = 0.2  # probability that a needle is absent from one of its ON panels
     rfi: bool = True

@@ -26,7 +26,7 @@ from tfseti.console import show_progress
 from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, LABEL_FILES, TRUTH_FILE,
                               cadence_relpath, save_cadence)
 from tfseti.synth.cadence import CadenceConfig, describe_rfi, draw_cadence_spec, make_cadence
-from tfseti.synth.families import FAMILY_NAMES
+from tfseti.synth.parameters import FAMILY_NAMES
 from tfseti.synth.shared import draw_observation_spec, draw_snippet_spec, make_snippets
 
 SPLIT_CODES = {"train": 0, "test": 1}

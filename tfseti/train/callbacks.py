@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import keras
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
-
-def fold_auc(scores, targets, mask=None) -> float:
-    """ROC AUC over all rows where ``mask`` is true (padding rows excluded); NaN if one class."""
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    targets = np.asarray(targets).reshape(-1)
-    if mask is not None:
-        keep = np.asarray(mask).reshape(-1).astype(bool)
-        scores, targets = scores[keep], targets[keep]
-    if scores.shape != targets.shape:
-        raise ValueError(f"{scores.shape[0]} scores for {targets.shape[0]} targets")
-    targets = targets.astype(np.int64)
-    if np.unique(targets).size < 2:
-        warnings.warn(f"validation AUC undefined: all {targets.size} targets are {targets[:1]}",
-                      RuntimeWarning, stacklevel=2)
-        return float("nan")
-    return float(roc_auc_score(targets, scores))
+from tfseti.metrics import auc
 
 
 def predict_all(model, dataset) -> dict:
@@ -64,7 +49,11 @@ class ValidationAUC(keras.callbacks.Callback):
             raise ValueError(f"ValidationAUC: model.predict must return score, target and mask; "
                              f"missing {sorted(missing)}")
         self.last_predictions = outputs
-        logs[self.log_name] = fold_auc(outputs["score"], outputs["target"], outputs["mask"])
+        value = auc(outputs["target"], outputs["score"], outputs["mask"])
+        if math.isnan(value):
+            warnings.warn(f"{self.log_name} undefined: the validation fold holds one class",
+                          RuntimeWarning, stacklevel=2)
+        logs[self.log_name] = value
 
 
 class AverageMovingStatistics(keras.callbacks.Callback):

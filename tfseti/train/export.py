@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfseti.data.views import ViewConfig, make_view
+from tfseti.data.config import ViewConfig
+from tfseti.data.views import make_view
 from tfseti.train.losses import positive_logit
 
 

@@ -7,9 +7,6 @@ from keras import ops
 
 from tfseti.train.train_config import TrainConfig
 
-# Width of the model's last layer each loss expects: one logit, or two softmax logits.
-LOGITS_PER_LOSS = {"bce": 1, "focal": 1, "ce2": 2}
-
 
 @keras.saving.register_keras_serializable(package="tfseti")
 class TwoClassCrossentropy(keras.losses.Loss):

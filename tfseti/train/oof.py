@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tfseti.train.callbacks import fold_auc
+from tfseti.metrics import auc
 
 
 def fold_frame(outputs: dict, ids_by_index: dict[int, str], fold: int) -> pd.DataFrame:
@@ -36,4 +36,4 @@ def cv_auc(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, float]:
     duplicated = oof["id"][oof["id"].duplicated()]
     if len(duplicated):
         raise ValueError(f"ids in more than one validation fold, e.g. {duplicated.iloc[0]!r}")
-    return oof, fold_auc(oof["score"], oof["target"])
+    return oof, auc(oof["target"], oof["score"])

@@ -2,7 +2,7 @@
 
 ::
 
-    plan: recipe cpu_demo (configs/cpu_demo.toml)
+    plan: recipe cpu_demo (.../tfseti/recipes/cpu_demo.toml)
       data      /data/shards: 64 records in 2 shards, cadences 6x273x256
       fold 1    train 32 records, validation 32 records: 4 steps per epoch
       training  2 epochs; strategy cpu (OneDeviceStrategy), 1 replica; global batch 8 (8 per replica)
@@ -15,7 +15,7 @@ built and no record is read.
 
 from __future__ import annotations
 
-from tfseti.train.config import ConfigError
+from tfseti.config import ConfigError
 
 
 def steps_per_epoch(train, n_train: int, global_batch: int) -> int:

@@ -1,23 +1,26 @@
 """The whole run's config: the sections each area owns, composed, plus cross-section checks.
 
-A recipe in ``configs/`` is a TOML file with one table per section, each the plain frozen
-dataclass of the area that owns it:
+A recipe (``tfseti/recipes/NAME.toml``, or any ``.toml`` path) is a TOML file with one table per
+section, each a plain frozen dataclass of the area that owns it, in a module that imports no
+TensorFlow (loading and checking a recipe takes milliseconds):
 
-=================  ==========================================  =====================
-table              dataclass                                   owner
-=================  ==========================================  =====================
-``[data]``         :class:`tfseti.data.pipeline.DataConfig`    pipeline
-``[view]``         :class:`tfseti.data.views.ViewConfig`       pipeline
-``[augment]``      :class:`tfseti.data.augment.AugmentConfig`  pipeline
-``[mixup]``        :class:`tfseti.data.mixup.MixupConfig`      pipeline
-``[model]``        :class:`ModelSection` (``name`` + options)  trainer, models
-``[model.options]``:class:`tfseti.models.ModelConfig`          models
-``[train]``        :class:`tfseti.train.train_config.TrainConfig`  trainer
-=================  ==========================================  =====================
+=====================  ===================================================  ==============
+table                  dataclass                                            owner
+=====================  ===================================================  ==============
+``[data]``             :class:`tfseti.data.config.DataConfig`               pipeline
+``[view]``             :class:`tfseti.data.config.ViewConfig`               views
+``[augment]``          :class:`tfseti.data.config.AugmentConfig`            augmenter
+``[augment.inject]``   :class:`tfseti.data.config.InjectConfig`             injection
+``[mixup]``            :class:`tfseti.data.config.MixupConfig`              mixup
+``[model]``            :class:`ModelSection` (``name`` + options)           trainer, models
+``[model.options]``    :class:`tfseti.models.config.ModelConfig`            models
+``[train]``            :class:`tfseti.train.train_config.TrainConfig`       trainer
+=====================  ===================================================  ==============
 
 ``data.batch_size`` is the global batch: the trainer sets it to ``train.batch_per_replica`` x
-replicas (the resolved ``config.json`` shows the value used). This module only composes them and rejects combinations no single section can see (e.g. a
-2-class loss on a single-logit head).
+replicas (the resolved ``config.json`` shows the value used). This module only composes the
+sections and rejects combinations no single section can see (e.g. a 2-class loss on a
+single-logit head); the loader is ``tfseti.config``.
 """
 
 from __future__ import annotations
@@ -25,14 +28,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from tfseti.data.augment import AugmentConfig
-from tfseti.data.mixup import MixupConfig
-from tfseti.data.pipeline import DataConfig
-from tfseti.data.views import ViewConfig
+from tfseti import config as config_lib
+from tfseti.data.config import AugmentConfig, DataConfig, MixupConfig, ViewConfig
 from tfseti.models.config import ModelConfig
-from tfseti.train import config as config_lib
-from tfseti.train.losses import LOGITS_PER_LOSS
-from tfseti.train.train_config import TrainConfig
+from tfseti.train.train_config import LOGITS_PER_LOSS, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -68,5 +67,5 @@ def check_combinations(run: RunConfig) -> None:
 
 def load_run_config(name: str | os.PathLike | None,
                     overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load ``configs/NAME`` (``.toml`` optional) with ``key=value`` overrides, fully validated."""
+    """Load the recipe ``NAME`` (or a ``.toml`` path) with ``key=value`` overrides, fully validated."""
     return config_lib.load(RunConfig, name, overrides)

@@ -48,7 +48,7 @@ import re
 import shutil
 from typing import Any
 
-from tfseti.train.config import ConfigError
+from tfseti.config import ConfigError
 
 CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tfseti.config import check_choices
+
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["cosine", "constant"]
 # bce: one logit + sigmoid; focal: one logit, Keras BinaryFocalCrossentropy;
 # ce2: two logits + softmax (the 2-class head one team preferred to a single sigmoid).
 Loss = Literal["bce", "focal", "ce2"]
+# Width of the model's last layer each loss expects: one logit, or two softmax logits.
+LOGITS_PER_LOSS = {"bce": 1, "focal": 1, "ce2": 2}
 # auto: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU.
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 
@@ -56,6 +60,7 @@ class TrainConfig:
     backup_every_steps: int = 0
 
     def __post_init__(self):
+        check_choices(self)
         positive_ints = ("epochs", "batch_per_replica", "steps_per_execution")
         for name in positive_ints:
             if getattr(self, name) < 1:

@@ -1,7 +1,7 @@
 """The fit loop of one fold: model + augmentation + mixup-OR in one compiled train step.
 
 :class:`CadenceClassifier` wraps the classifier network (``tfseti.models.create_model``) and the
-pipeline's :class:`~tfseti.data.augment.Augmenter`. Its steps take the pipeline's batches as
+pipeline's :class:`~tfseti.data.augmenter.Augmenter`. Its steps take the pipeline's batches as
 they come (``{"cadence", "target", "mask", "id"}``, or ``"image"`` when augmentation ran on the
 host) and hand Keras's own ``train_step`` / ``test_step`` the images and targets, so loss
 scaling (mixed_float16), distribution and metrics stay Keras's. The augmentation seed is the
@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfseti.console import keras_verbose
-from tfseti.data.augment import Augmenter
+from tfseti.data.augmenter import Augmenter
 from tfseti.data.views import view_shape
 from tfseti.io import fs as fsutil
 from tfseti.models import create_model
-from tfseti.train import config as config_lib
+from tfseti import config as config_lib
 from tfseti.train import resume as resume_lib
 from tfseti.train import run_folder
 from tfseti.train import strategy as strategy_lib
@@ -192,10 +192,10 @@ def configure_batchnorm(net: keras.Model, momentum: float | None = None,
     return len(layers)
 
 
-def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_steps: int,
+def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], augmenter: Augmenter,
                      step_offset: int = 0) -> CadenceClassifier:
-    """The network and the augmenter of ``run`` for cadences of ``(panels, time, freq)``
-    (call inside ``strategy.scope()``)."""
+    """The network of ``run`` for cadences of ``(panels, time, freq)`` around ``augmenter`` (the
+    one the pipeline was built with; call inside ``strategy.scope()``)."""
     input_shape = view_shape(run.view, *cadence_shape)
     net = create_model(run.model.name, input_shape, config=run.model.options)
     strategy = tf.distribute.get_strategy()
@@ -205,7 +205,6 @@ def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], total_
         raise ValueError("train.sync_batchnorm needs train.jit_compile = false under the "
                          "mirrored and multiworker strategies (TPUs take both)")
     configure_batchnorm(net, run.train.bn_momentum, run.train.sync_batchnorm)
-    augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=total_steps)
     return CadenceClassifier(net, augmenter, step_offset=step_offset, name="cadence_classifier")
 
 
@@ -278,8 +277,8 @@ def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history:
     return callbacks
 
 
-def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, val_dataset,
-             steps_per_epoch: int, out_dir: str,
+def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmenter,
+             train_dataset, val_dataset, steps_per_epoch: int, out_dir: str,
              cadence_shape: tuple[int, int, int] = (6, 273, 256), verbose="auto",
              after_backup=None) -> FoldResult:
     """Train one fold; writes ``config.json``, ``log.csv``, ``tensorboard/``, the best weights
@@ -287,7 +286,9 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     (``final.weights.h5``), the best network as ``model.keras`` and as a serving SavedModel
     (``saved_model/``, cadences in, probabilities out) into ``out_dir``.
 
-    ``train_dataset`` yields global batches (it may repeat); either a dataset, or a function
+    ``augmenter`` is the one the datasets were built with (``Augmenter(run.view, run.augment,
+    run.mixup, total_steps=train.epochs * steps_per_epoch)``): in device mode the train step
+    calls it. ``train_dataset`` yields global batches (it may repeat); either a dataset, or a function
     ``initial_step -> dataset`` whose dataset starts at that global step (needed for an exact
     resume: ``data.deterministic``). ``val_dataset`` yields the whole validation fold once,
     padded batches marked by ``mask``.
@@ -319,7 +320,6 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
     config_lib.save_json(run, out_dir)
     policy = strategy_lib.set_precision(train.precision, strategy)
     keras.utils.set_random_seed(train.seed)
-    total_steps = train.epochs * steps_per_epoch
     dataset_at = train_dataset if callable(train_dataset) else (lambda step: train_dataset)
 
     history: dict = state["history"] if state else {}
@@ -331,7 +331,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, train_dataset, va
         resume_lib.truncate_csv_log(os.path.join(out_dir, "log.csv"), epoch)
 
     with strategy.scope():
-        model = build_classifier(run, cadence_shape, total_steps)
+        model = build_classifier(run, cadence_shape, augmenter)
     phases = _phases(train)
     for phase in phases:
         phase_end = phase.end_epoch * steps_per_epoch

@@ -76,10 +76,9 @@ def _set_drop_connect_rate(config: dict, rate: float) -> dict:
     return config
 
 
-def backbone_config(name: str, input_shape: tuple[int, int, int], stem_strides=(2, 2),
+def backbone_config(spec: BackboneSpec, input_shape: tuple[int, int, int], stem_strides=(2, 2),
                     drop_connect_rate: float = 0.2) -> dict:
-    """The edited functional config of backbone ``name`` for ``input_shape`` (H, W, C)."""
-    spec = EFFICIENTNET_SPECS[name]
+    """The edited functional config of the backbone ``spec`` for ``input_shape`` (H, W, C)."""
     config = graph_edit.remove_layers(_application_config(spec), PREPROCESSING_LAYERS)
     config = graph_edit.set_input_shape(config, tuple(input_shape))
     config = graph_edit.use_global_dtype_policy(config)
@@ -107,22 +106,20 @@ def transfer_weights(source: keras.Model, target: keras.Model, stem_conv: str = 
         layer.set_weights(values)
 
 
-def build_efficientnet_backbone(name: str, input_shape: tuple[int, int, int],
+def build_efficientnet_backbone(spec: BackboneSpec, input_shape: tuple[int, int, int],
                                 stem_strides=(2, 2), drop_connect_rate: float = 0.2,
                                 weights: str | None = None) -> keras.Model:
-    """Feature extractor ``(B, H, W, C) → (B, H', W', F)`` named ``backbone``.
+    """Feature extractor ``(B, H, W, C) → (B, H', W', F)`` named ``backbone`` (``spec``: one of
+    :data:`EFFICIENTNET_SPECS`, as ``create_model`` finds it by name).
 
     weights: None, "imagenet" (downloaded by Keras) or a weights file of the 3-channel
     ``keras.applications`` backbone with ``include_top=False``.
     """
-    if name not in EFFICIENTNET_SPECS:
-        raise ValueError(f"unknown EfficientNet {name!r}; valid: {sorted(EFFICIENTNET_SPECS)}")
-    spec = EFFICIENTNET_SPECS[name]
     if weights not in (None, "imagenet") and "://" not in weights and not os.path.isfile(weights):
         raise ValueError(f"weights: no file {weights!r}; expected None, 'imagenet' or a weights "
                          f"file of keras.applications.{spec.constructor}(include_top=False)")
     backbone = keras.Model.from_config(
-        backbone_config(name, input_shape, stem_strides, drop_connect_rate))
+        backbone_config(spec, input_shape, stem_strides, drop_connect_rate))
     if weights is not None:
         source = _application(spec, weights=weights)
         transfer_weights(source, backbone)

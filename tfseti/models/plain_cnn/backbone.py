@@ -7,7 +7,7 @@ learn is local (does the peak sit at the same place in the ON panels and not in 
 panels, is it needle-shaped or burst-shaped). A small VGG-style stack keeps full resolution in its
 first stage (the first conv's stride is ``stem_strides``), has no depthwise convolutions (which
 run slowly on CPUs), and trains in minutes on two CPU cores; measured on the detection benchmark
-in ``configs/cpu.toml``. No pretrained weights exist for it (``weights`` must be ``None``).
+in the ``cpu`` recipe (``tfseti/recipes/cpu.toml``). No pretrained weights exist for it (``weights`` must be ``None``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ import keras
 
 @dataclass(frozen=True)
 class PlainCNNSpec:
-    """Filters of each stage (two convolutions per stage)."""
+    """A plain CNN's name and the filters of each stage (two convolutions per stage)."""
 
+    name: str
     widths: tuple[int, ...]
 
 
-PLAIN_CNN_SPECS = {
-    "plain_cnn_s": PlainCNNSpec(widths=(32, 64, 96, 128)),
-    "plain_cnn_m": PlainCNNSpec(widths=(48, 96, 160, 256)),
-}
+PLAIN_CNN_SPECS = {spec.name: spec for spec in (
+    PlainCNNSpec("plain_cnn_s", widths=(32, 64, 96, 128)),
+    PlainCNNSpec("plain_cnn_m", widths=(48, 96, 160, 256)),
+)}
 
 
 def _conv_bn_act(x, filters: int, strides, name: str):
@@ -37,19 +38,19 @@ def _conv_bn_act(x, filters: int, strides, name: str):
     return keras.layers.Activation("swish", name=f"{name}_act")(x)
 
 
-def build_plain_cnn_backbone(name: str, input_shape: tuple[int, int, int], stem_strides=(1, 1),
+def build_plain_cnn_backbone(spec: PlainCNNSpec, input_shape: tuple[int, int, int], stem_strides=(1, 1),
                              drop_connect_rate: float = 0.0, weights: str | None = None
                              ) -> keras.Model:
-    """Feature extractor ``(B, H, W, C) → (B, H', W', widths[-1])`` named ``backbone``.
+    """Feature extractor ``(B, H, W, C) → (B, H', W', spec.widths[-1])`` named ``backbone``
+    (``spec``: one of :data:`PLAIN_CNN_SPECS`, as ``create_model`` finds it by name).
 
     ``stem_strides`` is the stride of the very first convolution (``(1, 1)``: full resolution);
     ``drop_connect_rate`` is unused (no residual blocks).
     """
-    if name not in PLAIN_CNN_SPECS:
-        raise ValueError(f"unknown plain CNN {name!r}; valid: {sorted(PLAIN_CNN_SPECS)}")
     if weights is not None:
-        raise ValueError(f"weights: {name} has no pretrained weights; expected None, got {weights!r}")
-    widths = PLAIN_CNN_SPECS[name].widths
+        raise ValueError(f"weights: {spec.name} has no pretrained weights; expected None, got "
+                         f"{weights!r}")
+    widths = spec.widths
     image = keras.Input(input_shape, name="image")
     x = image
     for stage, filters in enumerate(widths):

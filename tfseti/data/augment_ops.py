@@ -1,4 +1,4 @@
-"""Batched, per-sample-random augmentations, and the ``Augmenter`` that chains view, augment and mix.
+"""The batched, per-sample-random augmentation ops, and their fused chain ``augment_images``.
 
 Every op takes a whole batch and a ``[2]`` seed, decides per sample (probability ``p``) whether to
 act, draws its per-sample parameters from stateless RNG (``tfseti.data.rng``), and returns the new
@@ -6,112 +6,28 @@ batch *and what it did* (which samples, which spans), so tests and analyses can 
 are static-shaped tensor arithmetic (flips by ``tf.where``, rolls by ``tf.gather``, masks by
 comparisons with ``tf.range``) and compile under ``tf.function(jit_compile=True)``.
 
-Image ops act on ``(B, H, W, C)``: H is time (the stacked panels), W frequency. The cadence ops
-act on raw cadences ``(B, 6 or 3, T, F)`` before the view: first needle injection
-(``tfseti.data.inject``, ``AugmentConfig.inject``; it also sets the injected targets to 1), then
-``shuffle_off_panels``.
+Image ops act on ``(B, H, W, C)``: H is time (the stacked panels), W frequency. The cadence op
+``shuffle_off_panels`` acts on raw cadences ``(B, 6 or 3, T, F)`` before the view.
 
-Where augmentation runs is the config switch ``AugmentConfig.augment_on``:
-
-* ``"device"``: the host pipeline yields raw cadences; the trainer calls ``augmenter(batch, step)``
-  (``augment_and_mix``) inside its compiled ``train_step``, so the work runs on the TPU/GPU;
-* ``"host"``: ``augment_on_host(dataset, augmenter)`` maps the same function (XLA-compiled on the
-  host CPU) over the tf.data batches (the batch index is the step), and the dataset yields
-  finished images.
-
-The same seed and step give the same batch in both places (integer-based RNG, see ``rng``).
-``augment_images`` runs the image ops as one fused chain (two gathers, one select, one add) that
-equals the single ops applied one after the other; mixup mixes partners through a matmul. Both
-keep the compiled step cheap: see their docstrings.
-
-Under a multi-replica strategy each replica folds its replica id into the seed, so replicas draw
-different augmentations (host mode has no replica context: the batch index alone seeds it).
+``augment_images`` runs the image ops of an ``AugmentConfig`` as one fused chain (two gathers, one
+select, one add) that equals the single ops applied one after the other (tested against that
+plain chain), which keeps the compiled step cheap. ``tfseti.data.augmenter`` composes these with
+the view, needle injection and mixup.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-
 import tensorflow as tf
 
 from tfseti.data import rng
-from tfseti.data.inject import InjectConfig, inject_needles
-from tfseti.data.mixup import MixupConfig, mix
-from tfseti.data.views import OFF_PANELS, ViewConfig, make_view, view_shape
+from tfseti.data.config import FREQ_ROLL_MODES, AugmentConfig
+from tfseti.io.kaggle import OFF_PANELS
 
-AUGMENT_ON = ("device", "host")
-FREQ_ROLL_MODES = ("roll", "shift")
 
 # Fixed sub-stream number of each op: adding an op never changes the draws of the others.
 OP_IDS = {"off_shuffle": 1, "vflip": 2, "hflip": 3, "freq_roll": 4, "time_mask": 5,
           "freq_mask": 6, "cutout": 7, "noise": 8, "mix": 9, "inject": 10}
 NUM_OP_SEEDS = 16   # fixed, room for more ops without changing existing streams
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Augmentation options; every ``*_p`` is the per-sample probability of that op (0 = off).
-
-    Sizes are fractions of the image side, so they mean the same at any resize.
-
-    seed: combined with the step counter into every op's stateless seed.
-    augment_on: ``device`` (inside the compiled train step) or ``host`` (tf.data map).
-    off_shuffle_p: permute the three OFF panels B, C, D of a cadence (before the view; needs 6 panels).
-    vflip_p / hflip_p: flip time (H) / frequency (W).
-    freq_roll_p, freq_roll_max, freq_roll_mode: shift along frequency by up to
-        ``freq_roll_max * W`` channels either way, ``roll`` (wrap around) or ``shift`` (zero fill).
-    time_mask_p, time_mask_max, time_mask_count: SpecAugment time masks, each up to
-        ``time_mask_max * H`` rows, ``time_mask_count`` per sample.
-    freq_mask_p, freq_mask_max, freq_mask_count: the same along frequency (W).
-    cutout_p, cutout_max: one zeroed rectangle up to ``cutout_max`` of each side.
-    noise_p, noise_std: add N(0, s^2) with s ~ U(noise_std) per sample.
-    inject: needle injection (``tfseti.data.inject.InjectConfig``, the ``[augment.inject]``
-        table; ``inject.p`` = 0 is off): adds setigen needles to the ON panels of raw cadences
-        before the view and sets those targets to 1.
-    """
-
-    seed: int = 0
-    augment_on: str = "device"
-    off_shuffle_p: float = 0.0
-    vflip_p: float = 0.0
-    hflip_p: float = 0.0
-    freq_roll_p: float = 0.0
-    freq_roll_max: float = 0.25
-    freq_roll_mode: str = "roll"
-    time_mask_p: float = 0.0
-    time_mask_max: float = 0.1
-    time_mask_count: int = 1
-    freq_mask_p: float = 0.0
-    freq_mask_max: float = 0.1
-    freq_mask_count: int = 1
-    cutout_p: float = 0.0
-    cutout_max: float = 0.25
-    noise_p: float = 0.0
-    noise_std: tuple[float, float] = (0.0, 0.1)
-    inject: InjectConfig = field(default_factory=InjectConfig)
-
-    def __post_init__(self):
-        if self.augment_on not in AUGMENT_ON:
-            raise ValueError(f"AugmentConfig.augment_on: expected one of {AUGMENT_ON}, "
-                             f"got {self.augment_on!r}")
-        if self.freq_roll_mode not in FREQ_ROLL_MODES:
-            raise ValueError(f"AugmentConfig.freq_roll_mode: expected one of {FREQ_ROLL_MODES}, "
-                             f"got {self.freq_roll_mode!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_p") or f.name in ("freq_roll_max", "time_mask_max",
-                                                   "freq_mask_max", "cutout_max"):
-                if not 0.0 <= float(value) <= 1.0:
-                    raise ValueError(f"AugmentConfig.{f.name}: expected a value in [0, 1], got {value!r}")
-            if f.name.endswith("_count") and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"AugmentConfig.{f.name}: expected an int >= 1, got {value!r}")
-        low, high = (float(v) for v in self.noise_std)
-        if not 0.0 <= low <= high:
-            raise ValueError(f"AugmentConfig.noise_std: expected (min, max) with 0 <= min <= max, "
-                             f"got {self.noise_std!r}")
-        object.__setattr__(self, "noise_std", (low, high))
-        if not isinstance(self.inject, InjectConfig):
-            raise ValueError(f"AugmentConfig.inject: expected an InjectConfig, got {self.inject!r}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -304,7 +220,7 @@ def shuffle_off_panels(cadence: tf.Tensor, seed, p):
     return tf.gather(cadence, order, axis=1, batch_dims=1), order
 
 
-# ----------------------------------------------------------------------------- composition
+# ----------------------------------------------------------------------------- the fused chain
 
 
 def _pixels(fraction: float, size: int) -> int:
@@ -377,128 +293,3 @@ def augment_images(images: tf.Tensor, seed, cfg: AugmentConfig):
         noise = rng.normal(tf.shape(images), noise_seeds[1])
         images = images + tf.cast(_per_sample(info["noise"], 4) * noise, images.dtype)
     return images, info
-
-
-def augment_images_sequential(images: tf.Tensor, seed, cfg: AugmentConfig):
-    """``augment_images`` as the plain chain of the single ops (the reference it must equal)."""
-    _, height, width, _ = images.shape
-    info = {}
-    seeds = rng.split(seed, NUM_OP_SEEDS)
-
-    def op(name):
-        return seeds[OP_IDS[name]]
-
-    if cfg.vflip_p > 0:
-        images, info["vflip"] = vertical_flip(images, op("vflip"), cfg.vflip_p)
-    if cfg.hflip_p > 0:
-        images, info["hflip"] = horizontal_flip(images, op("hflip"), cfg.hflip_p)
-    if cfg.freq_roll_p > 0:
-        images, info["freq_roll"] = frequency_roll(
-            images, op("freq_roll"), cfg.freq_roll_p, _pixels(cfg.freq_roll_max, width),
-            cfg.freq_roll_mode)
-    if cfg.time_mask_p > 0:
-        images, info["time_mask"] = time_mask(images, op("time_mask"), cfg.time_mask_p,
-                                              _pixels(cfg.time_mask_max, height), cfg.time_mask_count)
-    if cfg.freq_mask_p > 0:
-        images, info["freq_mask"] = frequency_mask(images, op("freq_mask"), cfg.freq_mask_p,
-                                                   _pixels(cfg.freq_mask_max, width),
-                                                   cfg.freq_mask_count)
-    if cfg.cutout_p > 0:
-        images, info["cutout"] = cutout(images, op("cutout"), cfg.cutout_p,
-                                        _pixels(cfg.cutout_max, height), _pixels(cfg.cutout_max, width))
-    if cfg.noise_p > 0:
-        images, info["noise"] = gaussian_noise(images, op("noise"), cfg.noise_p, cfg.noise_std)
-    return images, info
-
-
-def _replica_fold(seed: tf.Tensor) -> tf.Tensor:
-    # Under a multi-replica strategy every replica sees the same step: fold in the replica id so
-    # that replicas draw different augmentations for their different samples.
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return seed
-    return rng.op_seed(seed, 1000 + tf.cast(context.replica_id_in_sync_group, tf.int64))
-
-
-class Augmenter:
-    """View + augmentations + mixup/cutmix as one batched function, composed from config.
-
-    ``augmenter(batch, step)`` takes a pipeline batch ``{"cadence": (B, P, T, F), "target": (B,),
-    ...}`` and returns ``{"image": (B, H, W, C) float32, "target": (B,) float32, ...}``; other keys
-    (``id``, ``index``, ``mask``) pass through. Inside an XLA-compiled step the batch must hold no
-    string tensors: drop ``id`` before the step (``DataConfig(with_ids=False)`` or ``pop("id")``). ``training=False`` gives the view only (evaluation,
-    prediction). ``step`` is the global step (e.g. ``optimizer.iterations``): it seeds the draws
-    and drives the mixup schedule, so pass ``total_steps`` when ``MixupConfig.off_after < 1``.
-    """
-
-    def __init__(self, view: ViewConfig = ViewConfig(), augment: AugmentConfig = AugmentConfig(),
-                 mixup: MixupConfig = MixupConfig(), total_steps: int | None = None):
-        if mixup.off_after < 1.0 and mixup.active and not total_steps:
-            raise ValueError("Augmenter: MixupConfig.off_after < 1 needs total_steps (the number "
-                             "of training steps) to know when to switch mixing off")
-        self.view = view
-        self.augment = augment
-        self.mixup = mixup
-        self.total_steps = total_steps
-
-    @property
-    def on_host(self) -> bool:
-        """True when augmentation belongs in the tf.data pipeline rather than the train step."""
-        return self.augment.augment_on == "host"
-
-    def image_shape(self, panels: int = 6) -> tuple[int, int, int]:
-        """Static ``(H, W, C)`` of the images this augmenter produces."""
-        return view_shape(self.view, panels)
-
-    def __call__(self, batch: dict, step=0, training: bool = True, with_info: bool = False):
-        cadence = batch["cadence"]
-        out = {k: v for k, v in batch.items() if k != "cadence"}
-        out["target"] = tf.cast(batch["target"], tf.float32)
-        if not training:
-            out["image"] = make_view(cadence, self.view)
-            return (out, {}) if with_info else out
-        seed = _replica_fold(rng.step_seed(self.augment.seed, step))
-        seeds = rng.split(seed, NUM_OP_SEEDS)
-        info = {}
-        if self.augment.inject.active:   # first: it makes the cadence the data would have been
-            cadence, out["target"], info["inject"] = inject_needles(
-                cadence, out["target"], seeds[OP_IDS["inject"]], self.augment.inject)
-        if self.augment.off_shuffle_p > 0:
-            cadence, info["off_shuffle"] = shuffle_off_panels(
-                cadence, seeds[OP_IDS["off_shuffle"]], self.augment.off_shuffle_p)
-        images = make_view(cadence, self.view)
-        images, image_info = augment_images(images, seeds[0], self.augment)
-        info.update(image_info)
-        if self.mixup.active:
-            images, out["target"], info["mix"] = mix(
-                images, out["target"], seeds[OP_IDS["mix"]], self.mixup,
-                step=step, total_steps=self.total_steps)
-        out["image"] = images
-        return (out, info) if with_info else out
-
-
-def augment_and_mix(batch: dict, step, augmenter: Augmenter) -> dict:
-    """The trainer's one call inside ``train_step`` (device mode): ``augmenter(batch, step)``."""
-    return augmenter(batch, step)
-
-
-def augment_on_host(dataset: tf.data.Dataset, augmenter: Augmenter, initial_step: int = 0,
-                    jit_compile: bool = True) -> tf.data.Dataset:
-    """Host mode: map ``augmenter`` over the batches of ``dataset``; batch k gets step
-    ``initial_step + k`` (pass the resumed step so a resumed run draws the same augmentations).
-
-    With ``jit_compile`` the numeric part runs XLA-compiled on the host CPU (about twice as fast
-    as TF's graph kernels here); string tensors (``id``) bypass it.
-    """
-    def numeric(batch, step):
-        return augmenter(batch, step)
-
-    compiled = tf.function(numeric, jit_compile=True, autograph=False) if jit_compile else numeric
-
-    def apply(step, batch):
-        strings = {k: v for k, v in batch.items() if v.dtype == tf.string}
-        out = compiled({k: v for k, v in batch.items() if k not in strings}, step)
-        return {**out, **strings}
-
-    return (dataset.enumerate(start=initial_step)
-            .map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfseti.data.config import VIEW_BACKGROUNDS
 from tfseti.io.kaggle import OFF_PANELS
 
-BACKGROUNDS = ("none", "off_median")
 
 
 def _check_six_panels(cadence: tf.Tensor) -> None:
@@ -66,4 +66,4 @@ def remove_background(cadence: tf.Tensor, method: str) -> tf.Tensor:
         return tf.cast(cadence, tf.float32)
     if method == "off_median":
         return subtract_off_median(cadence)
-    raise ValueError(f"background: expected one of {BACKGROUNDS}, got {method!r}")
+    raise ValueError(f"background: expected one of {VIEW_BACKGROUNDS}, got {method!r}")

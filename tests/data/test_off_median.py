@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tf_harness import MODES, run, run_calls
-from tfseti.data.background import off_median, subtract_off_median
-from tfseti.data.views import ViewConfig, make_view, view_shape
+from tfseti.data.off_median import off_median, subtract_off_median
+from tfseti.data.config import ViewConfig
+from tfseti.data.views import make_view, view_shape
 
 T, F = 273, 256
 LINE, NEEDLE = 100, 50          # columns of the all-panel RFI line and of the ON-only needle

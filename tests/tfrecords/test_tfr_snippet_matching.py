@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfrecords_tools.background import (MatchConfig, aligned_difference, column_cosines, main,
-                                        match_cadences, normalise_columns, shift_confidence)
+from tfrecords_tools.snippet_matching import (MatchConfig, aligned_difference, column_cosines,
+                                              main, match_cadences, normalise_columns,
+                                              shift_confidence)
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS, KaggleDataset
 from tfseti.synth import (CadenceSpec, NeedleShape, NeedleSpec, RFISpec, SharedCadenceSpec, generate_dataset,
                           make_snippets, needle_track)

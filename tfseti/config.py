@@ -17,6 +17,14 @@ The message starts with where the mistake is: the ``.toml`` file, or ``override 
 as a TOML literal (``train.lr=3e-4``, ``view.panels="on"``, ``augment.vflip=true``); a value that
 is not a TOML literal is taken as a bare string (``train.optimizer=sgd``).
 
+Recipes: ``--config NAME`` is a recipe shipped inside the package (``tfseti/recipes/NAME.toml``,
+package data: it works from an installed wheel); ``configs/NAME`` is accepted for the same
+recipe. A path to a ``.toml`` file (``.toml`` optional) is read as it is.
+
+One validation style for every section: a choice is a ``Literal`` field, checked by the loader for
+files and overrides and by :func:`check_choices` (each section's ``__post_init__`` calls it) for
+direct construction; ``__post_init__`` itself only checks ranges and cross-field rules.
+
 This module imports no TensorFlow: configs are checked before any heavy import.
 """
 
@@ -24,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib.resources
 import json
 import os
 import re
@@ -35,8 +45,10 @@ from typing import Any, Literal, Union
 
 T = typing.TypeVar("T")
 
-# Repository root (configs/ lives there); used when the name is not found from the cwd.
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# The recipes shipped with the package, and the folder a checkout used to keep them in (its
+# spelling ``configs/NAME`` still names a shipped recipe).
+RECIPES_PACKAGE = "tfseti.recipes"
+LEGACY_RECIPE_FOLDER = "configs"
 
 
 class ConfigError(ValueError):
@@ -97,11 +109,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         # bool is an int subclass: True must not match a Literal[1].
         if any(value == c and type(value) is type(c) for c in choices):
             return value
-        hint = ""
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(path, f"expected one of {_type_name(tp)}, got {_given(value)}{hint}")
+        raise ConfigError(path, f"expected one of {_type_name(tp)}, got {_given(value)}"
+                                f"{_did_you_mean(value, choices)}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None:
@@ -186,6 +195,39 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
         raise ConfigError(path or cls.__name__, str(err)) from None
 
 
+@functools.lru_cache(maxsize=None)
+def _choice_fields(cls: type) -> tuple[tuple[str, tuple, bool], ...]:
+    """``(field, choices, is_sequence)`` of every ``Literal`` (or ``tuple[Literal, ...]``) field."""
+    out = []
+    for name, tp in typing.get_type_hints(cls).items():
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is Literal:
+            out.append((name, args, False))
+        elif origin is tuple and args and typing.get_origin(args[0]) is Literal:
+            out.append((name, typing.get_args(args[0]), True))
+    return tuple(out)
+
+
+def check_choices(config: Any) -> None:
+    """Raise ValueError naming ``Class.field`` when a ``Literal`` field of the dataclass instance
+    ``config`` holds a value outside its choices (for sections built directly, not loaded)."""
+    cls = type(config)
+    for name, choices, sequence in _choice_fields(cls):
+        value = getattr(config, name)
+        for item in (value if sequence and isinstance(value, (list, tuple)) else (value,)):
+            if not any(item == c and type(item) is type(c) for c in choices):
+                expected = " | ".join(repr(c) for c in choices)
+                raise ValueError(f"{cls.__name__}.{name}: expected one of {expected}, got {item!r}"
+                                 f"{_did_you_mean(item, choices)}")
+
+
+def _did_you_mean(value: Any, choices) -> str:
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def to_dict(config: Any) -> dict:
     """A plain JSON-able dict of a config dataclass (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
@@ -225,32 +267,51 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return result
 
 
+def recipe_names() -> list[str]:
+    """The recipes shipped with the package (``tfseti/recipes/*.toml``), sorted."""
+    folder = importlib.resources.files(RECIPES_PACKAGE)
+    return sorted(entry.name[: -len(".toml")] for entry in folder.iterdir()
+                  if entry.name.endswith(".toml"))
+
+
+def _recipe_name(name: Path) -> str | None:
+    """``cpu_demo``, ``cpu_demo.toml``, ``configs/cpu_demo`` -> ``"cpu_demo"``; other paths: None."""
+    parts = name.parts
+    if len(parts) == 2 and parts[0] == LEGACY_RECIPE_FOLDER:
+        parts = parts[1:]
+    if len(parts) != 1 or name.is_absolute():
+        return None
+    return parts[0][: -len(".toml")] if parts[0].endswith(".toml") else parts[0]
+
+
 def resolve_config_path(name: str | os.PathLike) -> Path:
-    """``configs/cpu_demo`` -> ``configs/cpu_demo.toml``, from the cwd or the repository root."""
+    """A recipe name (``cpu_demo``, ``configs/cpu_demo``) or a ``.toml`` path -> the file to read.
+
+    A file at ``name`` (or ``name.toml``) wins; otherwise a recipe shipped in the package.
+    """
     name = Path(name)
     candidates = [name, name.with_name(name.name + ".toml")]
-    if not name.is_absolute():
-        candidates += [_REPO_ROOT / c for c in candidates]
-        if len(name.parts) == 1:  # a bare recipe name: cpu_demo
-            candidates += [_REPO_ROOT / "configs" / name.with_suffix(".toml")]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise FileNotFoundError(f"config {str(name)!r} not found (looked for {looked})"
+    recipe = _recipe_name(name)
+    looked = [str(c) for c in dict.fromkeys(candidates)]
+    if recipe is not None:
+        shipped = importlib.resources.files(RECIPES_PACKAGE) / f"{recipe}.toml"
+        if shipped.is_file():
+            return Path(str(shipped))
+        looked.append(f"the recipes shipped in {RECIPES_PACKAGE}: {', '.join(recipe_names())}")
+    raise FileNotFoundError(f"config {str(name)!r} not found (looked for {'; '.join(looked)})"
                             f"{_close_config(name)}")
 
 
 def _close_config(name: Path) -> str:
     """``"; did you mean 'configs/k1_style'?"`` for a typo, written the way ``name`` was."""
     stem = name.name[: -len(".toml")] if name.name.endswith(".toml") else name.name
-    folders = [name.parent]
-    if not name.is_absolute():
-        folders.append(_REPO_ROOT / name.parent)
-        if len(name.parts) == 1:
-            folders.append(_REPO_ROOT / "configs")
-    known = sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.toml")})
-    close = difflib.get_close_matches(stem, known, n=1)
+    known = {p.stem for p in name.parent.glob("*.toml")} if name.parent.is_dir() else set()
+    if _recipe_name(name) is not None:
+        known.update(recipe_names())
+    close = difflib.get_close_matches(stem, sorted(known), n=1)
     if not close:
         return ""
     suffix = ".toml" if name.name.endswith(".toml") else ""

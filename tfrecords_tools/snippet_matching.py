@@ -1,6 +1,6 @@
-"""Dataset-level background removal (the 1st place's "magic 2"), an offline step before conversion.
+"""Snippet matching, the 1st place's "magic 2": dataset-level background removal before conversion.
 
-    python -m tfrecords_tools.background --data DIR|gs://... --out DIR|gs://... \\
+    python -m tfrecords_tools.snippet_matching --data DIR|gs://... --out DIR|gs://... \\
         [--splits train,test] [--min-confidence 0.9] [--min-overlap 16] [--workers 8]
 
 The Kaggle cadences are 256-channel snippets of longer observations, and snippets of one
@@ -352,7 +352,7 @@ def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchC
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tfrecords_tools.background",
+        prog="python -m tfrecords_tools.snippet_matching",
         description="Find each cadence's best-matching overlapping cadence and write the difference "
                     "of the aligned overlap as a Kaggle-layout folder (plus matches.csv).")
     parser.add_argument("--data", required=True, help="Kaggle-layout folder or URL")

@@ -1,0 +1,346 @@
+"""The data side's config sections: plain frozen dataclasses, no TensorFlow, no setigen.
+
+================================  ======================  ==========================================
+table of a recipe                 dataclass               used by
+================================  ======================  ==========================================
+``[data]``                        :class:`DataConfig`     ``tfseti.data.pipeline``
+``[view]``                        :class:`ViewConfig`     ``tfseti.data.views``
+``[view.dedoppler]``              :class:`DedopplerConfig`  ``tfseti.data.drift_sums``, the classical
+                                                          search (``tfseti.dedoppler``)
+``[augment]``                     :class:`AugmentConfig`  ``tfseti.data.augmenter``
+``[augment.inject]``              :class:`InjectConfig`   ``tfseti.data.inject``
+``[mixup]``                       :class:`MixupConfig`    ``tfseti.data.mixup``
+================================  ======================  ==========================================
+
+One validation style (``tfseti.config``): a choice is a ``Literal`` field (its allowed values are
+the ``*S`` tuples below, for argparse ``choices``), checked by the loader and by
+``check_choices`` in ``__post_init__``; ``__post_init__`` otherwise checks only ranges and
+cross-field rules. Importing this module costs no TensorFlow, so a recipe loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from tfseti.config import check_choices
+from tfseti.synth.parameters import DEFAULT_RANGES, DEFAULT_SNR, FAMILY_NAMES, Ranges, check_families
+
+Compression = Literal["auto", "none", "GZIP"]
+CadenceDtype = Literal["float16", "bfloat16", "float32"]
+View = Literal["on", "on_off", "all", "dedoppler"]
+ResizeMethod = Literal["bilinear", "bicubic", "area"]
+# Background removal before a time-frequency view: none, or the OFF panels' per-channel median
+# (``tfseti.data.off_median``).
+ViewBackground = Literal["none", "off_median"]
+# The de-Doppler search's own per-channel level: each panel's median over its rows
+# (turboSETI's) or the OFF panels' median.
+DedopplerBackground = Literal["panel_median", "off_median"]
+Reference = Literal["cadence", "panel"]
+AugmentOn = Literal["device", "host"]
+FreqRollMode = Literal["roll", "shift"]
+LambdaDistribution = Literal["beta", "uniform"]
+TargetRule = Literal["or", "max"]
+FProfile = Literal["gaussian", "sinc2"]
+
+COMPRESSIONS = typing.get_args(Compression)
+CADENCE_DTYPES = typing.get_args(CadenceDtype)
+VIEWS = typing.get_args(View)
+RESIZE_METHODS = typing.get_args(ResizeMethod)
+VIEW_BACKGROUNDS = typing.get_args(ViewBackground)
+DEDOPPLER_BACKGROUNDS = typing.get_args(DedopplerBackground)
+REFERENCES = typing.get_args(Reference)
+AUGMENT_ON = typing.get_args(AugmentOn)
+FREQ_ROLL_MODES = typing.get_args(FreqRollMode)
+LAMBDA_DISTRIBUTIONS = typing.get_args(LambdaDistribution)
+TARGET_RULES = typing.get_args(TargetRule)
+F_PROFILES = typing.get_args(FProfile)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _unit_interval(section: str, name: str, value) -> None:
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{section}.{name}: expected a value in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input pipeline options.
+
+    data: folder of shards (local path or ``gs://bucket/prefix``).
+    batch_size: global batch size (split evenly over replicas).
+    shuffle_buffer: records in the training shuffle buffer.
+    seed: file-order and shuffle seed.
+    compression: ``auto`` (detected from the first shard), ``none`` or ``GZIP``.
+    cadence_dtype: dtype of the cadences the host yields (``float16`` as stored; ``bfloat16`` or
+        ``float32`` for accelerators that take no float16 input).
+    with_ids: include the string ``id`` (TPUs cannot take string tensors: set False there and
+        use ``index`` to map evaluation outputs back).
+    deterministic: training batches in a fixed (seeded) order, so that a resumed run sees exactly
+        the batches an uninterrupted run sees (``train_dataset`` skips the ``initial_step``
+        batches already consumed). Off by default: parallel reads in arrival order are faster.
+    """
+
+    data: str = ""
+    batch_size: int = 32
+    shuffle_buffer: int = 512
+    seed: int = 0
+    compression: Compression = "auto"
+    cadence_dtype: CadenceDtype = "float16"
+    with_ids: bool = True
+    deterministic: bool = False
+
+    def __post_init__(self):
+        check_choices(self)
+        if not _is_int(self.batch_size, 1):
+            raise ValueError(f"DataConfig.batch_size: expected an int >= 1, got {self.batch_size!r}")
+        if not _is_int(self.shuffle_buffer, 1):
+            raise ValueError(f"DataConfig.shuffle_buffer: expected an int >= 1, got {self.shuffle_buffer!r}")
+
+
+@dataclass(frozen=True)
+class DedopplerConfig:
+    """Options of the drift search (see ``tfseti.data.drift_sums``).
+
+    max_drift: largest |drift| searched, in channels per row (0.2 ch/row = 0.52 Hz/s at the
+        Kaggle resolution of 2.79 Hz x 1.07 s; the synthetic needles stay under 0.16 ch/row
+        except accelerating ones late in the cadence).
+    drifts: number of drift rates, evenly spaced over ``[-max_drift, max_drift]`` (odd: 0 is one).
+    block: rows summed before the search.
+    background: ``panel_median`` | ``off_median`` (needs the OFF panels).
+    reference: ``cadence`` | ``panel``.
+    panel_gap: rows between consecutive panels when aligning to the cadence (the slew).
+    clip: after cleaning, every block sum is clipped to ``[-clip, clip]`` times its noise std
+        (0 = no clipping). Broadband bursts are short and bright (tens of sigma per block over
+        dozens of channels) and would otherwise dominate every path that crosses them, in ON and
+        OFF panels alike; a needle is faint per block (an SNR-40 needle is ~6 sigma per 7-row
+        block) and loses little.
+    """
+
+    max_drift: float = 0.2
+    drifts: int = 65
+    block: int = 7
+    background: DedopplerBackground = "off_median"
+    reference: Reference = "cadence"
+    panel_gap: int = 18
+    clip: float = 5.0
+
+    def __post_init__(self):
+        check_choices(self)
+        if not _is_number(self.max_drift) or not 0 < self.max_drift <= 4:
+            raise ValueError(f"DedopplerConfig.max_drift: expected channels per row in (0, 4], "
+                             f"got {self.max_drift!r}")
+        object.__setattr__(self, "max_drift", float(self.max_drift))
+        for name, low in (("drifts", 1), ("block", 1), ("panel_gap", 0)):
+            value = getattr(self, name)
+            if not _is_int(value, low):
+                raise ValueError(f"DedopplerConfig.{name}: expected an int >= {low}, got {value!r}")
+        if not _is_number(self.clip) or self.clip < 0:
+            raise ValueError(f"DedopplerConfig.clip: expected a number >= 0 (0 = off), got {self.clip!r}")
+        object.__setattr__(self, "clip", float(self.clip))
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Which view the model gets (``tfseti.data.views``).
+
+    name: ``on`` | ``on_off`` | ``all`` | ``dedoppler`` (see ``tfseti.data.views``).
+    resize: ``None`` (full resolution) or ``(height, width)``.
+    resize_method: ``bilinear`` | ``bicubic`` | ``area``.
+    normalize_columns: standardise every frequency column of every panel over time first
+        (mean 0, std 1 over the panel's rows; after the background removal when both are on).
+    background: ``none`` | ``off_median`` (subtract the OFF panels' per-channel median from every
+        panel; needs 6-panel cadences; ``tfseti.data.off_median``).
+    dedoppler: drift search options of the ``dedoppler`` view (``[view.dedoppler]``).
+    """
+
+    name: View = "on"
+    resize: tuple[int, int] | None = None
+    resize_method: ResizeMethod = "bilinear"
+    normalize_columns: bool = False
+    background: ViewBackground = "none"
+    dedoppler: DedopplerConfig = field(default_factory=DedopplerConfig)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.resize is not None:
+            size = tuple(self.resize)
+            if len(size) != 2 or not all(_is_int(s, 1) for s in size):
+                raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
+                                 f"ints, got {self.resize!r}")
+            object.__setattr__(self, "resize", size)
+        if not isinstance(self.dedoppler, DedopplerConfig):
+            raise ValueError(f"ViewConfig.dedoppler: expected a DedopplerConfig, got {self.dedoppler!r}")
+        if self.name == "dedoppler" and (self.background != "none" or self.normalize_columns):
+            raise ValueError("ViewConfig: the dedoppler view removes its own background "
+                             "(view.dedoppler.background); leave view.background = 'none' and "
+                             "view.normalize_columns = false")
+
+
+@dataclass(frozen=True)
+class InjectConfig:
+    """Needle injection options (the ``[augment.inject]`` table of a recipe; ``tfseti.data.inject``).
+
+    p: per-sample probability of injecting a needle (0 = off).
+    families: needle families to draw from, uniformly (``tfseti.synth.families``: linear,
+        squared, sine, pulsed, broad).
+    snr: setigen SNR range ``(low, high)``, drawn uniformly; default the simulator's
+        (``tfseti.synth.parameters.DEFAULT_SNR``).
+    ranges: every shape range (drift, acceleration, sine period/amplitude, pulse period/duty,
+        widths, slew, edge margin) as in ``tfseti.synth.parameters.Ranges``.
+    f_profiles: frequency profiles to draw from, uniformly (``gaussian``, ``sinc2``); empty = each
+        family's own (as ``tfseti.synth``: ``broad`` draws either, the others are Gaussian).
+    missing_prob: probability that the needle is absent from one (random) ON panel.
+    renormalise: give each touched ON panel back its mean and std (the Kaggle panels were
+        normalised after injection).
+    """
+
+    p: float = 0.0
+    families: tuple[str, ...] = FAMILY_NAMES
+    snr: tuple[float, float] = DEFAULT_SNR
+    ranges: Ranges = DEFAULT_RANGES
+    f_profiles: tuple[FProfile, ...] = ()
+    missing_prob: float = 0.0
+    renormalise: bool = True
+
+    def __post_init__(self):
+        for name in ("p", "missing_prob"):
+            _unit_interval("InjectConfig", name, getattr(self, name))
+        try:
+            families = check_families(self.families)
+        except ValueError as err:
+            raise ValueError(f"InjectConfig.families: {err}") from None
+        object.__setattr__(self, "families", families)
+        snr = tuple(float(v) for v in self.snr)
+        if len(snr) != 2 or not all(math.isfinite(v) for v in snr) or not 0.0 < snr[0] <= snr[1]:
+            raise ValueError(f"InjectConfig.snr: expected (low, high) with 0 < low <= high, got {self.snr!r}")
+        object.__setattr__(self, "snr", snr)
+        if not isinstance(self.ranges, Ranges):
+            raise ValueError(f"InjectConfig.ranges: expected a tfseti.synth.parameters.Ranges, "
+                             f"got {type(self.ranges).__name__}")
+        profiles = tuple(self.f_profiles)
+        object.__setattr__(self, "f_profiles", profiles)
+        check_choices(self)
+        if len(set(profiles)) != len(profiles):
+            raise ValueError(f"InjectConfig.f_profiles: expected distinct names from {F_PROFILES} "
+                             f"(empty = each family's own), got {self.f_profiles!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.p > 0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation options; every ``*_p`` is the per-sample probability of that op (0 = off).
+
+    Sizes are fractions of the image side, so they mean the same at any resize.
+
+    seed: combined with the step counter into every op's stateless seed.
+    augment_on: ``device`` (inside the compiled train step) or ``host`` (tf.data map).
+    off_shuffle_p: permute the three OFF panels B, C, D of a cadence (before the view; needs 6 panels).
+    vflip_p / hflip_p: flip time (H) / frequency (W).
+    freq_roll_p, freq_roll_max, freq_roll_mode: shift along frequency by up to
+        ``freq_roll_max * W`` channels either way, ``roll`` (wrap around) or ``shift`` (zero fill).
+    time_mask_p, time_mask_max, time_mask_count: SpecAugment time masks, each up to
+        ``time_mask_max * H`` rows, ``time_mask_count`` per sample.
+    freq_mask_p, freq_mask_max, freq_mask_count: the same along frequency (W).
+    cutout_p, cutout_max: one zeroed rectangle up to ``cutout_max`` of each side.
+    noise_p, noise_std: add N(0, s^2) with s ~ U(noise_std) per sample.
+    inject: needle injection (:class:`InjectConfig`, the ``[augment.inject]`` table; ``inject.p``
+        = 0 is off): adds setigen needles to the ON panels of raw cadences before the view and
+        sets those targets to 1.
+    """
+
+    seed: int = 0
+    augment_on: AugmentOn = "device"
+    off_shuffle_p: float = 0.0
+    vflip_p: float = 0.0
+    hflip_p: float = 0.0
+    freq_roll_p: float = 0.0
+    freq_roll_max: float = 0.25
+    freq_roll_mode: FreqRollMode = "roll"
+    time_mask_p: float = 0.0
+    time_mask_max: float = 0.1
+    time_mask_count: int = 1
+    freq_mask_p: float = 0.0
+    freq_mask_max: float = 0.1
+    freq_mask_count: int = 1
+    cutout_p: float = 0.0
+    cutout_max: float = 0.25
+    noise_p: float = 0.0
+    noise_std: tuple[float, float] = (0.0, 0.1)
+    inject: InjectConfig = field(default_factory=InjectConfig)
+
+    def __post_init__(self):
+        check_choices(self)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_p") or f.name in ("freq_roll_max", "time_mask_max",
+                                                   "freq_mask_max", "cutout_max"):
+                _unit_interval("AugmentConfig", f.name, value)
+            if f.name.endswith("_count") and not _is_int(value, 1):
+                raise ValueError(f"AugmentConfig.{f.name}: expected an int >= 1, got {value!r}")
+        low, high = (float(v) for v in self.noise_std)
+        if not 0.0 <= low <= high:
+            raise ValueError(f"AugmentConfig.noise_std: expected (min, max) with 0 <= min <= max, "
+                             f"got {self.noise_std!r}")
+        object.__setattr__(self, "noise_std", (low, high))
+        if not isinstance(self.inject, InjectConfig):
+            raise ValueError(f"AugmentConfig.inject: expected an InjectConfig, got {self.inject!r}")
+
+
+@dataclass(frozen=True)
+class MixupConfig:
+    """Mixing options (all off by default; ``tfseti.data.mixup``).
+
+    mixup_p: fraction of each batch mixed up (per-sample probability).
+    cutmix_p: fraction of each batch cut-mixed along time (disjoint from mixup; sum <= 1).
+    lam: ``beta`` (λ ~ Beta(alpha, alpha)) or ``uniform`` (λ ~ U(lam_range)).
+    targets: ``or`` (y1 + y2 - y1 y2) or ``max``.
+    renormalize: re-standardise each mixed-up image (mean 0, std 1), as the 1st place did.
+    off_after: fraction of the training steps after which mixing stops (1.0 = never).
+    """
+
+    mixup_p: float = 0.0
+    cutmix_p: float = 0.0
+    lam: LambdaDistribution = "beta"
+    alpha: float = 1.0
+    lam_range: tuple[float, float] = (0.0, 1.0)
+    targets: TargetRule = "or"
+    renormalize: bool = False
+    off_after: float = 1.0
+
+    def __post_init__(self):
+        check_choices(self)
+        for name in ("mixup_p", "cutmix_p", "off_after"):
+            _unit_interval("MixupConfig", name, getattr(self, name))
+        if self.mixup_p + self.cutmix_p > 1.0:
+            raise ValueError(f"MixupConfig: mixup_p + cutmix_p must be <= 1 (disjoint fractions of "
+                             f"the batch), got {self.mixup_p} + {self.cutmix_p}")
+        if not float(self.alpha) > 0:
+            raise ValueError(f"MixupConfig.alpha: expected > 0, got {self.alpha!r}")
+        low, high = (float(v) for v in self.lam_range)
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"MixupConfig.lam_range: expected (a, b) with 0 <= a <= b <= 1, "
+                             f"got {self.lam_range!r}")
+        object.__setattr__(self, "lam_range", (low, high))
+
+    @property
+    def active(self) -> bool:
+        return self.mixup_p > 0 or self.cutmix_p > 0
+
+
+__all__ = ["DataConfig", "ViewConfig", "DedopplerConfig", "AugmentConfig", "InjectConfig",
+           "MixupConfig", "COMPRESSIONS", "CADENCE_DTYPES", "VIEWS", "RESIZE_METHODS",
+           "VIEW_BACKGROUNDS", "DEDOPPLER_BACKGROUNDS", "REFERENCES", "AUGMENT_ON",
+           "FREQ_ROLL_MODES", "LAMBDA_DISTRIBUTIONS", "TARGET_RULES", "F_PROFILES"]

@@ -1,0 +1,49 @@
+"""ROC AUC, one definition for the whole project: the trainer's validation AUC, the out-of-fold CV
+AUC, the report's tables and curves, the demo's test AUC and the benchmarks' comparisons.
+
+The AUC is the Mann-Whitney statistic (the fraction of positive/negative pairs in the right order,
+ties counted half), computed from ranks in O(n log n); it equals scikit-learn's
+``roc_auc_score``. With no positive or no negative it is undefined: NaN, everywhere (the report
+shows "undefined", the trainer warns). No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def rank_auc(pos, neg) -> float:
+    """ROC AUC of the scores of the positives ``pos`` against those of the negatives ``neg``
+    (NaN when either is empty)."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray(pos, dtype=np.float64).reshape(-1)
+    neg = np.asarray(neg, dtype=np.float64).reshape(-1)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))[: pos.size]
+    return float((ranks.sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def auc(target, score, mask=None) -> float:
+    """ROC AUC of ``score`` against the 0/1 ``target`` over the rows where ``mask`` is true
+    (padding rows excluded); NaN when only one class is present."""
+    score = np.asarray(score, dtype=np.float64).reshape(-1)
+    target = np.asarray(target).reshape(-1)
+    if mask is not None:
+        keep = np.asarray(mask).reshape(-1).astype(bool)
+        score, target = score[keep], target[keep]
+    if score.shape != target.shape:
+        raise ValueError(f"{score.shape[0]} scores for {target.shape[0]} targets")
+    labels = set(np.unique(target).tolist())
+    if not labels <= {0, 1}:
+        raise ValueError(f"targets must be 0 or 1, got values {sorted(labels)[:5]}")
+    positive = target == 1
+    return rank_auc(score[positive], score[~positive])
+
+
+def is_defined(value) -> bool:
+    """False for an undefined AUC (NaN, or None where a table holds no value)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,78 @@
+"""Flip test-time augmentation (``--tta flips``): the mean probability of the 4 flip combinations.
+
+The flips are made on the raw cadences so that each equals the flip the training augmentation made
+on the model's view image:
+
+* frequency flip (training ``hflip``, the image's W axis): reverse axis 3 (frequency) of every panel;
+* time flip (training ``vflip``, the image's H axis): the view stacks the panels in time, so reversing
+  H reverses the time rows of every panel *and* the order of the stacked panels. On raw cadences this
+  is axis 2 (time) reversed plus a panel permutation that depends on the view the model was trained
+  on: for ``on`` / ``on_off`` (ON panels A1 A2 A3 stacked, OFF panels B C D in their own channel) the
+  ON and the OFF panels are each reversed among themselves, ABACAD -> panels ``(4, 5, 2, 3, 0, 1)``
+  (ON-only cadences: ``(2, 1, 0)``); for ``all`` (all six panels stacked) the six are reversed,
+  ``(5, 4, 3, 2, 1, 0)``. For ``dedoppler`` (drift-rate maps) the ``on`` order is used: reversing
+  time and swapping the first and last pointings maps a needle drifting at ``r`` to one drifting
+  at ``-r`` through the same reference channel, so the flip is label-preserving (it is not
+  pixel-equal to the training flip of the map, which does not swap the panels). The view is the
+  model's (``ServingModel.view``, from the trainer's ``config.json``); without it the
+  ``on`` / ``on_off`` order is used (said in the log).
+  The OFF-median background and the column normalisation commute with these flips, except for view
+  ``all`` with ``background = "off_median"`` without column normalisation, where no raw-cadence
+  transform equals the image flip (the reversed stack puts ON panels where the median is taken):
+  flip TTA refuses that model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfseti.predict.models import ServingModel, fit_panels
+
+TTA_MODES = ("none", "flips")
+# Raw-cadence panel order of a time flip, per (view family, panels): see the module docstring.
+TIME_FLIP_PANELS = {("stacked_on", 6): (4, 5, 2, 3, 0, 1), ("stacked_on", 3): (2, 1, 0),
+                    ("all", 6): (5, 4, 3, 2, 1, 0)}
+
+
+def _check_mode(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise ValueError(f"--tta: expected one of {TTA_MODES}, got {tta!r}")
+
+
+def time_flip_panels(model: ServingModel) -> tuple[int, ...]:
+    """The panel permutation that goes with reversing time for ``model`` (see the module docstring)."""
+    view = model.view or {}
+    family = "all" if view.get("name") == "all" else "stacked_on"
+    if (family == "all" and view.get("background", "none") != "none"
+            and not view.get("normalize_columns", False)):
+        raise ValueError(f"{model.path}: view 'all' with background {view.get('background')!r} "
+                         f"and no column normalisation: no flip of the raw cadences equals the "
+                         f"training time flip of its image; use --tta none for this model")
+    return TIME_FLIP_PANELS[(family, model.panels)]
+
+
+def check_tta(tta: str, models: list[ServingModel]) -> None:
+    """Refuse an unknown mode, or flips for a model without an exact time flip (before reading data)."""
+    _check_mode(tta)
+    if tta == "flips":
+        for model in models:
+            time_flip_panels(model)
+
+
+def flip_variants(cadence: np.ndarray, model: ServingModel, tta: str) -> list[np.ndarray]:
+    """The TTA inputs: the cadences alone (``none``) or their 4 flip combinations (``flips``)."""
+    _check_mode(tta)
+    if tta == "none":
+        return [cadence]
+    time_flipped = cadence[:, list(time_flip_panels(model)), ::-1, :]
+    return [cadence, time_flipped, cadence[..., ::-1], time_flipped[..., ::-1]]
+
+
+def predict_batch(models: list[ServingModel], cadence: np.ndarray, tta: str) -> np.ndarray:
+    """``(n_models, B)`` probabilities, each the mean over the model's TTA variants."""
+    out = []
+    for model in models:
+        fitted = fit_panels(cadence, model)
+        out.append(np.mean([model(np.ascontiguousarray(v)) for v in flip_variants(fitted, model, tta)],
+                           axis=0))
+    return np.stack(out)

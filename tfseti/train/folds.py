@@ -1,0 +1,145 @@
+"""One fold, or every fold, of a run: the pipeline, the augmenter and the trainer put together.
+
+``train_one_fold`` checks the fold's shards, builds the one ``Augmenter`` of the run (the
+pipeline and the train step share it), trains with ``tfseti.train.trainer.fit_fold`` and writes
+the fold's out-of-fold predictions. ``train_folds`` runs several folds, skips the ones a
+preempted run finished, and writes the run's ``oof.csv`` and ``cv.json``. The command line
+(``tfseti.train.cli``) checks the config and the run folder before calling these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from tfseti.config import ConfigError
+from tfseti.train.run_config import RunConfig
+
+
+def _compression_of(path: str) -> str:
+    from tfseti.io.shards import detect_compression
+
+    return detect_compression(path) or ""
+
+
+def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_root=None,
+                   after_backup=None):
+    """Train ``run.train.fold`` into the local ``out_dir``; ``data_root``: where TensorFlow reads
+    the shards of ``run.data.data`` (a local copy when it cannot read that URL itself)."""
+    from tfseti.data import pipeline
+    from tfseti.data.augmenter import Augmenter
+    from tfseti.data.views import view_shape
+    from tfseti.io.shards import open_shard_folder
+    from tfseti.train import strategy as strategy_lib
+    from tfseti.train import oof
+    from tfseti.train import plan, run_folder
+    from tfseti.train.trainer import fit_fold
+
+    fold = run.train.fold
+    global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
+    data = dataclasses.replace(run.data, data=data_root or run.data.data)
+    folder = open_shard_folder(data.data)
+    train_files = folder.files("train", fold)
+    val_files = folder.files("val", fold)
+    shape = pipeline.cadence_shape(train_files, _compression_of(train_files[0]) or None)
+    view_shape(run.view, *shape)  # a view that needs OFF panels on ON-only shards fails here
+    if run.augment.off_shuffle_p > 0 and shape[0] != 6:
+        raise ConfigError("augment.off_shuffle_p", f"needs the 6-panel cadences; the shards hold "
+                                                   f"{shape[0]} panels")
+    steps = plan.steps_per_epoch(run.train, folder.records_in(train_files), global_batch)
+    # Which shards trained this fold (compared by the run-folder check of a later run).
+    run_folder.write_shards_record(out_dir, run_folder.shards_record(run.data.data,
+                                                                     folder.manifest))
+    augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
+    # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
+    step_data = dataclasses.replace(data, with_ids=False)
+    # Built per fit from its first global step (a resumed or later-phase fit skips the batches
+    # already consumed when data.deterministic).
+    def train_ds(initial_step: int):
+        return pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter,
+                                                  initial_step=initial_step)
+
+    # The validation ids, read before training: a record count that differs from the manifest
+    # (a shard rewritten to the same size) fails here rather than after the fold.
+    ids = validation_ids(val_files, data, shape)
+    if len(ids) != folder.records_in(val_files):
+        from tfseti.io.shards import ShardFolderError
+
+        raise ShardFolderError(f"{data.data}: fold {fold}'s validation shards hold {len(ids)} "
+                               f"records, the manifest lists {folder.records_in(val_files)} "
+                               f"(python -m tfrecords_tools.verify {data.data} names the shard)")
+    val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
+    result = fit_fold(run, strategy, augmenter, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
+                      verbose=verbose, after_backup=after_backup)
+    frame = oof.fold_frame(result.predictions, ids, fold)
+    frame.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
+    return result, frame
+
+
+def validation_ids(files: list[str], data, shape) -> dict[int, str]:
+    """``index -> id`` of the validation records, read on the host in the eval read order."""
+    from tfseti.data import pipeline
+
+    ids = {}
+    dataset = pipeline.eval_dataset(files, dataclasses.replace(data, with_ids=True), shape=shape)
+    for batch in dataset.map(lambda b: {k: b[k] for k in ("id", "index", "mask")}):
+        for cadence_id, index, real in zip(batch["id"].numpy(), batch["index"].numpy(),
+                                           batch["mask"].numpy()):
+            if real:
+                ids[int(index)] = cadence_id.decode("utf-8")
+    return ids
+
+
+def finished_fold(fold_dir: str):
+    """``(best val AUC, out-of-fold frame)`` of a fold a previous run completed (its outputs
+    written and its backup removed), else None."""
+    import pandas as pd
+
+    paths = [os.path.join(fold_dir, name) for name in ("result.json", "oof.csv")]
+    if not all(os.path.exists(p) for p in paths) or os.path.exists(os.path.join(fold_dir, "backup")):
+        return None
+    with open(paths[0]) as handle:
+        best = json.load(handle)["best_val_auc"]
+    return best, pd.read_csv(paths[1], dtype={"id": str})
+
+
+def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto",
+                data_root=None, sync=None) -> dict:
+    """Train each fold into the local ``out_dir/fold{k}``; with several folds also ``oof.csv``
+    and the CV AUC in ``cv.json``. ``sync()`` (if given) runs after every backup and fold.
+    Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
+    sync = sync or (lambda: None)
+    summary = {"folds": {}, "models": {}, "saved_models": {}}
+    frames = []
+    for fold in folds:
+        fold_run = dataclasses.replace(run, train=dataclasses.replace(run.train, fold=fold))
+        fold_dir = os.path.join(out_dir, f"fold{fold}")
+        done = finished_fold(fold_dir) if run.train.backup_every_steps else None
+        if done is not None:  # a rerun after preemption: this fold completed before
+            print(f"fold {fold}: already trained in {fold_dir}, skipped", flush=True)
+            best_val_auc, frame = done
+            paths = (os.path.join(fold_dir, "model.keras"), os.path.join(fold_dir, "saved_model"))
+        else:
+            result, frame = train_one_fold(fold_run, strategy, fold_dir, verbose=verbose,
+                                           data_root=data_root, after_backup=sync)
+            sync()
+            best_val_auc = result.best_val_auc
+            paths = (result.model_path, result.saved_model_path)
+        summary["folds"][fold] = best_val_auc
+        summary["models"][fold], summary["saved_models"][fold] = paths
+        frames.append(frame)
+    if len(folds) > 1:
+        from tfseti.train import oof
+
+        table, auc = oof.cv_auc(frames)
+        table.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
+        summary["cv_auc"] = auc
+        # Paths inside the run folder: valid wherever the folder is (a bucket, another machine).
+        relative = {key: {fold: os.path.relpath(path, out_dir) for fold, path in summary[key].items()}
+                    for key in ("models", "saved_models")}
+        with open(os.path.join(out_dir, "cv.json"), "w") as handle:
+            json.dump({**summary, **relative}, handle, indent=2)
+        sync()
+    return summary
