@@ -90,3 +90,21 @@ def run_model_test(model, x, units: int, save_dir=None) -> np.ndarray:
         reloaded = keras.saving.load_model(path, safe_mode=True)
         np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), logits)
     return logits
+
+
+def run_script(script: str, *args: str, timeout: float = 300, cwd=None, env=None):
+    """Run ``python -c script args`` in a fresh process (``subprocess_env`` unless ``env``) and
+    return the JSON value of its last line of output; a non-zero exit fails with its stderr.
+
+    A fresh process is how a test gets what one process cannot undo: logical devices configured
+    before TensorFlow starts, a module never imported, an installed copy of the package.
+    """
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=cwd,
+                          env=subprocess_env() if env is None else env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from harness import run_script
 from tfseti.train import cli
 
 from train_shards import write_easy_shards
@@ -157,13 +158,8 @@ def test_two_epoch_run_learns_an_easy_set(tmp_path):
     assert roc_auc_score(oof["target"], oof["score"]) == pytest.approx(result["best_val_auc"])
     # The SavedModel, in a fresh process that never imports tfseti, gives the same probabilities
     # from the raw cadences of the shard.
-    served = subprocess.run(
-        [sys.executable, "-c", SERVE_SCRIPT, str(fold_dir / "saved_model"),
-         str(data / "train-f1-00000-of-00001.tfrec")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert served.returncode == 0, served.stderr[-3000:]
-    probabilities = json.loads(served.stdout.strip().splitlines()[-1])
+    probabilities = run_script(SERVE_SCRIPT, fold_dir / "saved_model",
+                               data / "train-f1-00000-of-00001.tfrec")
     expected = 1 / (1 + np.exp(-oof.set_index("id")["score"]))
     assert sorted(probabilities) == sorted(expected.index)
     np.testing.assert_allclose([probabilities[i] for i in expected.index], expected.values,

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import subprocess_env
+from harness import REPO, run_script
 from tfseti.train import strategy as strategy_lib
 
 
@@ -67,11 +67,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_over_two_logical_cpus():
     # Logical devices must be configured before TensorFlow initialises: a fresh process.
-    env = subprocess_env()
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
-                            text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(MIRRORED_SCRIPT, timeout=120)
     assert report["replicas"] == 2
     assert report["global_batch"] == 16
     assert report["sum"] == 3.0  # replica ids 0 and 1, each + 1: both replicas ran
@@ -126,11 +122,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_two_replicas_follow_the_one_device_loss_curve():
-    env = subprocess_env()
-    result = subprocess.run([sys.executable, "-c", EQUIVALENCE_SCRIPT], capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(EQUIVALENCE_SCRIPT, timeout=300)
     replicas, global_batch, mirrored, per_replica_xla = report["mirrored"]
     assert (replicas, global_batch) == (2, 8)
     # XLA per replica under Mirrored (one cluster cannot span devices); whole step on one device.
@@ -181,12 +173,7 @@ BATCHNORM_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_batchnorm_copies_are_averaged_and_sync_needs_no_xla():
-    env = subprocess_env()
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", BATCHNORM_SCRIPT], capture_output=True,
-                            text=True, env=env, timeout=300, cwd=repo)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(BATCHNORM_SCRIPT, timeout=300, cwd=REPO)
     assert report["copies"] == 2
     assert report["before"] == [[1.0, 1.0], [3.0, 3.0]]
     assert report["after"] == [[2.0, 2.0], [2.0, 2.0]]  # the replicas' mean, on every replica
@@ -194,7 +181,6 @@ def test_mirrored_batchnorm_copies_are_averaged_and_sync_needs_no_xla():
 
 
 # -- strategies that cannot start: one line with the likely fix, no traceback ------------------
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _train_cli(strategy: str, **env) -> subprocess.CompletedProcess:
