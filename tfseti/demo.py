@@ -96,7 +96,7 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
         Stage("verify the train shards", py + ["tfrecords_tools.verify", str(plan.shards / "train")]),
         Stage("verify the test shards", py + ["tfrecords_tools.verify", str(plan.shards / "test")]),
         Stage("input pipeline: a few augmented, mixed batches of fold 0", py + [
-            "tfseti.data.pipeline", str(plan.shards / "train"), "--fold", "0", "--view", "on",
+            "tfseti.data.preview", str(plan.shards / "train"), "--fold", "0", "--view", "on",
             "--batch-size", "8", "--batches", "3"]),
         Stage(f"train the cpu recipe ({DEMO_EPOCHS} epochs) on folds 1-3, validate on fold 0, export",
               py + ["tfseti.train", "--config", "cpu", "--strategy", "cpu",
