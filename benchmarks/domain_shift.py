@@ -147,7 +147,7 @@ def build_stages(settings: Settings) -> list[Stage]:
         Stage(f"convert the train set to shards ({FOLDS} folds)", py + [
             "tfrecords_tools.convert", "--data", str(settings.train_data), "--out", str(settings.shards),
             "--split", "train", "--folds", str(FOLDS), "--seed", str(settings.seed), "--shard-mb", "20",
-            "--workers", str(settings.workers), "--quiet"]),
+            "--workers", str(settings.workers), "--no-progress"]),
     ]
     for run in RUNS:
         what = ("no injection" if run == "baseline"
