@@ -109,3 +109,19 @@ def test_on_only_shards_are_refused(tmp_path, capsys):
     write_shard_manifest(shards)
     assert cli.main([str(shards), "--out", str(tmp_path / "x.csv"), "--no-progress"]) == 2
     assert "6-panel cadences" in capsys.readouterr().err
+
+
+def test_a_smaller_last_batch_is_padded_and_reuses_the_trace():
+    from tfseti.dedoppler.scores import _score_function
+
+    cadences = np.random.default_rng(3).standard_normal((5, 6, 273, 256)).astype(np.float16)
+    cfg = DedopplerConfig(drifts=9)
+    full = score_batch(cadences, cfg)
+    traced = _score_function(cfg, 273).experimental_get_tracing_count()
+    part = score_batch(cadences[:3], cfg, pad_to=5)
+    assert _score_function(cfg, 273).experimental_get_tracing_count() == traced  # no new trace
+    for name, values in full.scores.items():
+        assert part.scores[name].shape == (3,)
+        np.testing.assert_allclose(part.scores[name], values[:3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(part.channel, full.channel[:3])
+    assert part.pattern == full.pattern[:3] and part.panel_snr.shape == (3, 6)

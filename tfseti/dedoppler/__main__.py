@@ -103,7 +103,7 @@ def run(args) -> tuple[str, str, int, float]:
         if cadence.shape[1] != 6:
             raise ValueError(f"{args.data}: the ON/OFF search needs 6-panel cadences, the data holds "
                              f"{cadence.shape[1]} panels (ON-only shards, converted with --panels on)")
-        result = score_batch(cadence, cfg, args.pattern_snr)
+        result = score_batch(cadence, cfg, args.pattern_snr, pad_to=args.batch_size)
         for i, cid in enumerate(batch_ids):
             row = {"id": cid, **{name: float(v[i]) for name, v in result.scores.items()},
                    "drift_ch_per_row": float(result.drift[i]),

@@ -93,10 +93,14 @@ def _score_function(cfg, time: int):
     return scores
 
 
-def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR) -> CadenceScores:
+def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR,
+                pad_to: int | None = None) -> CadenceScores:
     """All scores and the best hit of raw cadences ``(N, 6, T, F)`` (numpy or tensor).
 
     ``cfg`` is a ``DedopplerConfig``; its ``reference`` is ignored (both are computed).
+    ``pad_to``: a batch of fewer cadences is padded with zeros to this many (the results are
+    those of the ``N`` real ones), so that a smaller last batch reuses the traced function
+    instead of tracing it again.
     """
     from tfseti.data import drift_sums as ds
 
@@ -104,10 +108,14 @@ def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR) -> Caden
     if len(shape) != 4 or shape[1] != 6:
         raise ValueError(f"cadence batch: the classical ON/OFF scores need 6-panel cadences "
                          f"(N, 6, T, F), got shape {shape}")
-    time = shape[2]
+    n, time = shape[0], shape[2]
+    if pad_to is not None and n < pad_to:
+        # Every op of the search is per cadence: zero padding changes nothing of the real rows.
+        cadence = np.concatenate([np.asarray(cadence),
+                                  np.zeros((pad_to - n, *shape[1:]), np.asarray(cadence).dtype)])
     line_cfg = replace(cfg, reference="cadence")
     straight, two_of_three, maxima, d, f, panel_snr = (
-        t.numpy() for t in _score_function(cfg, time)(cadence))
+        t.numpy()[:n] for t in _score_function(cfg, time)(cadence))
     rates = ds.drift_rates(line_cfg)[d]
     first_row = ds.reference_rows(line_cfg, 6, time)[0, 0]
     pattern = ["".join("1" if v >= pattern_snr else "0" for v in row) for row in panel_snr]

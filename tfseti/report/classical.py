@@ -26,7 +26,7 @@ def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndar
     out = []
     for start in range(0, len(ids), SCORE_BATCH):
         batch = np.stack([cadences[i] for i in ids[start:start + SCORE_BATCH]])
-        out.append(score_batch(batch, cfg).scores[CLASSICAL_SCORE])
+        out.append(score_batch(batch, cfg, pad_to=SCORE_BATCH).scores[CLASSICAL_SCORE])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
