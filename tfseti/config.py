@@ -221,6 +221,16 @@ def check_choices(config: Any) -> None:
                                  f"{_did_you_mean(item, choices)}")
 
 
+def is_number(value) -> bool:
+    """An int or float, not a bool (for the sections' range checks)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value, low: int) -> bool:
+    """An int (not a bool) ``>= low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def _did_you_mean(value: Any, choices) -> str:
     if not isinstance(value, str):
         return ""

@@ -25,7 +25,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from tfseti.config import check_choices
+from tfseti.config import check_choices, is_int, is_number
 from tfseti.synth.parameters import DEFAULT_RANGES, DEFAULT_SNR, FAMILY_NAMES, Ranges, check_families
 
 Compression = Literal["auto", "none", "GZIP"]
@@ -59,16 +59,8 @@ TARGET_RULES = typing.get_args(TargetRule)
 F_PROFILES = typing.get_args(FProfile)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def _unit_interval(section: str, name: str, value) -> None:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
+    if not is_number(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{section}.{name}: expected a value in [0, 1], got {value!r}")
 
 
@@ -101,9 +93,9 @@ class DataConfig:
 
     def __post_init__(self):
         check_choices(self)
-        if not _is_int(self.batch_size, 1):
+        if not is_int(self.batch_size, 1):
             raise ValueError(f"DataConfig.batch_size: expected an int >= 1, got {self.batch_size!r}")
-        if not _is_int(self.shuffle_buffer, 1):
+        if not is_int(self.shuffle_buffer, 1):
             raise ValueError(f"DataConfig.shuffle_buffer: expected an int >= 1, got {self.shuffle_buffer!r}")
 
 
@@ -136,15 +128,15 @@ class DedopplerConfig:
 
     def __post_init__(self):
         check_choices(self)
-        if not _is_number(self.max_drift) or not 0 < self.max_drift <= 4:
+        if not is_number(self.max_drift) or not 0 < self.max_drift <= 4:
             raise ValueError(f"DedopplerConfig.max_drift: expected channels per row in (0, 4], "
                              f"got {self.max_drift!r}")
         object.__setattr__(self, "max_drift", float(self.max_drift))
         for name, low in (("drifts", 1), ("block", 1), ("panel_gap", 0)):
             value = getattr(self, name)
-            if not _is_int(value, low):
+            if not is_int(value, low):
                 raise ValueError(f"DedopplerConfig.{name}: expected an int >= {low}, got {value!r}")
-        if not _is_number(self.clip) or self.clip < 0:
+        if not is_number(self.clip) or self.clip < 0:
             raise ValueError(f"DedopplerConfig.clip: expected a number >= 0 (0 = off), got {self.clip!r}")
         object.__setattr__(self, "clip", float(self.clip))
 
@@ -174,7 +166,7 @@ class ViewConfig:
         check_choices(self)
         if self.resize is not None:
             size = tuple(self.resize)
-            if len(size) != 2 or not all(_is_int(s, 1) for s in size):
+            if len(size) != 2 or not all(is_int(s, 1) for s in size):
                 raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
                                  f"ints, got {self.resize!r}")
             object.__setattr__(self, "resize", size)
@@ -288,7 +280,7 @@ class AugmentConfig:
             if f.name.endswith("_p") or f.name in ("freq_roll_max", "time_mask_max",
                                                    "freq_mask_max", "cutout_max"):
                 _unit_interval("AugmentConfig", f.name, value)
-            if f.name.endswith("_count") and not _is_int(value, 1):
+            if f.name.endswith("_count") and not is_int(value, 1):
                 raise ValueError(f"AugmentConfig.{f.name}: expected an int >= 1, got {value!r}")
         low, high = (float(v) for v in self.noise_std)
         if not 0.0 <= low <= high:

@@ -35,7 +35,6 @@ Multi-replica input (``distributed_train_dataset`` / ``distributed_eval_dataset`
 
 from __future__ import annotations
 
-
 import tensorflow as tf
 
 from tfseti.data.config import DataConfig

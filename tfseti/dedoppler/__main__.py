@@ -24,8 +24,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from tfseti.console import show_progress
 from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, SCORES
 

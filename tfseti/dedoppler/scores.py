@@ -111,8 +111,8 @@ def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR,
     n, time = shape[0], shape[2]
     if pad_to is not None and n < pad_to:
         # Every op of the search is per cadence: zero padding changes nothing of the real rows.
-        cadence = np.concatenate([np.asarray(cadence),
-                                  np.zeros((pad_to - n, *shape[1:]), np.asarray(cadence).dtype)])
+        cadence = np.asarray(cadence)
+        cadence = np.concatenate([cadence, np.zeros((pad_to - n, *shape[1:]), cadence.dtype)])
     line_cfg = replace(cfg, reference="cadence")
     straight, two_of_three, maxima, d, f, panel_snr = (
         t.numpy()[:n] for t in _score_function(cfg, time)(cadence))

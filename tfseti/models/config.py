@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from tfseti.config import check_choices
+from tfseti.config import check_choices, is_int, is_number
 
 Pooling = Literal["gem", "avg", "max", "attention"]
 Head = Literal["single_logit", "two_class"]
@@ -78,19 +78,17 @@ class ModelConfig:
                 or any(isinstance(v, bool) or v not in STEM_STRIDE_VALUES for v in s)):
             _fail("stem_strides", "two strides, each 1 or 2, e.g. (2, 2), (1, 2), (1, 1)", s)
         c = self.pre_stem_channels
-        if not isinstance(c, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                                           for v in c):
+        if not isinstance(c, tuple) or not all(is_int(v, 1) for v in c):
             _fail("pre_stem_channels", "a tuple of positive ints (filters per layer)", c)
-        if not _is_number(self.gem_p) or self.gem_p <= 0:
+        if not is_number(self.gem_p) or self.gem_p <= 0:
             _fail("gem_p", "a number > 0", self.gem_p)
         if not isinstance(self.gem_trainable, bool):
             _fail("gem_trainable", "a bool", self.gem_trainable)
-        if not _is_number(self.gem_eps) or self.gem_eps <= 0:
+        if not is_number(self.gem_eps) or self.gem_eps <= 0:
             _fail("gem_eps", "a number > 0", self.gem_eps)
-        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+        if not is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             _fail("dropout", "a rate in [0, 1)", self.dropout)
-        if isinstance(self.dropout_samples, bool) or not isinstance(self.dropout_samples, int) \
-                or self.dropout_samples < 1:
+        if not is_int(self.dropout_samples, 1):
             _fail("dropout_samples", "an int >= 1", self.dropout_samples)
         if self.dropout_samples > 1 and self.dropout == 0.0:
             _fail("dropout_samples", "1 when dropout is 0 (multi-sample dropout needs dropout > 0)",
@@ -98,7 +96,7 @@ class ModelConfig:
         if self.dropout_samples > 1 and self.pooling == "attention":
             _fail("dropout_samples", "1 with pooling='attention' (its head has no dense layer to "
                   "sample)", self.dropout_samples)
-        if not _is_number(self.drop_connect_rate) or not 0.0 <= self.drop_connect_rate < 1.0:
+        if not is_number(self.drop_connect_rate) or not 0.0 <= self.drop_connect_rate < 1.0:
             _fail("drop_connect_rate", "a rate in [0, 1)", self.drop_connect_rate)
         if not isinstance(self.triplet_attention, bool):
             _fail("triplet_attention", "a bool", self.triplet_attention)
@@ -124,7 +122,3 @@ class ModelConfig:
         """Build from keyword options (unknown names → ValueError listing the valid ones)."""
         cls.check_option_names(options)
         return cls(**options)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

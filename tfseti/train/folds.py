@@ -4,7 +4,8 @@
 pipeline and the train step share it), trains with ``tfseti.train.trainer.fit_fold`` and writes
 the fold's out-of-fold predictions. ``train_folds`` runs several folds, skips the ones a
 preempted run finished, and writes the run's ``oof.csv`` and ``cv.json``. The command line
-(``tfseti.train.cli``) checks the config and the run folder before calling these.
+(``tfseti.train.cli``) checks the config and the run folder before it imports this module,
+which is where TensorFlow comes in.
 """
 
 from __future__ import annotations
@@ -13,29 +14,23 @@ import dataclasses
 import json
 import os
 
+import pandas as pd
+
 from tfseti.config import ConfigError
+from tfseti.data import pipeline
+from tfseti.data.augmenter import Augmenter
+from tfseti.data.views import view_shape
+from tfseti.io.shards import ShardFolderError, detect_compression, open_shard_folder
+from tfseti.train import oof, plan, run_folder
+from tfseti.train import strategy as strategy_lib
 from tfseti.train.run_config import RunConfig
-
-
-def _compression_of(path: str) -> str:
-    from tfseti.io.shards import detect_compression
-
-    return detect_compression(path) or ""
+from tfseti.train.trainer import fit_fold
 
 
 def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_root=None,
                    after_backup=None):
     """Train ``run.train.fold`` into the local ``out_dir``; ``data_root``: where TensorFlow reads
     the shards of ``run.data.data`` (a local copy when it cannot read that URL itself)."""
-    from tfseti.data import pipeline
-    from tfseti.data.augmenter import Augmenter
-    from tfseti.data.views import view_shape
-    from tfseti.io.shards import open_shard_folder
-    from tfseti.train import strategy as strategy_lib
-    from tfseti.train import oof
-    from tfseti.train import plan, run_folder
-    from tfseti.train.trainer import fit_fold
-
     fold = run.train.fold
     global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
@@ -43,7 +38,7 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     folder = open_shard_folder(data.data)
     train_files = folder.files("train", fold)
     val_files = folder.files("val", fold)
-    shape = pipeline.cadence_shape(train_files, _compression_of(train_files[0]) or None)
+    shape = pipeline.cadence_shape(train_files, detect_compression(train_files[0]))
     view_shape(run.view, *shape)  # a view that needs OFF panels on ON-only shards fails here
     if run.augment.off_shuffle_p > 0 and shape[0] != 6:
         raise ConfigError("augment.off_shuffle_p", f"needs the 6-panel cadences; the shards hold "
@@ -65,8 +60,6 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     # (a shard rewritten to the same size) fails here rather than after the fold.
     ids = validation_ids(val_files, data, shape)
     if len(ids) != folder.records_in(val_files):
-        from tfseti.io.shards import ShardFolderError
-
         raise ShardFolderError(f"{data.data}: fold {fold}'s validation shards hold {len(ids)} "
                                f"records, the manifest lists {folder.records_in(val_files)} "
                                f"(python -m tfrecords_tools.verify {data.data} names the shard)")
@@ -80,8 +73,6 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
 
 def validation_ids(files: list[str], data, shape) -> dict[int, str]:
     """``index -> id`` of the validation records, read on the host in the eval read order."""
-    from tfseti.data import pipeline
-
     ids = {}
     dataset = pipeline.eval_dataset(files, dataclasses.replace(data, with_ids=True), shape=shape)
     for batch in dataset.map(lambda b: {k: b[k] for k in ("id", "index", "mask")}):
@@ -95,8 +86,6 @@ def validation_ids(files: list[str], data, shape) -> dict[int, str]:
 def finished_fold(fold_dir: str):
     """``(best val AUC, out-of-fold frame)`` of a fold a previous run completed (its outputs
     written and its backup removed), else None."""
-    import pandas as pd
-
     paths = [os.path.join(fold_dir, name) for name in ("result.json", "oof.csv")]
     if not all(os.path.exists(p) for p in paths) or os.path.exists(os.path.join(fold_dir, "backup")):
         return None
@@ -131,8 +120,6 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         summary["models"][fold], summary["saved_models"][fold] = paths
         frames.append(frame)
     if len(folds) > 1:
-        from tfseti.train import oof
-
         table, auc = oof.cv_auc(frames)
         table.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
         summary["cv_auc"] = auc
