@@ -1,7 +1,7 @@
 """Convert a Kaggle-layout split (``.npy`` cadences) to lossless sharded TFRecords.
 
     python -m tfrecords_tools.convert --data DIR|gs://... --out DIR|gs://bucket/prefix \\
-        --split train --folds 5 --seed 0 --shard-mb 100 --panels all --workers 8
+        --split train --folds 5 --seed 0 --shard-mb 100 --panels all --workers 8 [--renormalize]
 
 One output prefix holds one split. Shards are named ``train-f{k}-{i:05d}-of-{n:05d}.tfrec``
 (``test-{i:05d}-of-{n:05d}.tfrec`` for splits without folds), so ``train-f3-*.tfrec`` selects
@@ -19,6 +19,16 @@ fold 3. Records follow ``tfseti.io.records`` (schema v1). See the README section
 * a conversion that leaves no record (``--skip-bad`` with no readable file), or a fold without
   records, fails after writing its manifest (which lists the skipped files); every reader and
   ``tfrecords_tools.verify`` refuse such a folder.
+
+The old (leaky) data: ``--split train_old`` / ``test_old`` read ``old_leaky_data/``;
+``--data`` may be that folder or the Kaggle folder holding it (as for ``tfseti.data.validate``).
+``train_old`` gets folds (``train_old-f{k}-...``); ``test_old`` gets none but keeps its labels.
+In that release the injection changed each panel's statistics, so a panel's mean and std alone
+predict the label. ``--renormalize`` removes that leak: every panel of every cadence is
+re-normalised to mean 0, std 1 (computed in float32 over the panel's time x frequency, the std
+floored at ``STD_FLOOR`` so that a constant panel becomes zeros) and stored as float16 like every
+record. It is one of the manifest's ``params`` (``renormalize``), so a rerun with it flipped is
+refused; records written with it are no longer bit-exact copies of the ``.npy`` files.
 
 Parallelism is threads, ``--workers`` shards at a time plus a read-ahead pool: file reads, CRC32C
 and uploads/downloads release the GIL and overlap; ``.npy`` decoding and protobuf encoding mostly
@@ -41,7 +51,7 @@ import numpy as np
 from tfseti.console import json_object, positive_int, show_progress
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import (ID_PATTERN, LABEL_FILES, ON_PANELS, CadenceError, KaggleDataset,
-                              plain)
+                              plain, split_root)
 from tfseti.io.records import PANELS_SHAPES, SCHEMA_VERSION, encode_example
 from tfrecords_tools import manifest as mf
 from tfrecords_tools.folds import assign_folds
@@ -50,6 +60,9 @@ from tfrecords_tools.shards import (MB, SHARD_SUFFIX, Destination, ShardPlan, ha
 
 COMPRESSIONS = {"none": None, "gzip": "GZIP"}
 READ_AHEAD = 4  # cadences read ahead per shard being written
+# --renormalize: the std below which a panel counts as constant (it then becomes zeros instead
+# of a division by zero); real panels have std ~1.
+STD_FLOOR = 1e-6
 
 
 class ConvertError(RuntimeError):
@@ -72,6 +85,17 @@ def normalize_source(data: str) -> str:
 def is_folded(split: str) -> bool:
     """Splits that get k-fold assignments (the labeled training splits)."""
     return split.startswith("train")
+
+
+def renormalize_panels(array: np.ndarray) -> np.ndarray:
+    """Each panel (axis 0) to mean 0, std 1 over its time x frequency, in float32, back to float16.
+
+    This removes the old data's leak (per-panel statistics that predict the label).
+    """
+    values = array.astype(np.float32)
+    mean = values.mean(axis=(1, 2), keepdims=True)
+    std = values.std(axis=(1, 2), keepdims=True)
+    return ((values - mean) / np.maximum(std, STD_FLOOR)).astype(np.float16)
 
 
 def read_split(ds: KaggleDataset) -> tuple[list[str], np.ndarray]:
@@ -130,13 +154,15 @@ def _prefetch(pool, fn, items, depth, stop):
 
 
 class _Converter:
-    def __init__(self, ds, dest, panels, compression, skip_bad, workers, progress, total=None):
+    def __init__(self, ds, dest, panels, compression, skip_bad, workers, progress, total=None,
+                 renormalize=False):
         import tensorflow as tf
 
         self.tf = tf
         self.ds = ds
         self.dest = dest
         self.panels = panels
+        self.renormalize = renormalize
         self.options = tf.io.TFRecordOptions(compression_type=compression or "")
         self.skip_bad = skip_bad
         self.workers = workers
@@ -158,6 +184,8 @@ class _Converter:
             return cid, target, None, err
         if self.panels == "on":
             array = array[list(ON_PANELS)]
+        if self.renormalize:
+            array = renormalize_panels(array)
         return cid, target, encode_example(cid, array, target=target, fold=fold), None
 
     def write_shard(self, plan: ShardPlan) -> dict:
@@ -203,9 +231,12 @@ class _Converter:
 
 def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: int = 0,
             shard_mb: float = 100.0, panels: str = "all", compression: str | None = None,
-            workers: int | None = None, skip_bad: bool = False,
+            workers: int | None = None, skip_bad: bool = False, renormalize: bool = False,
             storage_options: dict | None = None, progress: bool = True, log=None) -> dict:
     """Convert ``data`` (Kaggle layout, local or URL) split ``split`` into shards under ``out``.
+
+    For ``train_old`` / ``test_old``, ``data`` is the ``old_leaky_data`` folder or the Kaggle
+    folder holding it. ``renormalize``: every panel to mean 0, std 1 (see the module docstring).
 
     Returns the manifest written to ``out/manifest.json``. Raises ConvertError (bad input,
     incompatible prefix) with a message naming the file or parameter at fault.
@@ -229,6 +260,10 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
     folded = is_folded(split)
     shape = PANELS_SHAPES[panels]
 
+    root = split_root(data, split, storage_options)
+    if root != data:
+        log(f"--split {split}: reading the old data from {root}")
+    data = root
     ds = KaggleDataset(data, split, storage_options=storage_options)
     try:
         ids, targets = read_split(ds)
@@ -246,7 +281,8 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
                         shard_mb * MB)
     digest = plan_digest(plans)
     params = {"source": normalize_source(data), "split": split, "folds": folds if folded else 0,
-              "seed": seed, "shard_mb": shard_mb, "panels": panels, "compression": compression}
+              "seed": seed, "shard_mb": shard_mb, "panels": panels, "compression": compression,
+              "renormalize": bool(renormalize)}
     options = {"workers": workers, "skip_bad": skip_bad}
 
     dest = Destination(out, storage_options)
@@ -358,7 +394,7 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
         dest.remove(mf.MANIFEST_NAME)
 
     converter = _Converter(ds, dest, params["panels"], compression, skip_bad, workers, progress,
-                           total=sum(len(p.ids) for p in todo))
+                           total=sum(len(p.ids) for p in todo), renormalize=params["renormalize"])
     failure = None
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="shard") as pool:
@@ -418,7 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tfrecords_tools.convert",
         description="Convert a Kaggle-layout split (.npy cadences) to lossless sharded TFRecords "
                     "on a local folder or gs://, resumably.")
-    parser.add_argument("--data", required=True, help="Kaggle-layout folder or URL (gs://...)")
+    parser.add_argument("--data", required=True,
+                        help="Kaggle-layout folder or URL (gs://...); for train_old/test_old the "
+                             "old_leaky_data folder or the Kaggle folder holding it")
     parser.add_argument("--out", required=True,
                         help="output folder or URL (gs://bucket/prefix); one split per prefix")
     parser.add_argument("--split", default="train", choices=sorted(LABEL_FILES))
@@ -434,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"shards written in parallel (default {default_workers()})")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave bad .npy files out and list them in the manifest")
+    parser.add_argument("--renormalize", action="store_true",
+                        help="re-normalise every panel to mean 0, std 1 (removes the leak of "
+                             "the old data)")
     parser.add_argument("--storage-options", type=json_object, default=None,
                         help="JSON dict of fsspec options for --data and --out, e.g. "
                              "'{\"token\": \"anon\"}'")
@@ -450,7 +491,8 @@ def main(argv=None) -> int:
         convert(args.data, args.out, split=args.split, folds=args.folds, seed=args.seed,
                 shard_mb=args.shard_mb, panels=args.panels,
                 compression=COMPRESSIONS[args.compression], workers=args.workers,
-                skip_bad=args.skip_bad, storage_options=args.storage_options,
+                skip_bad=args.skip_bad, renormalize=args.renormalize,
+                storage_options=args.storage_options,
                 progress=not args.no_progress)
     except (ConvertError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -15,8 +15,11 @@ Manifest fields (``FORMAT`` ``tfseti-tfrecords``):
 ``created``, ``tool``
     UTC time and ``tfrecords_tools`` version (informational).
 ``params``
-    the creation parameters that decide the bytes of the shards: ``source`` (input folder/URL),
-    ``split``, ``folds``, ``seed``, ``shard_mb``, ``panels``, ``compression`` (``"GZIP"`` or null).
+    the creation parameters that decide the bytes of the shards: ``source`` (input folder/URL;
+    for the old splits the ``old_leaky_data`` folder, however ``--data`` named it), ``split``,
+    ``folds``, ``seed``, ``shard_mb``, ``panels``, ``compression`` (``"GZIP"`` or null),
+    ``renormalize`` (true: every panel re-normalised to mean 0, std 1 by ``--renormalize``;
+    manifests written before the option lack it and count as false, see ``PARAM_DEFAULTS``).
     A conversion into a prefix whose manifest/progress has other ``params``, another
     ``schema_version`` or another ``plan_digest`` fails instead of mixing shards.
 ``options``
@@ -49,7 +52,11 @@ from tfseti.io.shards import (FORMAT, MANIFEST_NAME, PROGRESS_NAME, ManifestErro
                               summarize)
 from tfseti.io.shards import loads_manifest as loads  # noqa: F401
 
-COMPARED_PARAMS = ("source", "split", "folds", "seed", "shard_mb", "panels", "compression")
+COMPARED_PARAMS = ("source", "split", "folds", "seed", "shard_mb", "panels", "compression",
+                   "renormalize")
+# The value of a compared parameter that a manifest/progress written before it existed lacks, so
+# that older shard folders still resume (or have nothing to do) instead of looking incompatible.
+PARAM_DEFAULTS = {"renormalize": False}
 
 
 def now_utc() -> str:
@@ -91,8 +98,10 @@ def incompatibilities(existing: dict, schema_version: int, params: dict, digest:
                         f"this converter writes {schema_version}")
     old = existing.get("params") or {}
     for key in COMPARED_PARAMS:
-        if old.get(key) != params.get(key):
-            problems.append(f"{key} is {old.get(key)!r} there, {params.get(key)!r} now")
+        there = old.get(key, PARAM_DEFAULTS.get(key))
+        now = params.get(key, PARAM_DEFAULTS.get(key))
+        if there != now:
+            problems.append(f"{key} is {there!r} there, {now!r} now")
     if not problems and existing.get("plan_digest") != digest:
         problems.append("the assignment of ids to shards differs (the label csv changed)")
     return problems

@@ -112,7 +112,7 @@ def _check_shard(dest: Destination, entry: dict, shape, compression, decode: boo
                 index = out["records"]
                 out["records"] += 1
                 cid = rec["id"].decode("utf-8", "replace")
-                target = int(rec["target"])
+                target = int(rec["label"])  # the hard class (a v2 record's soft target aside)
                 out["ids"].append(cid)
                 out["classes"][target] += 1
                 cadence = rec["cadence"]

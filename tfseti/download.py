@@ -28,9 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tfseti.console import positive_int, show_progress
+from tfseti.io.kaggle import OLD_DATA_DIR
 
 COMPETITION = "seti-breakthrough-listen"
-OLD_DATA_DIR = "old_leaky_data"
 # Top-level entries of the competition archive, by the part they belong to.
 PART_ENTRIES = {
     "train": ("train",),

@@ -96,6 +96,70 @@ def test_training_batches_have_static_shapes_and_repeat(shards):
     assert ds.options().deterministic is False
 
 
+def write_pseudo_shard(root, n=10, first=1000) -> dict:
+    """A ``pseudo-00000-of-00001.tfrec`` of schema-v2 records: cadence key ``first + i``, soft
+    target ``i / 20``; returns ``{id: soft target}``."""
+    os.makedirs(root, exist_ok=True)
+    soft = {}
+    with tf.io.TFRecordWriter(os.path.join(root, "pseudo-00000-of-00001.tfrec")) as writer:
+        for i in range(n):
+            cadence = np.zeros((6, 273, 256), np.float16)
+            cadence[0, 0, 0] = first + i
+            cadence_id = f"{first + i:015x}"
+            soft[cadence_id] = i / 20
+            writer.write(records.encode_example(cadence_id, cadence, soft_target=i / 20,
+                                                source="pseudo:test"))
+    write_shard_manifest(root)
+    return soft
+
+
+def test_extra_choices_give_the_exact_share_in_every_window():
+    choices = np.array(list(P.extra_choices(0.3).take(200).as_numpy_iterator()))
+    assert set(choices) == {0, 1}
+    for start in range(0, 200, 10):       # every 10 consecutive records hold exactly 3 extras
+        assert choices[start:start + 10].sum() == 3
+    assert np.array(list(P.extra_choices(0.5).take(6).as_numpy_iterator())).tolist() == [0, 1] * 3
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_extra_sources_join_training_at_their_share_with_soft_targets(shards, tmp_path,
+                                                                      deterministic):
+    root, written = shards
+    soft = write_pseudo_shard(str(tmp_path / "pseudo"))
+    files = P.fold_files(root, "train", 0)
+    extra = [str(tmp_path / "pseudo" / "pseudo-00000-of-00001.tfrec")]
+    cfg = P.DataConfig(batch_size=10, shuffle_buffer=8, deterministic=deterministic)
+    ds = P.train_dataset(files, cfg, extra_files=extra, extra_ratio=0.4)
+    labelled = set(ids_of(files, written))
+    for batch in ds.take(6):
+        ids = [i.decode() for i in batch["id"].numpy()]
+        targets = batch["target"].numpy()
+        from_extra = [i for i in ids if i in soft]
+        assert len(from_extra) == 4                        # 40 % of every batch of 10
+        assert all(i in labelled for i in ids if i not in soft)
+        for cadence_id, target in zip(ids, targets):
+            expected = soft[cadence_id] if cadence_id in soft else int(cadence_id, 16) % 2
+            assert target == pytest.approx(expected)
+    with pytest.raises(ValueError, match="extra_ratio must be in \\(0, 1\\)"):
+        P.train_dataset(files, cfg, extra_files=extra, extra_ratio=0.0)
+
+
+def test_a_resumed_pipeline_with_extra_sources_continues_the_same_sequence(shards, tmp_path):
+    root, _ = shards
+    write_pseudo_shard(str(tmp_path / "pseudo"))
+    files = P.fold_files(root, "train", 0)
+    extra = [str(tmp_path / "pseudo" / "pseudo-00000-of-00001.tfrec")]
+    cfg = P.DataConfig(batch_size=4, shuffle_buffer=8, deterministic=True, seed=3)
+
+    def keys(initial_step, count):
+        ds = P.train_dataset(files, cfg, extra_files=extra, extra_ratio=0.25,
+                             initial_step=initial_step)
+        return [b["cadence"].numpy()[:, 0, 0, 0].tolist() for b in ds.take(count)]
+
+    whole = keys(0, 9)
+    assert keys(5, 4) == whole[5:]
+
+
 @pytest.mark.parametrize("gzip", [False, True])
 def test_evaluation_covers_every_record_exactly_once_with_a_mask(tmp_path, gzip):
     written = write_shards(str(tmp_path), folds=1, shards_per_fold=3, per_shard=4,

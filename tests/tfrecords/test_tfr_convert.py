@@ -66,7 +66,7 @@ def test_manifest_describes_the_shards(converted):
     assert manifest["complete"] is True
     assert manifest["params"] == {"source": manifest["params"]["source"], "split": "train",
                                   "folds": 5, "seed": 3, "shard_mb": SHARD_MB, "panels": "all",
-                                  "compression": None}
+                                  "compression": None, "renormalize": False}
     assert manifest["cadence_shape"] == [6, 273, 256] and manifest["cadence_dtype"] == "float16"
     assert manifest["num_records"] == N_TRAIN and manifest["skipped"] == []
     assert manifest["counts"]["classes"] == {"0": 30, "1": 10}

@@ -37,6 +37,17 @@ def test_bce_and_focal_take_logits():
     assert 0 < float(focal2(hard, LOGITS)) < _bce(hard, LOGITS)
 
 
+def test_focal_loss_on_soft_targets_follows_its_formula():
+    # Pseudo-labels are soft: focal's p_t = y p + (1 - y)(1 - p), weighted BCE (1 - p_t)^gamma.
+    p = 1 / (1 + np.exp(-LOGITS.astype(np.float64)))
+    y = SOFT_TARGETS.astype(np.float64)
+    p_t = y * p + (1 - y) * (1 - p)
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    expected = float(np.mean((1 - p_t) ** 2.0 * bce))
+    focal = make_loss(TrainConfig(loss="focal", focal_gamma=2.0))
+    assert float(focal(SOFT_TARGETS, LOGITS)) == pytest.approx(expected, rel=1e-4)
+
+
 def test_two_class_ce_equals_bce_on_the_logit_difference():
     # softmax([a, b])[1] == sigmoid(b - a): CE of a 2-logit head is BCE of the difference.
     base = RNG.normal(size=(16, 1)).astype("float32")

@@ -80,6 +80,12 @@ class DataConfig:
     deterministic: training batches in a fixed (seeded) order, so that a resumed run sees exactly
         the batches an uninterrupted run sees (``train_dataset`` skips the ``initial_step``
         batches already consumed). Off by default: parallel reads in arrival order are faster.
+    extra: more shard folders whose every record joins the training of every fold, never its
+        validation: pseudo-labelled shards (``tfseti.pseudo``, soft targets) or another dataset
+        (the old data). An id of an extra folder that is also a validation id is refused.
+    extra_ratio: the share of training records drawn from ``extra`` (every batch holds that
+        share, exactly, over its records); an epoch is then one pass over the labelled records.
+        Unset: the extra records count as much as labelled ones (their share is their count's).
     """
 
     data: str = ""
@@ -90,9 +96,19 @@ class DataConfig:
     cadence_dtype: CadenceDtype = "float16"
     with_ids: bool = True
     deterministic: bool = False
+    extra: tuple[str, ...] = ()
+    extra_ratio: float | None = None
 
     def __post_init__(self):
         check_choices(self)
+        if self.extra_ratio is not None:
+            if not is_number(self.extra_ratio) or not 0.0 < self.extra_ratio < 1.0:
+                raise ValueError(f"DataConfig.extra_ratio: expected a value in (0, 1) or unset, "
+                                 f"got {self.extra_ratio!r}")
+            if not self.extra:
+                raise ValueError("DataConfig.extra_ratio is set but data.extra names no shard folder")
+        if len(set(self.extra)) != len(self.extra):
+            raise ValueError(f"DataConfig.extra: a folder is named twice in {list(self.extra)}")
         if not is_int(self.batch_size, 1):
             raise ValueError(f"DataConfig.batch_size: expected an int >= 1, got {self.batch_size!r}")
         if not is_int(self.shuffle_buffer, 1):

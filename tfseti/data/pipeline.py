@@ -165,8 +165,53 @@ def _deterministic_passes(files: list[str], compression, files_seed: int, record
     return tf.data.Dataset.range(2**62).flat_map(one_pass)
 
 
+def _record_stream(files: list[str], cfg: DataConfig, pipelines: int, pipeline_id: int,
+                   seed: int) -> tf.data.Dataset:
+    """This input pipeline's endless, shuffled stream of serialized records of ``files``."""
+    compression = _compression(files, cfg)
+    file_sharding = pipelines > 1 and len(files) >= pipelines
+    data_sharding = pipelines > 1 and not file_sharding
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    if file_sharding:
+        files_ds = files_ds.shard(pipelines, pipeline_id)
+    n_files = len(files[pipeline_id::pipelines]) if file_sharding else len(files)
+    # Data sharding needs the same file order in every pipeline: same seed, deterministic reads.
+    files_seed = seed if data_sharding else seed + 7919 * pipeline_id
+    record_seed = seed + 104729 * pipeline_id
+    if cfg.deterministic:
+        own_files = files[pipeline_id::pipelines] if file_sharding else list(files)
+        return _deterministic_passes(own_files, compression, files_seed, record_seed,
+                                     (pipelines, pipeline_id) if data_sharding else None, cfg)
+    files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
+    if data_sharding:
+        ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
+        ds = ds.shard(pipelines, pipeline_id)
+    else:
+        ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
+    return ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
+
+
+# Seed offset of the extra sources' stream (its shuffles are not the labelled stream's).
+EXTRA_SEED_OFFSET = 15485863
+
+
+def extra_choices(ratio: float) -> tf.data.Dataset:
+    """0 (labelled) / 1 (extra) for record k of the mixed stream: 1 when ``floor((k + 1) r)``
+    exceeds ``floor(k r)``. Exactly the share ``r`` over any run of records, the same sequence on
+    every pass and host, no random state: a resumed run re-enters it at its step."""
+    r = tf.constant(float(ratio), tf.float64)
+
+    def choice(k):
+        k = tf.cast(k, tf.float64)
+        return tf.cast(tf.floor((k + 1.0) * r) - tf.floor(k * r), tf.int64)
+
+    return tf.data.Dataset.range(2**62).map(choice)
+
+
 def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augmenter=None,
-                  initial_step: int = 0, shape: tuple[int, int, int] | None = None
+                  initial_step: int = 0, shape: tuple[int, int, int] | None = None,
+                  extra_files: list[str] | tuple = (), extra_ratio: float = 0.0
                   ) -> tf.data.Dataset:
     """Infinite shuffled training batches (of the per-replica size under ``input_context``).
 
@@ -175,38 +220,26 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     of them are skipped (read, not parsed), so a run resumed at step k gets batch k, as an
     uninterrupted run would. Otherwise the order is arbitrary and nothing is skipped.
 
+    ``extra_files`` (shards of ``data.extra``: pseudo-labelled or other data) are a second
+    stream of their own shuffle; a share ``extra_ratio`` of the records comes from it
+    (:func:`extra_choices`). Records with a soft target train on it (``tfseti.io.records``).
+
     With ``augmenter`` in host mode (``augmenter.on_host``) the batches come out augmented and
     mixed (``{"image", "target", ...}``), batch k seeded with step ``initial_step + k``.
     """
     if not files:
         raise ValueError("train_dataset: no shard files")
-    compression = _compression(files, cfg)
-    shape = shape or cadence_shape(files, compression)
+    if extra_files and not 0.0 < extra_ratio < 1.0:
+        raise ValueError(f"train_dataset: extra_ratio must be in (0, 1) with extra files, "
+                         f"got {extra_ratio}")
+    shape = shape or cadence_shape(files, _compression(files, cfg))
     batch = _per_replica_batch(cfg, input_context)
     pipelines, pipeline_id, _ = _pipeline(input_context)
-    file_sharding = pipelines > 1 and len(files) >= pipelines
-    data_sharding = pipelines > 1 and not file_sharding
-
-    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
-    if file_sharding:
-        files_ds = files_ds.shard(pipelines, pipeline_id)
-    n_files = len(files[pipeline_id::pipelines]) if file_sharding else len(files)
-    # Data sharding needs the same file order in every pipeline: same seed, deterministic reads.
-    files_seed = cfg.seed if data_sharding else cfg.seed + 7919 * pipeline_id
-    record_seed = cfg.seed + 104729 * pipeline_id
-    if cfg.deterministic:
-        own_files = files[pipeline_id::pipelines] if file_sharding else list(files)
-        ds = _deterministic_passes(own_files, compression, files_seed, record_seed,
-                                   (pipelines, pipeline_id) if data_sharding else None, cfg)
-    else:
-        files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
-        if data_sharding:
-            ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
-            ds = ds.shard(pipelines, pipeline_id)
-        else:
-            ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
-        ds = ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
+    ds = _record_stream(list(files), cfg, pipelines, pipeline_id, cfg.seed)
+    if extra_files:
+        extra = _record_stream(list(extra_files), cfg, pipelines, pipeline_id,
+                               cfg.seed + EXTRA_SEED_OFFSET)
+        ds = tf.data.Dataset.choose_from_datasets([ds, extra], extra_choices(extra_ratio))
     ds = ds.batch(batch, drop_remainder=True)
     if cfg.deterministic and initial_step:
         ds = ds.skip(initial_step)  # still serialized: skipping costs reads, no parsing
@@ -272,12 +305,14 @@ def eval_dataset(files: list[str], cfg: DataConfig, input_context=None, augmente
 
 
 def distributed_train_dataset(strategy: tf.distribute.Strategy, files: list[str], cfg: DataConfig,
-                              augmenter=None, initial_step: int = 0):
+                              augmenter=None, initial_step: int = 0, extra_files=(),
+                              extra_ratio: float = 0.0):
     """Per-replica training batches via ``strategy.distribute_datasets_from_function``."""
     compression = _compression(files, cfg)
     shape = cadence_shape(files, compression)
     return strategy.distribute_datasets_from_function(
-        lambda context: train_dataset(files, cfg, context, augmenter, initial_step, shape))
+        lambda context: train_dataset(files, cfg, context, augmenter, initial_step, shape,
+                                      extra_files=extra_files, extra_ratio=extra_ratio))
 
 
 def distributed_eval_dataset(strategy: tf.distribute.Strategy, files: list[str], cfg: DataConfig,

@@ -26,13 +26,11 @@ from typing import Callable, Iterable, Iterator
 
 from tfseti.console import positive_int, show_progress
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_PATTERN, CadenceError, KaggleDataset,
-                              cadence_problems, cadence_relpath, plain)
+from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_PATTERN, OLD_SPLITS, CadenceError,
+                              KaggleDataset, cadence_problems, cadence_relpath, plain, split_root)
 
 MAIN_SPLITS = ("train", "test")
-OLD_SPLITS = ("train_old", "test_old")
 SPLIT_CHOICES = MAIN_SPLITS + OLD_SPLITS + ("all",)
-OLD_DATA_DIR = "old_leaky_data"
 ID_EXPECTATION = "expected 15 lowercase hex characters (12 in old_leaky_data)"
 DEFAULT_WORKERS = 16
 
@@ -153,7 +151,7 @@ def _datasets(root: str, split: str, storage_options, collector: _Collector) -> 
                             "train_labels.csv, sample_submission.csv)", split, "layout")
         return []
     # The old data lives in old_leaky_data/ of the competition folder, or DIR is that folder.
-    old_root = fsutil.join(root, OLD_DATA_DIR) if fs.isdir(f"{inner}/{OLD_DATA_DIR}") else root
+    old_root = split_root(root, OLD_SPLITS[0], storage_options)
 
     def make(name: str) -> KaggleDataset:
         return KaggleDataset(old_root if name in OLD_SPLITS else root, name, storage_options)

@@ -41,6 +41,9 @@ LABEL_FILES = {
     "test_old": "test_labels_old.csv",
 }
 LABELED_SPLITS = ("train", "train_old", "test_old")
+# The old (leaky) release: its splits live in this folder of the competition folder.
+OLD_DATA_DIR = "old_leaky_data"
+OLD_SPLITS = ("train_old", "test_old")
 # Synthetic folders (tfseti.synth) also hold the parameters of every cadence; reports and
 # benchmarks score against it.
 TRUTH_FILE = "truth.csv"
@@ -171,6 +174,17 @@ def load_cadence(path: str, *, fs=None, check: bool = True,
         if problems:
             raise CadenceError(path, "; ".join(problems))
     return array
+
+
+def split_root(root: str, split: str, storage_options: dict | None = None) -> str:
+    """The folder holding ``split`` (its folder and csv): for the old splits
+    ``root/old_leaky_data`` when ``root`` is the competition folder holding it, else ``root``."""
+    if split not in OLD_SPLITS:
+        return root
+    fs, inner = fsutil.url_to_fs(str(root), **(storage_options or {}))
+    if not fs.isdir(f"{inner.rstrip('/')}/{OLD_DATA_DIR}"):
+        return root
+    return fsutil.join(str(root).rstrip("/"), OLD_DATA_DIR)
 
 
 @dataclass

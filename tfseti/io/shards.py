@@ -50,6 +50,8 @@ from tfseti.io import fs as fsutil
 FORMAT = "tfseti-tfrecords"
 MANIFEST_NAME = "manifest.json"
 PROGRESS_NAME = "_progress.json"
+# A pseudo-label folder (tfseti.pseudo) also lists its records: id, target, probability.
+PSEUDO_LABELS_NAME = "pseudo_labels.csv"
 SHARD_SUFFIX = ".tfrec"
 GLOB_CHARS = "*?["
 GZIP_MAGIC = b"\x1f\x8b"
@@ -153,14 +155,14 @@ def manifest_problems(doc: dict) -> tuple[list[str], bool]:
     """``(problems, fatal)`` of a manifest on its own: format, schema, shape, shard entries
     (names, fold/index/count completeness), totals, and that it holds records in every fold.
     ``fatal``: the shard entries cannot be used at all (unknown schema, no valid shape)."""
-    from tfseti.io.records import SCHEMA_VERSION
+    from tfseti.io.records import READ_SCHEMA_VERSIONS
 
     problems = []
     if doc.get("format") != FORMAT:
         problems.append(f"manifest format is {doc.get('format')!r}, expected {FORMAT!r}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in READ_SCHEMA_VERSIONS:
         problems.append(f"manifest schema_version is {doc.get('schema_version')!r}; this "
-                        f"version of tfseti reads version {SCHEMA_VERSION}")
+                        f"version of tfseti reads versions {list(READ_SCHEMA_VERSIONS)}")
         return problems, True
     if doc.get("complete") is False:
         problems.append("manifest says complete: false (a progress document, not a manifest)")
@@ -286,10 +288,19 @@ class ShardFolder:
 
     def select(self, role: str, fold: int | None = None) -> list[Shard]:
         """Shards for a role: ``train``: every ``train-*`` shard, except fold ``fold``'s when a
-        fold is given; ``val``: fold ``fold``'s; ``test``: every ``test-*`` shard."""
+        fold is given; ``val``: fold ``fold``'s; ``test``: every ``test-*`` shard.
+
+        A folder without ``train-*`` (``test-*``) shards uses the split of its folded (unfolded)
+        shards instead, so that ``train_old`` shards train (pre-training on the old data) and
+        ``test_old`` shards predict.
+        """
         if role not in ("train", "val", "test"):
             raise ValueError(f"role must be one of ('train', 'val', 'test'), got {role!r}")
         split = "test" if role == "test" else "train"
+        if not any(s.split == split for s in self.shards):
+            # One split per folder (the converter's rule): take the split its shards are of.
+            folded = role != "test"
+            split = next((s.split for s in self.shards if (s.fold >= 0) == folded), split)
         shards = [s for s in self.shards if s.split == split]
         if not shards:
             raise NoShardsError(f"{self.path}: no {split}-*{SHARD_SUFFIX} shards (the manifest's "

@@ -8,6 +8,7 @@ from .config import ModelConfig
 
 _LAZY = {
     "create_model": "factory", "list_models": "factory", "MODEL_REGISTRY": "factory",
+    "load_network": "factory",
     "GeMPooling2D": "pooling", "gem_pool": "pooling",
     "TripletAttention": "attention",
     "MultiSampleDropoutDense": "heads", "FramewiseAttentionPooling": "heads",

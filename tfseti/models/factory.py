@@ -81,3 +81,9 @@ def create_model(name: str, input_shape, config: ModelConfig | None = None,
         features = TripletAttention(name="triplet_attention")(features)
     logits = classifier_head(features, config)
     return keras.Model(image, logits, name=name)
+
+
+def load_network(path: str) -> keras.Model:
+    """A network saved as ``.keras`` (``model.keras`` of a fold), loaded in safe mode: no code
+    from the file runs, only the project's registered layers (this module imports them all)."""
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -54,6 +54,21 @@ def _probability(score: float) -> float:
     return float(1.0 / (1.0 + np.exp(-score)))
 
 
+def _training_records(fold) -> str:
+    """``1920 labelled + 2000 pseudo-labelled (runs/ns/pseudo0; 50% of every batch)``, from the
+    fold's data.json ("" when the fold recorded no sources)."""
+    sources = fold.sources
+    if not sources:
+        return ""
+    parts = [f"{sources.get('labelled', '?')} labelled"]
+    for extra in sources.get("extra") or []:
+        parts.append(f"{extra.get('records', '?')} {extra.get('kind', 'extra')} ({extra.get('data')})")
+    text = " + ".join(parts)
+    if sources.get("extra"):
+        text += f"; extra share {float(sources.get('extra_ratio') or 0):.0%} of every batch"
+    return text
+
+
 def _summary(run: Run) -> str:
     oof = run.oof
     oof_auc = auc(oof["target"], oof["score"])
@@ -71,6 +86,10 @@ def _summary(run: Run) -> str:
     if "cv_auc" in run.cv:
         rows.append(page.row([page.cell("CV AUC (cv.json)"),
                               page.auc_cell(run.cv["cv_auc"], "cv-json-auc")]))
+    init_from = (run.config.get("train") or {}).get("init_from")
+    if init_from:
+        scope = (run.config.get("train") or {}).get("init_scope", "all")
+        rows.append(page.row([page.cell("initialised from"), page.cell(f"{init_from} ({scope})")]))
     rows += [page.row([page.cell("precision"), page.cell(first.get("precision", "?"))]),
              page.row([page.cell("replicas"), page.cell(first.get("replicas", "?"))])]
     overview = page.table(None, rows, ' class="summary"')
@@ -82,10 +101,11 @@ def _summary(run: Run) -> str:
             page.auc_cell(fold.result.get("best_val_auc"), "best-val-auc"),
             page.auc_cell(auc(fold.oof["target"], fold.oof["score"]), "fold-oof-auc"),
             page.cell(log_epochs), page.cell(fold.result.get("precision", "?")),
-            page.cell(fold.result.get("replicas", "?"))], f' data-fold="{fold.fold}"'))
+            page.cell(fold.result.get("replicas", "?")), page.cell(_training_records(fold))],
+            f' data-fold="{fold.fold}"'))
     per_fold = page.table(["fold", "validation records", "positives", "best val AUC",
                            "AUC of oof.csv (best weights)", "epochs logged", "precision",
-                           "replicas"], fold_rows, ' class="folds"')
+                           "replicas", "training records by source"], fold_rows, ' class="folds"')
     one_class = [f.fold for f in run.folds if f.oof["target"].nunique() < 2]
     note = page.note(f"AUC is undefined for fold(s) {', '.join(map(str, one_class))}: their "
                      "validation records are all of one class.") if one_class else ""

@@ -40,6 +40,7 @@ class FoldRun:
     result: dict
     oof: pd.DataFrame              # id, fold, target, score
     log: pd.DataFrame | None       # epoch, loss, val_auc, ... (None when log.csv is absent)
+    sources: dict | None = None    # training records by source (data.json), when recorded
 
 
 @dataclass
@@ -120,11 +121,14 @@ def _read_fold(fs, inner: str, shown: str) -> FoldRun:
     log = _read_csv(fs, log_inner, log_shown) if fs.exists(log_inner) else None
     if log is not None and "epoch" not in log.columns:
         raise RunFolderError(f"{log_shown}: no 'epoch' column, expected Keras's CSVLogger log")
+    data_inner, data_shown = paths("data.json")
+    sources = _read_json(fs, data_inner, data_shown).get("sources") if fs.exists(data_inner) else None
     fold = (config.get("train") or {}).get("fold")
     if not isinstance(fold, int):
         folds = sorted(set(oof["fold"].tolist()))
         fold = int(folds[0]) if len(folds) == 1 else -1
-    return FoldRun(fold=fold, path=shown, config=config, result=result, oof=oof, log=log)
+    return FoldRun(fold=fold, path=shown, config=config, result=result, oof=oof, log=log,
+                   sources=sources if isinstance(sources, dict) else None)
 
 
 def _is_fold_folder(fs, inner: str) -> bool:

@@ -100,8 +100,7 @@ def _folds(run: RunConfig, fold_arg, data_root: str) -> list[int]:
         return [run.train.fold]
     from tfseti.io.shards import open_shard_folder
 
-    folds = sorted({s.fold for s in open_shard_folder(data_root).shards
-                    if s.split == "train" and s.fold >= 0})
+    folds = open_shard_folder(data_root).folds  # of the folded split: train, or train_old
     if len(folds) < 2:
         raise ConfigError("--fold", f"'all' needs shards of at least 2 folds, found {folds}")
     return folds
@@ -119,6 +118,7 @@ def main(argv=None) -> int:
     from tfseti.io import shards as shard_lib
     from tfseti.io import staging
     from tfseti.train import strategy as strategy_lib
+    from tfseti.train.init_from import InitFromError
 
     try:
         strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
@@ -135,24 +135,35 @@ def main(argv=None) -> int:
                   "URL itself here)", flush=True)
         folder = shard_lib.open_shard_folder(data_root)
         print(f"shards: {folder.describe()}", flush=True)
+        from tfseti.train.sources import open_extras
+
+        extras = open_extras(run.data.extra, readable=staging.tf_readable)
         folds = _folds(run, args.fold, data_root)
+        if run.train.init_from:  # a wrong path fails now, not after the first fold
+            from tfseti.train.init_from import resolve_source
+
+            for fold in folds:
+                resolve_source(run.train.init_from, fold)
         out, is_chief = _output_folder(args, run, strategy)
         if out.remote:
             fetched = out.pull()  # a rerun continues from what the bucket holds
             print(f"outputs staged in {out.local}, mirrored to {out.url}"
                   + (f" ({fetched} files of an earlier run fetched)" if fetched else ""), flush=True)
         sync = lambda: out.push(last=("checkpoint",))  # noqa: E731  (the index after its files)
-        _check_run_folder(args, run, strategy, out, folder, sync, is_chief)
+        _check_run_folder(args, run, strategy, out, folder, sync, is_chief, extras)
         from tfseti.config import resolve_config_path
         from tfseti.train import plan
         from tfseti.train.folds import train_folds
 
         print(plan.describe(run, strategy, folds, folder, out.url, args.strategy,
-                            config_path=str(resolve_config_path(args.config))), flush=True)
+                            config_path=str(resolve_config_path(args.config)), extras=extras),
+              flush=True)
         try:
-            summary = train_folds(run, strategy, folds, out.local, data_root=data_root, sync=sync)
+            summary = train_folds(run, strategy, folds, out.local, data_root=data_root, sync=sync,
+                                  extras=extras)
         except tf.errors.DataLossError as err:  # one line naming the shard, not a traceback
-            raise shard_lib.corrupt_shard_error(err, folder.paths) from None
+            paths = folder.paths + [p for source in extras for p in source.files]
+            raise shard_lib.corrupt_shard_error(err, paths) from None
         report, report_failed = None, False
         if is_chief and not args.no_report:
             report = _write_report(out)
@@ -161,7 +172,7 @@ def main(argv=None) -> int:
             import shutil
 
             shutil.rmtree(out.local, ignore_errors=True)
-    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError) as err:
+    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError, InitFromError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for fold, auc in summary["folds"].items():
@@ -177,7 +188,8 @@ def main(argv=None) -> int:
     return 1 if report_failed else 0
 
 
-def _check_run_folder(args, run: RunConfig, strategy, out, folder, sync, is_chief=True) -> None:
+def _check_run_folder(args, run: RunConfig, strategy, out, folder, sync, is_chief=True,
+                      extras=()) -> None:
     """Refuse to train into a run folder whose folds were trained with another config or on
     other shards (``--overwrite``: remove those folds first); see :mod:`tfseti.train.run_folder`.
     A non-chief worker's folder is its scratch copy: the chief decides for the run, the worker
@@ -190,7 +202,8 @@ def _check_run_folder(args, run: RunConfig, strategy, out, folder, sync, is_chie
     resolved = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
     removed = run_folder.check_run_folder(
         out.local, config_lib.to_dict(resolved),
-        run_folder.shards_record(run.data.data, folder.manifest),
+        run_folder.shards_record(run.data.data, folder.manifest,
+                                 [source.folder.manifest for source in extras]),
         overwrite=args.overwrite or not is_chief,
         log=lambda line: print(line, flush=True), shown=out.url)
     if removed:

@@ -22,31 +22,39 @@ from tfseti.data.augmenter import Augmenter
 from tfseti.data.views import view_shape
 from tfseti.io.shards import ShardFolderError, detect_compression, open_shard_folder
 from tfseti.train import oof, plan, run_folder
+from tfseti.train import sources as sources_lib
 from tfseti.train import strategy as strategy_lib
 from tfseti.train.run_config import RunConfig
 from tfseti.train.trainer import fit_fold
 
 
 def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_root=None,
-                   after_backup=None):
+                   after_backup=None, extras=None):
     """Train ``run.train.fold`` into the local ``out_dir``; ``data_root``: where TensorFlow reads
-    the shards of ``run.data.data`` (a local copy when it cannot read that URL itself)."""
+    the shards of ``run.data.data`` (a local copy when it cannot read that URL itself);
+    ``extras``: the open folders of ``run.data.extra`` (default: opened here as given)."""
     fold = run.train.fold
     global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, batch_size=global_batch))
     data = dataclasses.replace(run.data, data=data_root or run.data.data)
     folder = open_shard_folder(data.data)
-    train_files = folder.files("train", fold)
+    if extras is None:
+        extras = sources_lib.open_extras(run.data.extra)
+    sources = sources_lib.training_sources(folder, fold, extras, run.data.extra_ratio)
+    train_files = sources.files
     val_files = folder.files("val", fold)
     shape = pipeline.cadence_shape(train_files, detect_compression(train_files[0]))
     view_shape(run.view, *shape)  # a view that needs OFF panels on ON-only shards fails here
     if run.augment.off_shuffle_p > 0 and shape[0] != 6:
         raise ConfigError("augment.off_shuffle_p", f"needs the 6-panel cadences; the shards hold "
                                                    f"{shape[0]} panels")
-    steps = plan.steps_per_epoch(run.train, folder.records_in(train_files), global_batch)
-    # Which shards trained this fold (compared by the run-folder check of a later run).
-    run_folder.write_shards_record(out_dir, run_folder.shards_record(run.data.data,
-                                                                     folder.manifest))
+    steps = plan.steps_per_epoch(run.train, sources.records_per_epoch, global_batch)
+    # Which shards trained this fold (compared by the run-folder check of a later run), and how
+    # many records each source gave (the report's account of the training data).
+    run_folder.write_shards_record(out_dir, {
+        **run_folder.shards_record(run.data.data, folder.manifest,
+                                   [s.folder.manifest for s in extras]),
+        "sources": sources.counts()})
     augmenter = Augmenter(run.view, run.augment, run.mixup, total_steps=run.train.epochs * steps)
     # String ids cannot enter an XLA-compiled step; evaluation rows map back through `index`.
     step_data = dataclasses.replace(data, with_ids=False)
@@ -54,7 +62,9 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     # already consumed when data.deterministic).
     def train_ds(initial_step: int):
         return pipeline.distributed_train_dataset(strategy, train_files, step_data, augmenter,
-                                                  initial_step=initial_step)
+                                                  initial_step=initial_step,
+                                                  extra_files=sources.extra_files,
+                                                  extra_ratio=sources.extra_ratio)
 
     # The validation ids, read before training: a record count that differs from the manifest
     # (a shard rewritten to the same size) fails here rather than after the fold.
@@ -63,6 +73,7 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
         raise ShardFolderError(f"{data.data}: fold {fold}'s validation shards hold {len(ids)} "
                                f"records, the manifest lists {folder.records_in(val_files)} "
                                f"(python -m tfrecords_tools.verify {data.data} names the shard)")
+    sources_lib.check_disjoint(extras, ids.values(), fold)
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
     result = fit_fold(run, strategy, augmenter, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
                       verbose=verbose, after_backup=after_backup)
@@ -86,16 +97,15 @@ def validation_ids(files: list[str], data, shape) -> dict[int, str]:
 def finished_fold(fold_dir: str):
     """``(best val AUC, out-of-fold frame)`` of a fold a previous run completed (its outputs
     written and its backup removed), else None."""
-    paths = [os.path.join(fold_dir, name) for name in ("result.json", "oof.csv")]
-    if not all(os.path.exists(p) for p in paths) or os.path.exists(os.path.join(fold_dir, "backup")):
+    if not run_folder.fold_finished(fold_dir):
         return None
-    with open(paths[0]) as handle:
+    with open(os.path.join(fold_dir, "result.json")) as handle:
         best = json.load(handle)["best_val_auc"]
-    return best, pd.read_csv(paths[1], dtype={"id": str})
+    return best, pd.read_csv(os.path.join(fold_dir, "oof.csv"), dtype={"id": str})
 
 
 def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto",
-                data_root=None, sync=None) -> dict:
+                data_root=None, sync=None, extras=None) -> dict:
     """Train each fold into the local ``out_dir/fold{k}``; with several folds also ``oof.csv``
     and the CV AUC in ``cv.json``. ``sync()`` (if given) runs after every backup and fold.
     Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
@@ -112,7 +122,7 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
             paths = (os.path.join(fold_dir, "model.keras"), os.path.join(fold_dir, "saved_model"))
         else:
             result, frame = train_one_fold(fold_run, strategy, fold_dir, verbose=verbose,
-                                           data_root=data_root, after_backup=sync)
+                                           data_root=data_root, after_backup=sync, extras=extras)
             sync()
             best_val_auc = result.best_val_auc
             paths = (result.model_path, result.saved_model_path)

@@ -5,6 +5,7 @@
     plan: recipe cpu_demo (.../tfseti/recipes/cpu_demo.toml)
       data      /data/shards: 64 records in 2 shards, cadences 6x273x256
       fold 1    train 32 records, validation 32 records: 4 steps per epoch
+      extra     runs/ns/round0/pseudo: 40 pseudo-labelled records in 1 shard(s); 56% of every batch
       training  2 epochs; strategy cpu (OneDeviceStrategy), 1 replica; global batch 8 (8 per replica)
       model     efficientnet_b0 on view 'on': input 32x32x1; precision float32
       output    runs/cpu_demo
@@ -38,9 +39,11 @@ def _shape(values) -> str:
 
 
 def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: str,
-             config_path: str | None = None) -> str:
+             config_path: str | None = None, extras=()) -> str:
     """The plan of a run: ``run`` the resolved config, ``folder`` its open shard folder
-    (:class:`tfseti.io.shards.ShardFolder`), ``out`` where the outputs go."""
+    (:class:`tfseti.io.shards.ShardFolder`), ``extras`` the open ``data.extra`` folders
+    (:class:`tfseti.train.sources.ExtraSource`), ``out`` where the outputs go."""
+    from tfseti.train.sources import training_sources
     from tfseti.data.views import view_shape
     from tfseti.train import strategy as strategy_lib
 
@@ -54,12 +57,16 @@ def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: s
     lines = [f"plan: recipe {run.name}" + (f" ({config_path})" if config_path else ""),
              f"  data      {run.data.data}: {_n(folder.num_records, 'record')} in "
              f"{_n(len(folder.shards), 'shard')}, cadences {_shape(cadences)}"]
+    sources = None
     for fold in folds:
-        n_train = folder.records_in(folder.files("train", fold))
+        sources = training_sources(folder, fold, list(extras), run.data.extra_ratio)
         n_val = folder.records_in(folder.files("val", fold))
-        steps = steps_per_epoch(run.train, n_train, global_batch)
-        lines.append(f"  fold {fold:<4} train {_n(n_train, 'record')}, validation "
+        steps = steps_per_epoch(run.train, sources.records_per_epoch, global_batch)
+        extra = f" + {sources.extra_records} extra" if sources.extras else ""
+        lines.append(f"  fold {fold:<4} train {_n(sources.records, 'record')}{extra}, validation "
                      f"{_n(n_val, 'record')}: {_n(steps, 'step')} per epoch")
+    if sources is not None:
+        lines += [f"  {line}" for line in sources.describe()]
     lines += [
         f"  training  {_n(run.train.epochs, 'epoch')}; strategy {strategy_kind} "
         f"({type(strategy).__name__}), {_n(replicas, 'replica')}; "

@@ -111,18 +111,24 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
             if before.get(key, _ABSENT) != after.get(key, _ABSENT)]
 
 
-def shards_record(data: str, manifest: dict) -> dict:
+def shards_record(data: str, manifest: dict, extra_manifests=()) -> dict:
     """What ``data.json`` holds: where the shards were read and which they are (a digest of the
-    manifest's shard entries and cadence shape, and a readable summary)."""
-    entries = sorted(manifest.get("shards") or [], key=lambda e: str(e.get("name")))
+    manifest's shard entries and cadence shape, and a readable summary); the manifests of
+    ``data.extra`` folders count into the digest and the summary."""
     digest = hashlib.sha256(json.dumps(manifest.get("cadence_shape")).encode())
-    for entry in entries:
-        digest.update(json.dumps([entry.get(k) for k in ("name", "records", "bytes", "crc32c")])
-                      .encode())
-    records = sum(int(e.get("records") or 0) for e in entries)
-    return {"data": data,
-            "shards": f"{records} records in {len(entries)} shards, digest "
-                      f"{digest.hexdigest()[:16]}"}
+    counts = []
+    for document in (manifest, *extra_manifests):
+        entries = sorted(document.get("shards") or [], key=lambda e: str(e.get("name")))
+        for entry in entries:
+            digest.update(json.dumps([entry.get(k) for k in ("name", "records", "bytes", "crc32c")])
+                          .encode())
+        counts.append((sum(int(e.get("records") or 0) for e in entries), len(entries)))
+    (records, shards), extra = counts[0], counts[1:]
+    summary = f"{records} records in {shards} shards"
+    if extra:
+        summary += (f" + {sum(r for r, _ in extra)} extra records in {sum(n for _, n in extra)} "
+                    f"shards")
+    return {"data": data, "shards": f"{summary}, digest {digest.hexdigest()[:16]}"}
 
 
 def write_shards_record(fold_dir: str, record: dict) -> None:
@@ -130,6 +136,13 @@ def write_shards_record(fold_dir: str, record: dict) -> None:
     with open(os.path.join(fold_dir, DATA_FILE), "w") as handle:
         json.dump(record, handle, indent=2)
         handle.write("\n")
+
+
+def fold_finished(fold_dir: str) -> bool:
+    """The fold completed: its results written and its backup removed (the trainer removes the
+    backup last, so a fold killed at any point before is not finished)."""
+    return (all(os.path.exists(os.path.join(fold_dir, name)) for name in ("result.json", "oof.csv"))
+            and not os.path.exists(os.path.join(fold_dir, "backup")))
 
 
 def fold_dirs(out_dir: str) -> list[tuple[int, str]]:

@@ -14,6 +14,8 @@ Schedule = Literal["cosine", "constant"]
 Loss = Literal["bce", "focal", "ce2"]
 # Width of the model's last layer each loss expects: one logit, or two softmax logits.
 LOGITS_PER_LOSS = {"bce": 1, "focal": 1, "ce2": 2}
+# all: every layer of the source that fits; backbone: only the backbone's (tfseti.train.init_from).
+InitScope = Literal["all", "backbone"]
 # auto: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU.
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 
@@ -58,6 +60,10 @@ class TrainConfig:
     # and resume from it when the same command runs again (0: off). Exact resume (the weights
     # of an uninterrupted run) also needs data.deterministic = true.
     backup_every_steps: int = 0
+    # Start from another run's weights (tfseti.train.init_from): a run folder (its fold of the
+    # same index), a fold folder, a .keras or a .weights.h5 file; None: fresh initialisation.
+    init_from: str | None = None
+    init_scope: InitScope = "all"
 
     def __post_init__(self):
         check_choices(self)
@@ -99,6 +105,11 @@ class TrainConfig:
             # off the schedule, the augmentation seeds and the backups' step counts.
             raise ValueError(f"train.steps_per_epoch ({self.steps_per_epoch}) must be a multiple "
                              f"of train.steps_per_execution ({self.steps_per_execution})")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("train.init_from is an empty string: name a run folder, a fold "
+                             "folder or a weights file, or leave it unset")
+        if self.init_scope != "all" and self.init_from is None:
+            raise ValueError(f"train.init_scope = {self.init_scope!r} needs train.init_from")
         if self.fold < 0:
             raise ValueError(f"train.fold must be >= 0, got {self.fold}")
         # Impossible combinations inside this section.

@@ -332,6 +332,15 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
 
     with strategy.scope():
         model = build_classifier(run, cadence_shape, augmenter)
+        if state is None and train.init_from:  # a resumed fold has its state in the backup
+            from tfseti.train.init_from import initialise
+
+            input_shape = view_shape(run.view, *cadence_shape)
+            report = initialise(
+                model.net, train.init_from, train.init_scope, train.fold,
+                lambda: create_model(run.model.name, input_shape, config=run.model.options),
+                out_dir=out_dir)
+            print(report.summary(), flush=True)
     phases = _phases(train)
     for phase in phases:
         phase_end = phase.end_epoch * steps_per_epoch
@@ -390,7 +399,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
 
 # What fit_fold writes into a fold folder (config.json is rewritten at every start).
 FOLD_OUTPUTS = ("log.csv", "tensorboard", "best.weights.h5", "final.weights.h5", "model.keras",
-                "saved_model", "result.json", "oof.csv", "backup")
+                "saved_model", "result.json", "oof.csv", "backup", "init.json")
 
 
 def _remove_earlier_outputs(out_dir: str) -> None:
