@@ -97,3 +97,12 @@ def test_extra_settings_are_validated():
             DataConfig(extra=("a",), extra_ratio=bad)
     with pytest.raises(ValueError, match="a folder is named twice"):
         DataConfig(extra=("a", "a"))
+
+
+def test_an_interrupted_pseudo_label_folder_says_which_command_finishes_it(tmp_path):
+    folder = tmp_path / "pseudo"
+    folder.mkdir()
+    (folder / "_progress.json").write_text('{"complete": false, "pseudo": {"settings": {}}}')
+    with pytest.raises(ShardFolderError, match="pseudo-labelling interrupted .* rerun the same "
+                                               "python -m tfseti.pseudo command"):
+        sources.open_extras([str(folder)])

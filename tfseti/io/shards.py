@@ -384,6 +384,19 @@ def _listing(fs, root: str) -> dict[str, int] | None:
     return out
 
 
+def _interrupted(fs, progress: str) -> str:
+    """What to do about a folder whose writer left ``_progress.json``: the pseudo-labeller writes
+    one with a ``pseudo`` section, the converter without."""
+    try:
+        pseudo = "pseudo" in loads_manifest(fs.cat_file(progress), PROGRESS_NAME)
+    except (OSError, ManifestError):
+        pseudo = False
+    command = "tfseti.pseudo" if pseudo else "tfrecords_tools.convert"
+    what = "pseudo-labelling" if pseudo else "conversion"
+    return (f"{what} interrupted ({PROGRESS_NAME} present, no {MANIFEST_NAME}): rerun the same "
+            f"python -m {command} command to finish it")
+
+
 def check_shard_folder(path: str, storage_options: dict | None = None) -> FolderCheck:
     """Check a shard folder against its manifest without reading any record (see the module
     docstring for what is checked). Raises NoShardsError when ``path`` is no folder at all."""
@@ -398,9 +411,7 @@ def check_shard_folder(path: str, storage_options: dict | None = None) -> Folder
     check.listing = listing
     if MANIFEST_NAME not in listing:
         if PROGRESS_NAME in listing:
-            check.problems.append(
-                f"conversion interrupted ({PROGRESS_NAME} present, no {MANIFEST_NAME}): rerun the "
-                f"same python -m tfrecords_tools.convert command to finish it")
+            check.problems.append(_interrupted(fs, f"{root}/{PROGRESS_NAME}"))
         else:
             tfrecs = sorted(n for n in listing if n.endswith(SHARD_SUFFIX))
             hint = (f"; it holds {len(tfrecs)} {SHARD_SUFFIX} file(s) without the manifest "
