@@ -10,8 +10,9 @@ Takes a finished ``benchmarks/detection.py`` run (``--data-from``): its train sh
 trained fold-0 model as the teacher (round 0). Then, with ``python -m tfseti.noisy_student`` as a
 user would run it:
 
-1. the teacher predicts the test set with flip TTA; every test cadence becomes a training record
-   with that probability as its soft target (2nd place: all test rows, soft labels);
+1. the teacher predicts the test set (``--tta``, default flips as in the detection benchmark);
+   every test cadence becomes a training record with that probability as its soft target (2nd
+   place: all test rows, soft labels; ``--select`` / ``--hard`` choose otherwise);
 2. a student starts from the teacher's weights (``train.init_from``) with stronger noise
    (``model.options.dropout``, default 0.5 where the teacher had none) and trains on folds 1-4 plus
    the pseudo-labelled test cadences (``--extra-ratio`` of every batch), fold 0 validating;
@@ -52,6 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a finished benchmarks/detection.py run (data, shards, teacher)")
     parser.add_argument("--out", default="runs/noisy_student")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--select", default="all",
+                        help="which test cadences are pseudo-labelled (tfseti.pseudo --select; "
+                             "default all: the 2nd place's choice)")
+    parser.add_argument("--hard", action="store_true", help="hard pseudo-labels, not soft")
+    parser.add_argument("--tta", choices=("none", "flips"), default="flips",
+                        help="the teachers' test-time augmentation for pseudo-labels and scores "
+                             "(flips: the detection benchmark's; see the README on calibration)")
     parser.add_argument("--extra-ratio", type=float, default=0.5,
                         help="share of pseudo-labelled test cadences in every batch")
     parser.add_argument("--student-epochs", type=int, default=4)
@@ -84,7 +92,8 @@ def loop_stage(args, run: detection.Settings, loop_dir: Path) -> Stage:
             detection.config_path(run.config), "--data", str(run.shards),
             "--unlabelled", str(run.test_data), "--teacher", str(run.run_dir),
             "--fold", str(detection.VAL_FOLD), "--rounds", str(args.rounds), "--out", str(loop_dir),
-            "--tta", "flips", "--extra-ratio", str(args.extra_ratio), "--strategy", "cpu",
+            "--tta", args.tta, "--extra-ratio", str(args.extra_ratio), "--strategy", "cpu",
+            "--select", args.select, *(["--hard"] if args.hard else []),
             "--no-progress", f"train.seed={run.seed}", *run.overrides]  # as the teacher was trained
     for override in student:
         argv += ["--student", override]
@@ -101,10 +110,25 @@ def shot_stages(args, run: detection.Settings, out: Path) -> list[Stage]:
             "--unlabelled", str(run.test_data), "--out", str(out / "shot"),
             "--epochs", str(args.shot_epochs), "--prior", str(run.positive_rate),
             "--seed", str(run.seed), "--overwrite"]),
-        Stage("SHOT: predict the test set (flip TTA)", py + [
+        Stage(f"SHOT: predict the test set (TTA {args.tta})", py + [
             "tfseti.predict", "--model", str(out / "shot"), "--data", str(run.test_data),
-            "--tta", "flips", "--out", str(out / "shot_predictions.csv"), "--no-progress"]),
+            "--tta", args.tta, "--out", str(out / "shot_predictions.csv.part"), "--no-progress"]),
     ]
+
+
+def run_shot(stages: list[Stage], out: Path) -> float:
+    """The SHOT stages, each skipped when a rerun finds its output complete."""
+    seconds = 0.0
+    adapted, predictions = out / "shot" / f"fold{detection.VAL_FOLD}" / "adapt.json", \
+        out / "shot_predictions.csv"
+    for index, (stage, done) in enumerate(zip(stages, (adapted, predictions)), 2):
+        if done.exists():
+            print(f"[{index}/{len(stages) + 1}] {stage.name}: done before ({done}), skipped")
+            continue
+        seconds += run_stage(index, len(stages) + 1, stage)
+        if done == predictions:
+            (out / "shot_predictions.csv.part").replace(predictions)  # complete, or absent
+    return seconds
 
 
 def round_scores(loop_dir: Path, rounds: int, truth) -> dict:
@@ -117,8 +141,8 @@ def round_scores(loop_dir: Path, rounds: int, truth) -> dict:
             path, column = loop_dir / f"pseudo{k}" / "predictions.csv", "probability"
         else:
             path, column = loop_dir / f"round{k}" / "unlabelled.csv", "target"
-        table = pd.read_csv(path, dtype={"id": str})
-        out[k] = truth.merge(table, on="id", validate="one_to_one")[column].to_numpy()
+        table = pd.read_csv(path, dtype={"id": str})[["id", column]].rename(columns={column: "score"})
+        out[k] = truth.merge(table, on="id", validate="one_to_one")["score"].to_numpy()
     return out
 
 
@@ -132,7 +156,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     extra = shot_stages(args, run, out) if args.shot else []
     seconds = run_stage(1, 1 + len(extra), stage)
-    shot_seconds = sum(run_stage(i, 1 + len(extra), st) for i, st in enumerate(extra, 2))
+    shot_seconds = run_shot(extra, out) if extra else 0.0
 
     chosen = json.loads((Path(args.data_from) / "results.json").read_text())["classical_background"]
     truth, detection_scores = detection.score_table(run, chosen)
@@ -145,7 +169,9 @@ def main(argv=None) -> int:
     print("\n== noisy student on the detection benchmark ==")
     print(f"test set: {len(truth)} cadences ({int(truth.target.sum())} needles); teacher "
           f"{run.run_dir}; {args.rounds} round(s), students {args.student_epochs} epochs, dropout "
-          f"{args.dropout}, pseudo-labelled share {args.extra_ratio}; loop wall time {seconds:.0f} s")
+          f"{args.dropout}, pseudo-labels {args.select}{' hard' if args.hard else ''} (TTA "
+          f"{args.tta}), their share "
+          f"{args.extra_ratio}; loop wall time {seconds:.0f} s")
     for row in loop_rows:
         print(f"round {row['round']} ({row['role']}): fold-0 validation AUC "
               f"{row['validation_auc'] if row['validation_auc'] is None else round(row['validation_auc'], 4)}")
@@ -165,7 +191,7 @@ def main(argv=None) -> int:
         rows = detection.compare(truth, scores, args.bootstrap, run.seed)
         results["tables"]["shot"] = rows
         results["settings"]["shot_seconds"] = shot_seconds
-        adapt = json.loads((out / "shot" / "adapt.json").read_text())
+        adapt = json.loads((out / "shot" / f"fold{detection.VAL_FOLD}" / "adapt.json").read_text())
         results["shot_history"] = adapt["history"]
         print(f"\nSHOT ('model': {args.shot_epochs} epochs, prior {run.positive_rate}, "
               f"{shot_seconds:.0f} s) against the teacher and the classical {CLASSICAL}:")

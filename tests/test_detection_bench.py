@@ -18,6 +18,7 @@ bench = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = bench     # dataclasses look their module up there
 _spec.loader.exec_module(bench)
 sys.path.insert(0, str(REPO / "benchmarks"))    # recipe_check imports detection as a script does
+import noisy_student as noisy_student_bench  # noqa: E402
 import recipe_check  # noqa: E402
 
 
@@ -151,3 +152,20 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     assert resolved["view"]["name"] == "all" and resolved["view"]["background"] == "off_median"
     assert resolved["model"]["name"] == "plain_cnn_s"
     assert not (checks / "k2_style" / "data").exists()     # the data run's data, not a copy
+
+    # the noisy student and SHOT on the same data, the tiny run's model as the teacher
+    students = tmp_path / "students"
+    assert noisy_student_bench.main(["--data-from", str(out), "--out", str(students), "--rounds",
+                                     "1", "--student-epochs", "1", "--bootstrap", "20", "--shot",
+                                     "--shot-epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "== noisy student on the detection benchmark ==" in printed
+    assert "round 1 student ('model') against the teacher (round 0)" in printed
+    results = json.loads((students / "results.json").read_text())
+    assert set(results["tables"]) == {"round1", "shot"}
+    for rows in results["tables"].values():
+        assert {row["kind"] for row in rows} == {"overall", "family", "snr"}
+        assert {"auc_model", "auc_teacher", "diff_teacher", "ci_teacher",
+                "auc_two_of_three"} <= set(rows[0])
+    assert [row["round"] for row in results["rounds"]] == [0, 1]
+    assert "synthesise" not in printed and not (students / "data").exists()
