@@ -1,6 +1,7 @@
 """``data.extra``: more shard folders in every fold's training, never in its validation."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -18,8 +19,6 @@ from train_shards import write_easy_shards
 def write_extra(folder, ids, shape=(6, 273, 256), pseudo=True, with_table=True):
     """A pseudo-label folder as tfseti.pseudo leaves it (v2 records, a ``pseudo`` manifest
     section, ``pseudo_labels.csv``), or a plain labelled folder (``pseudo=False``)."""
-    import json
-
     os.makedirs(folder, exist_ok=True)
     name = "pseudo-00000-of-00001.tfrec" if pseudo else "train_old-f0-00000-of-00001.tfrec"
     with tf.io.TFRecordWriter(os.path.join(folder, name)) as writer:
@@ -106,3 +105,27 @@ def test_an_interrupted_pseudo_label_folder_says_which_command_finishes_it(tmp_p
     with pytest.raises(ShardFolderError, match="pseudo-labelling interrupted .* rerun the same "
                                                "python -m tfseti.pseudo command"):
         sources.open_extras([str(folder)])
+
+
+def test_extra_shards_count_into_the_identity_of_a_fold(labelled, tmp_path):
+    from tfseti.io.shards import read_manifest
+    from tfseti.train import run_folder
+
+    write_extra(str(tmp_path / "pseudo"), [f"{i:015x}" for i in range(100, 104)])
+    write_extra(str(tmp_path / "other"), [f"{i:015x}" for i in range(200, 205)])
+    plain = run_folder.shards_record(labelled.path, labelled.manifest)
+    pseudo = run_folder.shards_record(labelled.path, labelled.manifest,
+                                      [read_manifest(str(tmp_path / "pseudo"))])
+    other = run_folder.shards_record(labelled.path, labelled.manifest,
+                                     [read_manifest(str(tmp_path / "other"))])
+    assert pseudo["shards"].startswith("16 records in 2 shards + 4 extra records in 1 shards")
+    assert len({plain["shards"], pseudo["shards"], other["shards"]}) == 3
+    # data.extra names *where* the extra shards are (as data.data): the digest says which
+    assert "data.extra" in run_folder.IGNORED_KEYS
+    fold = tmp_path / "run" / "fold0"
+    run_folder.write_shards_record(str(fold), pseudo)
+    config = {"data": {"extra": ["/somewhere/else"]}, "train": {"fold": 0}}
+    (fold / "config.json").write_text(json.dumps(config))
+    assert run_folder.check_run_folder(str(tmp_path / "run"), config, pseudo) == []
+    with pytest.raises(run_folder.RunFolderConflict, match="data.shards: .*4 extra records"):
+        run_folder.check_run_folder(str(tmp_path / "run"), config, other)

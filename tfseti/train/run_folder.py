@@ -24,6 +24,7 @@ folds of one run without changing what a fold learns:
   ``gs://`` on one machine and from a local copy on another make one run. Which shards they are
   is compared instead, as the pseudo-key ``data.shards`` (the manifest digest in ``data.json``;
   a fold folder without ``data.json``, written before it existed, is compared by ``data.data``);
+  ``data.extra`` likewise: the extra folders' manifests count into that digest;
 * ``data.with_ids``: the trainer never feeds ids to the model (it reads them on the host for
   ``oof.csv``); TPUs need it off, other devices may keep it on;
 * ``train.backup_every_steps``: how often the training state is backed up; resuming is exact
@@ -53,7 +54,8 @@ from tfseti.config import ConfigError
 CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
 SHARDS_KEY = "data.shards"  # pseudo-key: the identity of the shards a fold was trained on
-IGNORED_KEYS = ("name", "data.data", "data.with_ids", "train.fold", "train.backup_every_steps")
+IGNORED_KEYS = ("name", "data.data", "data.extra", "data.with_ids", "train.fold",
+                "train.backup_every_steps")
 # Run-level outputs computed from the folds: stale once a fold is replaced.
 RUN_OUTPUTS = ("cv.json", "oof.csv", "report")
 _FOLD_DIR = re.compile(r"^fold(\d+)$")
