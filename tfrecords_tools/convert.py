@@ -77,11 +77,6 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def normalize_source(data: str) -> str:
-    data = os.fspath(data)
-    return data.rstrip("/") if fsutil.is_url(data) else os.path.abspath(data)
-
-
 def is_folded(split: str) -> bool:
     """Splits that get k-fold assignments (the labeled training splits)."""
     return split.startswith("train")
@@ -280,7 +275,7 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
     plans = plan_shards(split, ids, targets, fold_of, seed, record_size_estimate(shape, folded),
                         shard_mb * MB)
     digest = plan_digest(plans)
-    params = {"source": normalize_source(data), "split": split, "folds": folds if folded else 0,
+    params = {"source": fsutil.normal_location(data), "split": split, "folds": folds if folded else 0,
               "seed": seed, "shard_mb": shard_mb, "panels": panels, "compression": compression,
               "renormalize": bool(renormalize)}
     options = {"workers": workers, "skip_bad": skip_bad}

@@ -50,12 +50,14 @@ def fold_folders(model: str) -> list[tuple[str, str]]:
         return [(os.path.basename(os.path.normpath(model)), model)]
     if not os.path.isdir(model):
         raise AdaptError(f"--model {model}: no such run or fold folder")
-    folds = sorted(name for name in os.listdir(model)
-                   if name.startswith("fold") and os.path.isfile(os.path.join(model, name, MODEL_FILE)))
+    from tfseti.train.run_folder import fold_dirs
+
+    folds = [(f"fold{k}", path) for k, path in fold_dirs(model)
+             if os.path.isfile(os.path.join(path, MODEL_FILE))]
     if not folds:
         raise AdaptError(f"--model {model}: neither a fold folder ({MODEL_FILE}) nor a run folder "
                          f"with fold*/{MODEL_FILE}")
-    return [(name, os.path.join(model, name)) for name in folds]
+    return folds
 
 
 def two_class(logits):

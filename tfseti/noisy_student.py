@@ -48,6 +48,7 @@ import sys
 import time
 
 from tfseti.config import ConfigError
+from tfseti.io.fs import normal_location
 from tfseti.pseudo.selection import FORMS, parse_selection
 
 SETTINGS_FILE = "noisy_student.json"
@@ -102,12 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 # -- the plan ---------------------------------------------------------------------------------
 def settings_of(args) -> dict:
     """What decides the loop's outputs (compared with ``noisy_student.json`` on a rerun)."""
-    def where(path):
-        return os.path.abspath(path) if path and "://" not in path else path
-
     return {"config": args.config, "student_config": args.student_config or args.config,
-            "data": where(args.data), "unlabelled": where(args.unlabelled), "fold": args.fold,
-            "teacher": where(args.teacher), "select": str(parse_selection(args.select)),
+            "data": normal_location(args.data), "unlabelled": normal_location(args.unlabelled),
+            "fold": args.fold, "teacher": normal_location(args.teacher),
+            "select": str(parse_selection(args.select)),
             "hard": args.hard, "tta": args.tta, "extra_ratio": args.extra_ratio,
             "overrides": list(args.overrides), "student": list(args.student),
             "last": list(args.last)}

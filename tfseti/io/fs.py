@@ -33,6 +33,15 @@ def url_to_fs(path: str, **storage_options) -> tuple[fsspec.AbstractFileSystem, 
     return fsspec.core.url_to_fs(path, **storage_options)
 
 
+def normal_location(path: str | None) -> str | None:
+    """One spelling of a location, for comparing settings between runs: a URL without its
+    trailing '/', a local path made absolute (an empty or None path as it is)."""
+    if not path:
+        return path
+    path = os.fspath(path)
+    return path.rstrip("/") if is_url(path) else os.path.abspath(path)
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts with '/' for URLs and the OS separator for local paths."""
     base = os.fspath(base)

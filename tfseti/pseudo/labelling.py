@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 
 import numpy as np
 
@@ -42,10 +41,6 @@ class PseudoLabelError(ValueError):
     """The pseudo-labelling cannot go on; the message says why and what to do."""
 
 
-def _normal(path: str) -> str:
-    return path.rstrip("/") if fsutil.is_url(path) else os.path.abspath(path)
-
-
 def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard: bool = False,
                  tta: str = "none", ensemble: str = "mean", batch_size: int = 16,
                  shard_mb: float = 100.0, overwrite: bool = False, progress: bool = True,
@@ -57,7 +52,8 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
     from tfseti.predict import load_model, open_test_data, predict, resolve_model_paths
 
     model_paths = resolve_model_paths(teachers)
-    settings = {"teachers": [_normal(p) for p in model_paths], "data": _normal(data),
+    settings = {"teachers": [fsutil.normal_location(p) for p in model_paths],
+                "data": fsutil.normal_location(data),
                 "select": str(select), "hard": bool(hard), "tta": tta, "ensemble": ensemble}
     dest = Destination(out)
     try:
@@ -169,6 +165,7 @@ def _write_shards(dest, unlabelled, predicted_ids, wanted: dict, order: list[str
     the manifest's shard entries and the cadence shape."""
     import tensorflow as tf
 
+    from tfrecords_tools import manifest as mf
     from tfrecords_tools.shards import hash_file, num_shards
 
     n = len(order)
@@ -186,8 +183,8 @@ def _write_shards(dest, unlabelled, predicted_ids, wanted: dict, order: list[str
         name = shard_name(SPLIT, -1, index, count)
         dest.publish(work, name, digest)
         in_shard = bounds[index + 1] - bounds[index]
-        positives = int(sum(wanted[i] >= 0.5 for i in order[bounds[index]:bounds[index + 1]]))
-        classes = {k: v for k, v in (("0", in_shard - positives), ("1", positives)) if v}
+        classes = mf.class_counts(int(wanted[i] >= 0.5)
+                                  for i in order[bounds[index]:bounds[index + 1]])
         shards.append({"name": name, "fold": -1, "index": index, "count": count,
                        "records": in_shard, "classes": classes, "bytes": digest["bytes"],
                        "crc32c": digest["crc32c"], "skipped": []})
