@@ -8,9 +8,18 @@ XLA compilation) and then times ``--steps`` steps on one fixed batch already on 
 (model speed, not input speed). Memory: the allocator's peak on GPU
 (``tf.config.experimental.get_memory_info``), the process' peak RSS on CPU (includes the TF
 runtime). When ``torch`` and ``timm`` are importable and a CUDA GPU is present, the same run
-trains timm's TF-ported equivalent (``tf_efficientnet_b0`` …; channels-last, bf16 autocast for
-bf16, ``torch.compile`` for "XLA on") and prints Keras/timm ratios. Lines starting ``RESULT``
-are JSON, for scripts.
+trains timm's equivalent (the spec's ``timm_name``: ``tf_efficientnet_b0``, ``eca_nfnet_l2``,
+``nf_regnet_b1``, ``resnet50`` …; channels-last, bf16 autocast for bf16, ``torch.compile`` for
+"XLA on") and prints Keras/timm ratios. ``--save-check`` also saves each trained Keras model as
+``.keras``, reloads it in safe mode and requires identical logits: with ``--xla on --bf16 on``
+that is the "builds, trains a step under bf16 + XLA, saves and reloads" check of every name
+(the NF families take minutes each on a CPU, so the test suite runs small versions instead):
+
+    python benchmarks/model_bench.py --models nf_resnet26,nf_resnet50,nf_regnet_b0,\
+nf_regnet_b1,nf_regnet_b2,nf_regnet_b3,eca_nfnet_l0,eca_nfnet_l1,eca_nfnet_l2,resnet50,\
+resnet101 --size 64x32 --batch 2 --steps 1 --warmup 1 --xla on --bf16 on --save-check
+
+Lines starting ``RESULT`` are JSON, for scripts.
 """
 
 from __future__ import annotations
@@ -89,10 +98,22 @@ def keras_worker(args) -> dict:
         peak_mb, memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
               if gpus else f"CPU ({os.cpu_count()} cores)")
-    return dict(framework="keras", device=device, warmup_s=round(warmup_s, 2),
-                images_per_s=args.batch * args.steps / elapsed,
-                step_ms=1000 * elapsed / args.steps, peak_mb=peak_mb, memory=memory,
-                params=model.count_params())
+    result = dict(framework="keras", device=device, warmup_s=round(warmup_s, 2),
+                  images_per_s=args.batch * args.steps / elapsed,
+                  step_ms=1000 * elapsed / args.steps, peak_mb=peak_mb, memory=memory,
+                  params=model.count_params())
+    if args.save_check:   # the trained model through .keras and a safe-mode load: same logits
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.keras")
+            model.save(path)
+            reloaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+            same = np.array_equal(np.asarray(reloaded(x, training=False)),
+                                  np.asarray(model(x, training=False)))
+        result["reload_identical"] = bool(same)
+        assert same, "the reloaded .keras model gives other logits"
+    return result
 
 
 def torch_worker(args) -> dict:
@@ -103,13 +124,18 @@ def torch_worker(args) -> dict:
     import timm
 
     from tfseti.models.config import ModelConfig
-    from tfseti.models.efficientnet.backbone import EFFICIENTNET_SPECS
+    from tfseti.models.factory import MODEL_REGISTRY
 
     config = ModelConfig.from_options(**json.loads(args.options))
-    model = timm.create_model(EFFICIENTNET_SPECS[args.model].timm_name, pretrained=False,
+    timm_name = getattr(MODEL_REGISTRY[args.model].spec, "timm_name", None)
+    if not timm_name:
+        return dict(framework="timm", skipped=f"{args.model} has no timm equivalent")
+    model = timm.create_model(timm_name, pretrained=False,
                               num_classes=config.num_outputs, in_chans=args.channels,
                               drop_rate=config.dropout, drop_path_rate=config.drop_connect_rate)
-    model.conv_stem.stride = tuple(config.stem_strides)  # TF-ported "same" padding adapts
+    # The first conv (conv_stem, stem.conv1, conv1 ...): TF-ported "same" padding adapts to the
+    # stride; the NF convs' symmetric padding is the same for stride 1 and 2 (3x3 and 7x7).
+    model.get_submodule(model.pretrained_cfg["first_conv"]).stride = tuple(config.stem_strides)
     model = model.cuda().to(memory_format=torch.channels_last).train()
     if args.xla:
         model = torch.compile(model)
@@ -158,7 +184,8 @@ def run_worker(kind: str, model: str, xla: bool, bf16: bool, args) -> dict:
                "--size", f"{args.size[0]}x{args.size[1]}", "--channels", str(args.channels),
                "--batch", str(args.batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--options", args.options,
-               "--xla", "on" if xla else "off", "--bf16", "on" if bf16 else "off"]
+               "--xla", "on" if xla else "off", "--bf16", "on" if bf16 else "off",
+               *(["--save-check"] if args.save_check else [])]
     base = dict(framework="keras" if kind == "keras" else "timm", model=model, xla=xla, bf16=bf16)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
@@ -176,9 +203,11 @@ def describe(result: dict) -> str:
             f"bf16={'on ' if result['bf16'] else 'off'}")
     if "error" in result or "skipped" in result:
         return f"{head}  {result.get('error') or 'skipped: ' + result['skipped']}"
+    reload = {True: "  reload identical", False: "  RELOAD DIFFERS"}.get(
+        result.get("reload_identical"), "")
     return (f"{head}  {result['images_per_s']:9.1f} img/s  {result['step_ms']:9.1f} ms/step  "
             f"peak {result['peak_mb']:8.0f} MiB ({result['memory']})  warm-up "
-            f"{result['warmup_s']:.1f} s  [{result['device']}]")
+            f"{result['warmup_s']:.1f} s  [{result['device']}]{reload}")
 
 
 def main(argv=None) -> int:
@@ -198,6 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--timm", choices=("auto", "off"), default="auto",
                         help="auto: also run timm when torch+timm are installed and CUDA works")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per configuration")
+    parser.add_argument("--save-check", action="store_true",
+                        help="also save the trained Keras model as .keras, reload it in safe "
+                             "mode and require identical logits")
     parser.add_argument("--worker", choices=("keras", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

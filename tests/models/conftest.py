@@ -50,6 +50,24 @@ def harness():
     return ModelHarness()
 
 
+def _weights_file(source, path):
+    """Give ``source``'s BN layers non-trivial statistics, save its weights to ``path``; returns
+    ``(str(path), {layer name: weights})``."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape),
+                               beta + rng.normal(0, 0.1, beta.shape),
+                               mean + rng.normal(0, 0.1, mean.shape),
+                               var * rng.uniform(0.5, 1.5, var.shape)])
+    source.save_weights(path)
+    return str(path), {layer.name: [np.array(w) for w in layer.get_weights()]
+                       for layer in source.layers if layer.weights}
+
+
 @pytest.fixture(scope="module")
 def b0_weights_file(tmp_path_factory):
     """A ``.weights.h5`` of the plain 3-channel ``keras.applications.EfficientNetB0`` (default
@@ -59,15 +77,16 @@ def b0_weights_file(tmp_path_factory):
 
     source = keras.applications.EfficientNetB0(include_top=False, weights=None,
                                                input_shape=(HEIGHT, WIDTH, 3))
-    rng = np.random.default_rng(1)
-    for layer in source.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape),
-                               beta + rng.normal(0, 0.1, beta.shape),
-                               mean + rng.normal(0, 0.1, mean.shape),
-                               var * rng.uniform(0.5, 1.5, var.shape)])
-    path = tmp_path_factory.mktemp("weights") / "efficientnetb0_notop.weights.h5"
-    source.save_weights(path)
-    return str(path), {layer.name: [np.array(w) for w in layer.get_weights()]
-                       for layer in source.layers if layer.weights}
+    return _weights_file(source, tmp_path_factory.mktemp("weights") /
+                         "efficientnetb0_notop.weights.h5")
+
+
+@pytest.fixture(scope="module")
+def resnet50_weights_file(tmp_path_factory):
+    """The same for ``keras.applications.ResNet50`` (3-channel, ``include_top=False``)."""
+    import keras
+
+    source = keras.applications.ResNet50(include_top=False, weights=None,
+                                         input_shape=(HEIGHT, WIDTH, 3))
+    return _weights_file(source, tmp_path_factory.mktemp("weights") /
+                         "resnet50_notop.weights.h5")

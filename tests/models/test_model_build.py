@@ -18,6 +18,8 @@ class Case:
     stem_hw: tuple = (32, 16)       # stem conv output for a 64x32 input
     features_hw: tuple = (2, 1)     # backbone output
     round_trip: bool = False
+    stem: str = "stem_conv"         # the backbone's first conv
+    stochastic_depth: bool = True   # ResNets have none: drop_connect_rate is unused
 
 
 CASES = {
@@ -36,6 +38,13 @@ CASES = {
     "v1_fixed_gem_no_drop_connect": Case(
         "efficientnet_b0", 1, dict(gem_p=4.0, gem_trainable=False, drop_connect_rate=0.0,
                                    dropout=0.3), round_trip=True),
+    # seed 004: ResNet50 + the attention-mask head, here with multi-sample dropout after it
+    "resnet50_spatial_attention_stride_1x2": Case(
+        "resnet50", 2, dict(pooling="spatial_attention", stem_strides=(1, 2), dropout=0.2,
+                            dropout_samples=2, drop_connect_rate=0.5),
+        stem_hw=(64, 16), features_hw=(4, 1), round_trip=True, stem="conv1_conv",
+        stochastic_depth=False),
+    "resnet101_default_gem": Case("resnet101", 1, stem="conv1_conv", stochastic_depth=False),
 }
 
 
@@ -54,20 +63,34 @@ def test_option_case(case, harness, tmp_path):
     backbone = model.get_layer("backbone")
     in_chans = (case.options.get("pre_stem_channels") or (case.channels,))[-1]
     assert backbone.input_shape == (None, harness.height, harness.width, in_chans)
-    assert tuple(backbone.get_layer("stem_conv").output.shape[1:3]) == case.stem_hw
+    assert tuple(backbone.get_layer(case.stem).output.shape[1:3]) == case.stem_hw
+    assert backbone.get_layer(case.stem).kernel.shape[2] == in_chans
     assert tuple(backbone.output.shape[1:3]) == case.features_hw
     # the pipeline normalises: no ImageNet rescaling / normalisation left in the backbone
     assert not any(isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
                    for layer in backbone.layers)
     rate = case.options.get("drop_connect_rate", 0.2)
     rates = block_drop_rates(backbone)
-    assert rates and max(rates) <= rate and max(rates) >= 0.8 * rate
+    if case.stochastic_depth:
+        assert rates and max(rates) <= rate and max(rates) >= 0.8 * rate
+    else:
+        assert not any(isinstance(layer, keras.layers.Dropout) for layer in backbone.layers)
     if case.options.get("pooling", "gem") == "gem":
         pool = model.get_layer("pool")
         assert pool.p_trainable == case.options.get("gem_trainable", True)
         assert float(pool.p) == case.options.get("gem_p", 3.0)
     assert ("triplet_attention" in [layer.name for layer in model.layers]) == \
         case.options.get("triplet_attention", False)
+    if case.options.get("pooling") == "spatial_attention":
+        from tfseti.models.pooling import SpatialAttentionPooling2D
+
+        pool = model.get_layer("pool")
+        assert isinstance(pool, SpatialAttentionPooling2D)
+        assert pool.output.shape == (None, backbone.output.shape[-1])
+        # its BatchNormalization is found where the trainer looks (bn_momentum, sync BN)
+        from tfseti.train.trainer import batchnorm_layers
+
+        assert pool.bn in batchnorm_layers(model)
 
 
 @pytest.mark.parametrize("strides, features_hw", [((1, 1), (8, 4)), ((1, 2), (8, 2))])

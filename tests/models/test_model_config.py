@@ -6,8 +6,9 @@ from tfseti.models import ModelConfig
 from tfseti.models.factory import create_model, list_models, resolve_config
 
 
-def test_names_cover_efficientnet_v1_v2_and_plain_cnns():
+def test_names_cover_efficientnet_v1_v2_resnets_and_plain_cnns():
     names = list_models()
+    assert {"resnet50", "resnet101"} <= set(names)
     assert {f"efficientnet_b{i}" for i in range(8)} <= set(names)
     assert {f"efficientnetv2_b{i}" for i in range(4)} <= set(names)
     assert {"efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l"} <= set(names)
@@ -35,7 +36,7 @@ def test_weights_none_spelled_as_a_word_is_random_init():
     ("stem_strides", (3, 2), "each 1 or 2"),
     ("stem_strides", (2,), "each 1 or 2"),
     ("pre_stem_channels", (16, 0), "positive ints"),
-    ("pooling", "mean", "'gem' | 'avg' | 'max' | 'attention'"),
+    ("pooling", "mean", "'gem' | 'avg' | 'max' | 'attention' | 'spatial_attention'"),
     ("gem_p", 0, "> 0"),
     ("head", "sigmoid", "'single_logit' | 'two_class'"),
     ("dropout", 1.0, "[0, 1)"),
@@ -100,3 +101,24 @@ def test_every_registered_backbone_is_a_keras_application():
     for name, spec in EFFICIENTNET_SPECS.items():
         assert callable(getattr(keras.applications, spec.constructor)), name
         assert spec.timm_name.startswith("tf_efficientnet"), name
+
+
+def test_resnets_are_registered_keras_applications():
+    import keras
+
+    from tfseti.models.factory import MODEL_REGISTRY
+    from tfseti.models.resnet import RESNET_SPECS, build_resnet_backbone
+
+    assert set(RESNET_SPECS) == {"resnet50", "resnet101"}
+    for name, spec in RESNET_SPECS.items():
+        assert MODEL_REGISTRY[name].spec is spec
+        assert MODEL_REGISTRY[name].build_backbone is build_resnet_backbone
+        assert spec.constructor == {"resnet50": "ResNet50", "resnet101": "ResNet101"}[name]
+        assert callable(getattr(keras.applications, spec.constructor))
+        assert spec.timm_name == name
+
+
+def test_spatial_attention_takes_multi_sample_dropout():
+    # unlike pooling="attention", a dense head follows it
+    config = ModelConfig(pooling="spatial_attention", dropout=0.2, dropout_samples=4)
+    assert config.pooling == "spatial_attention" and config.dropout_samples == 4

@@ -1,4 +1,4 @@
-"""The custom layers alone: GeM, triplet attention, attention pooling, multi-sample dropout."""
+"""The custom layers alone: GeM, triplet attention, attention poolings, multi-sample dropout."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import tensorflow as tf
 from harness import run_layer_test
 from tfseti.models.attention import TripletAttention
 from tfseti.models.heads import FramewiseAttentionPooling, MultiSampleDropoutDense
-from tfseti.models.pooling import GeMPooling2D, gem_pool
+from tfseti.models.pooling import GeMPooling2D, SpatialAttentionPooling2D, gem_pool
 
 
 def positive_map(seed=0, shape=(3, 4, 5, 6)):
@@ -101,6 +101,65 @@ def test_multi_sample_dropout_is_dense_in_inference_and_unbiased_in_training():
     np.testing.assert_allclose(trained, dense, atol=0.15)  # mean of 4000 masks ≈ no dropout
 
 
+def focus_mask_on_channel0(layer, sharpness=100.0):
+    """Weights of a SpatialAttentionPooling2D whose mask is sigmoid(sharpness · (f0 - 0.5)) for
+    the normalised channel 0, f0: every conv passes channel 0 through its ReLU alone."""
+    for conv in layer.convs:
+        kernel = np.zeros(conv.kernel.shape, "float32")
+        kernel[0, 0, 0, 0] = 1.0
+        conv.set_weights([kernel, np.zeros(conv.bias.shape, "float32")])
+    kernel = np.zeros(layer.mask_conv.kernel.shape, "float32")
+    kernel[0, 0, 0, 0] = sharpness
+    layer.mask_conv.set_weights([kernel, np.array([-sharpness / 2], "float32")])
+
+
+def test_spatial_attention_pools_where_the_mask_points():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2.0, 2.0, (3, 4, 5, 6)).astype("float32")
+    x[..., 0] = 0.0
+    hot = [(1, 3), (0, 0), (3, 4)]            # one marked position per example
+    for b, (i, j) in enumerate(hot):
+        x[b, i, j, 0] = 1.0
+    layer = SpatialAttentionPooling2D(units=(8, 4, 2))
+    layer.build(x.shape)
+    focus_mask_on_channel0(layer)
+    features, mask = (np.asarray(t) for t in layer.features_and_mask(x, training=False))
+    pooled = np.asarray(layer(x, training=False))
+    assert mask.shape == (3, 4, 5, 1) and pooled.shape == (3, 6)
+    for b, (i, j) in enumerate(hot):
+        assert mask[b, i, j, 0] > 0.999 and np.delete(mask[b].ravel(), i * 5 + j).max() < 1e-15
+        # the pooled vector is that position's (batch-normalised) features, no dilution
+        np.testing.assert_allclose(pooled[b], features[b, i, j], rtol=1e-5, atol=1e-6)
+    # BN in inference with fresh statistics is x / sqrt(1 + eps): the input's own values
+    np.testing.assert_allclose(features, x / np.sqrt(1 + layer.bn.epsilon), rtol=1e-6)
+
+
+def test_spatial_attention_with_a_constant_mask_is_average_pooling():
+    x = np.random.default_rng(1).standard_normal((2, 4, 3, 8)).astype("float32")
+    layer = SpatialAttentionPooling2D()
+    layer.build(x.shape)
+    kernel, _ = layer.mask_conv.get_weights()
+    layer.mask_conv.set_weights([np.zeros_like(kernel), np.array([-3.0], "float32")])
+    features, mask = layer.features_and_mask(x, training=False)
+    np.testing.assert_allclose(mask, 1 / (1 + np.exp(3.0)), rtol=1e-5)
+    np.testing.assert_allclose(layer(x, training=False), np.asarray(features).mean(axis=(1, 2)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_spatial_attention_computes_in_the_dtype_policy():
+    x = np.random.default_rng(2).standard_normal((2, 4, 3, 8)).astype("float32")
+    full = SpatialAttentionPooling2D()
+    half = SpatialAttentionPooling2D(dtype="mixed_bfloat16")
+    full.build(x.shape)
+    half.build(x.shape)
+    half.set_weights(full.get_weights())
+    assert half.mask_conv.compute_dtype == "bfloat16" and half.bn.compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in half.weights)
+    out = half(x, training=False)
+    assert out.dtype == "bfloat16"
+    np.testing.assert_allclose(np.asarray(out, "float32"), full(x, training=False), atol=0.05)
+
+
 FEATURES = np.random.default_rng(5).uniform(0.1, 2.0, (2, 4, 3, 8)).astype("float32")
 
 
@@ -109,7 +168,9 @@ FEATURES = np.random.default_rng(5).uniform(0.1, 2.0, (2, 4, 3, 8)).astype("floa
     (TripletAttention(kernel_size=5), FEATURES, (2, 4, 3, 8)),
     (FramewiseAttentionPooling(units=2), FEATURES, (2, 2)),
     (MultiSampleDropoutDense(units=1, rate=0.3, samples=3, seed=7), FEATURES[:, 0, 0], (2, 1)),
-], ids=["gem", "triplet_attention", "attention_pooling", "multi_sample_dropout"])
+    (SpatialAttentionPooling2D(units=(8, 4), eps=1e-5), FEATURES, (2, 8)),
+], ids=["gem", "triplet_attention", "attention_pooling", "multi_sample_dropout",
+        "spatial_attention"])
 def test_layer_contract(layer, inputs, output_shape):
     # finite outputs of the right shape, a safe-mode serialisation round trip, the same under XLA
     run_layer_test(layer, inputs, output_shape)

@@ -47,12 +47,35 @@ def test_adapt_rejects_a_non_rgb_kernel():
 
 @pytest.mark.parametrize("size", [31, 32, 273])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_same_padding_gives_tf_same_output(size, stride):
-    before, after = same_padding(size, stride, 3)
-    valid_out = (size + before + after - 3) // stride + 1
+@pytest.mark.parametrize("kernel", [3, 7])   # 7: a ResNet stem
+def test_same_padding_gives_tf_same_output(size, stride, kernel):
+    before, after = same_padding(size, stride, kernel)
+    valid_out = (size + before + after - kernel) // stride + 1
     assert valid_out == -(-size // stride)  # TF SAME: ceil(size / stride)
-    if stride == 2 and size % 2 == 0:
+    assert 0 <= after - before <= 1          # TF puts the odd pixel after
+    if kernel == 3 and stride == 2 and size % 2 == 0:
         assert (before, after) == (0, 1)  # Keras' correct_pad for the V1 stem
+
+
+@pytest.mark.parametrize("strides", [(2, 2), (1, 1), (1, 2)])
+def test_resnet_stem_pads_symmetrically_to_same_sizes(strides):
+    """The ResNet stem keeps the application's 3 + 3 padding of its 7x7 conv for every stride:
+    odd and even sizes give TF SAME's ceil(n / stride) (the application's geometry, which
+    TF SAME's (2, 3) split would shift by a pixel)."""
+    from tfseti.models.resnet import RESNET_SPECS
+    from tfseti.models.resnet.backbone import backbone_config
+
+    shape = (33, 30, 2)   # one odd side, one even
+    config = backbone_config(RESNET_SPECS["resnet50"], shape, strides)
+    assert graph_edit.layer_config(config, "conv1_pad")["config"]["padding"] == ((3, 3), (3, 3))
+    assert tuple(graph_edit.layer_config(config, "conv1_conv")["config"]["strides"]) == strides
+    # the stem alone, rebuilt from the edited layer configs
+    image = keras.Input(shape)
+    pad = keras.layers.ZeroPadding2D.from_config(
+        graph_edit.layer_config(config, "conv1_pad")["config"])
+    stem = keras.layers.Conv2D.from_config(graph_edit.layer_config(config, "conv1_conv")["config"])
+    out = stem(pad(image))
+    assert tuple(out.shape[1:3]) == tuple(-(-n // s) for n, s in zip(shape[:2], strides))
 
 
 def tiny_functional():

@@ -68,3 +68,63 @@ def test_imagenet_goes_through_keras_download(harness, b0_weights_file, monkeypa
 def test_missing_weights_file_is_a_clear_error(harness, tmp_path):
     with pytest.raises(ValueError, match=r"weights: no file .*missing\.weights\.h5"):
         harness.build("efficientnet_b0", 1, weights=str(tmp_path / "missing.weights.h5"))
+
+
+def test_resnet_with_default_stem_is_the_keras_application(harness, resnet50_weights_file):
+    """Same weights, same padding (symmetric, as the ImageNet weights were trained), same
+    function: an RGB ResNet50 backbone reproduces keras.applications.ResNet50."""
+    import keras
+
+    path, source_weights = resnet50_weights_file
+    model = harness.build("resnet50", 3, weights=path)
+    backbone = model.get_layer("backbone")
+    assert_backbone_matches_source(backbone, source_weights, skip=())
+    source = keras.applications.ResNet50(include_top=False, weights=path,
+                                         input_shape=(harness.height, harness.width, 3))
+    rgb = harness.images(3)
+    expected = np.asarray(source(rgb, training=False))
+    np.testing.assert_allclose(np.asarray(backbone(rgb, training=False)), expected, rtol=1e-4,
+                               atol=1e-4)
+    assert np.abs(expected).max() > 1e-2
+
+
+def test_resnet_loads_into_one_channel_at_stride_1x2(harness, resnet50_weights_file):
+    path, source = resnet50_weights_file
+    grey_model = harness.build("resnet50", 1, weights=path, stem_strides=(1, 2))
+    rgb_model = harness.build("resnet50", 3, weights=path, stem_strides=(1, 2))
+    grey_backbone = grey_model.get_layer("backbone")
+    stem = grey_backbone.get_layer("conv1_conv")
+    assert stem.strides == (1, 2) and stem.kernel.shape == (7, 7, 1, 64)
+    np.testing.assert_allclose(stem.kernel.numpy(), source["conv1_conv"][0].sum(axis=2,
+                                                                               keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(stem.bias.numpy(), source["conv1_conv"][1])
+    assert_backbone_matches_source(grey_backbone, source, skip=("conv1_conv",))
+    grey = harness.images(1)
+    grey_features = np.asarray(grey_backbone(grey, training=False))
+    rgb_features = np.asarray(rgb_model.get_layer("backbone")(np.repeat(grey, 3, axis=-1),
+                                                              training=False))
+    np.testing.assert_allclose(grey_features, rgb_features, rtol=1e-4, atol=1e-4)
+    assert np.abs(rgb_features).max() > 1e-2
+
+
+def test_resnet_imagenet_goes_through_keras_download(harness, resnet50_weights_file,
+                                                     monkeypatch):
+    from keras.src.applications import resnet
+
+    path, source = resnet50_weights_file
+    requested = []
+
+    def fake_get_file(fname, origin, **kwargs):
+        requested.append(fname)
+        return path
+
+    monkeypatch.setattr(resnet.file_utils, "get_file", fake_get_file)
+    model = harness.build("resnet50", 2, weights="imagenet")
+    assert requested == ["resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"]
+    assert_backbone_matches_source(model.get_layer("backbone"), source, skip=("conv1_conv",))
+
+
+def test_resnet_missing_weights_file_names_the_application(harness, tmp_path):
+    with pytest.raises(ValueError, match=r"weights: no file .*missing\.h5.*ResNet101"):
+        harness.build("resnet101", 1, weights=str(tmp_path / "missing.h5"))

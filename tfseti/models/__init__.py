@@ -1,4 +1,5 @@
-"""Classifiers: EfficientNet V1/V2 backbones (keras.applications), stems, GeM, heads.
+"""Classifiers: EfficientNet V1/V2 and ResNet50/101 backbones (keras.applications), stems,
+GeM and attention poolings, heads.
 
 ``create_model`` and the layers import Keras; ``ModelConfig`` does not. Names load lazily so
 that importing the package (e.g. for the config dataclass) stays cheap.
@@ -9,7 +10,7 @@ from .config import ModelConfig
 _LAZY = {
     "create_model": "factory", "list_models": "factory", "MODEL_REGISTRY": "factory",
     "load_network": "factory",
-    "GeMPooling2D": "pooling", "gem_pool": "pooling",
+    "GeMPooling2D": "pooling", "gem_pool": "pooling", "SpatialAttentionPooling2D": "pooling",
     "TripletAttention": "attention",
     "MultiSampleDropoutDense": "heads", "FramewiseAttentionPooling": "heads",
     "adapt_input_conv": "stems",

@@ -13,7 +13,7 @@ from typing import Literal
 
 from tfseti.config import check_choices, is_int, is_number
 
-Pooling = Literal["gem", "avg", "max", "attention"]
+Pooling = Literal["gem", "avg", "max", "attention", "spatial_attention"]
 Head = Literal["single_logit", "two_class"]
 POOLINGS = typing.get_args(Pooling)
 HEADS = {"single_logit": 1, "two_class": 2}     # outputs of each head
@@ -34,20 +34,24 @@ class ModelConfig:
 
     weights: ``None`` or ``"none"`` (random init; TOML has no null), ``"imagenet"`` (downloaded by
         Keras) or the path of a weights file of the plain 3-channel Keras backbone
-        (``include_top=False``; ``.weights.h5``, ``.keras`` or Keras' own ``*_notop.h5``). Loads
-        into any stem / channel count.
+        (``keras.applications`` EfficientNet / ResNet with ``include_top=False``; ``.weights.h5``,
+        ``.keras`` or Keras' own ``*_notop.h5``). Loads into any stem / channel count.
     stem_strides: strides of the backbone's first conv, ``(2, 2)`` as in ImageNet, ``(1, 2)``
         keeps full time resolution (1st place), ``(1, 1)`` keeps both.
     pre_stem_channels: filters of a stack of 3x3 Conv-BN-swish layers run at full resolution
         before the backbone (empty: none).
-    pooling: ``gem`` (generalised mean), ``avg``, ``max``, or ``attention`` (frame-wise attention
-        over the time axis = image rows, SED-style; replaces the pooling and the dense head).
+    pooling: ``gem`` (generalised mean), ``avg``, ``max``, ``spatial_attention`` (seed 004's
+        attention head: BatchNorm, 1x1 convs 64 → 16 → 8 → 1 sigmoid giving a mask over
+        positions, features averaged with the mask's weights; the dropout and dense head
+        follow as for the other poolings), or ``attention`` (frame-wise attention over the time
+        axis = image rows, SED-style; replaces the pooling and the dense head).
     gem_p / gem_trainable / gem_eps: GeM exponent (init), whether it is learned, input clamp.
     head: ``single_logit`` (B, 1) for BCE/focal, or ``two_class`` (B, 2) softmax logits.
     dropout: dropout rate before the final dense layer.
     dropout_samples: multi-sample dropout — number of dropout masks whose logits are averaged
         in training (1 = plain dropout).
-    drop_connect_rate: the backbone's stochastic-depth rate (Keras' default is 0.2).
+    drop_connect_rate: the backbone's stochastic-depth rate (Keras' default is 0.2; unused by
+        the ResNets and plain CNNs, which have none).
     triplet_attention: apply triplet attention to the backbone's feature map (3rd place).
     """
 

@@ -13,7 +13,9 @@ from .attention import TripletAttention
 from .config import ModelConfig
 from .efficientnet import EFFICIENTNET_SPECS, build_efficientnet_backbone
 from .heads import classifier_head
+from .nfnet import NF_SPECS, build_nf_backbone
 from .plain_cnn import PLAIN_CNN_SPECS, build_plain_cnn_backbone
+from .resnet import RESNET_SPECS, build_resnet_backbone
 from .stems import pre_stem_stack
 
 
@@ -32,6 +34,8 @@ MODEL_REGISTRY: dict[str, RegisteredModel] = {
        for name, spec in EFFICIENTNET_SPECS.items()},
     **{name: RegisteredModel(build_plain_cnn_backbone, spec)
        for name, spec in PLAIN_CNN_SPECS.items()},
+    **{name: RegisteredModel(build_resnet_backbone, spec) for name, spec in RESNET_SPECS.items()},
+    **{name: RegisteredModel(build_nf_backbone, spec) for name, spec in NF_SPECS.items()},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from tfseti.train.agc import AGC_OPTIMIZERS
 from tfseti.train.train_config import TrainConfig
 
 
@@ -30,7 +31,8 @@ def make_schedule(train: TrainConfig, steps_per_epoch: int):
 
 
 def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """AdamW / Adam / SGD with the schedule, decoupled weight decay, clipping and optional EMA."""
+    """AdamW / Adam / SGD with the schedule, decoupled weight decay, clipping (``clipnorm``, or
+    adaptive gradient clipping with ``agc_clip``: ``tfseti.train.agc``) and optional EMA."""
     common = dict(
         learning_rate=make_schedule(train, steps_per_epoch),
         # AdamW requires a float; Adam/SGD read 0 as "off" only when given None.
@@ -40,9 +42,15 @@ def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers
         ema_momentum=train.ema_momentum,
     )
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(**common)
-    if train.optimizer == "adam":
-        return keras.optimizers.Adam(**common)
-    if train.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=train.momentum, nesterov=True, **common)
-    raise ValueError(f"train.optimizer: unknown optimizer {train.optimizer!r}")
+        cls = keras.optimizers.AdamW
+    elif train.optimizer == "adam":
+        cls = keras.optimizers.Adam
+    elif train.optimizer == "sgd":
+        cls = keras.optimizers.SGD
+        common.update(momentum=train.momentum, nesterov=True)
+    else:
+        raise ValueError(f"train.optimizer: unknown optimizer {train.optimizer!r}")
+    if train.agc_clip is not None:
+        cls = AGC_OPTIMIZERS[cls]
+        common.update(agc_clip=train.agc_clip, agc_eps=train.agc_eps)
+    return cls(**common)

@@ -34,7 +34,12 @@ class TrainConfig:
     final_lr_ratio: float = 0.0           # cosine ends at learning_rate x this (Keras `alpha`)
     weight_decay: float = 1e-4            # decoupled (Keras 3 applies it in every optimizer)
     momentum: float = 0.9                 # sgd only
-    clipnorm: float | None = None
+    clipnorm: float | None = None         # per-variable gradient norm cap (Keras clipnorm)
+    # Adaptive gradient clipping (tfseti.train.agc; NFNets): each unit's gradient norm capped
+    # at agc_clip x its weights' norm (floored at agc_eps), the classifier layer excluded.
+    # timm's NFNet default is 0.01; None: off. Not together with clipnorm.
+    agc_clip: float | None = None
+    agc_eps: float = 1e-3
     ema: bool = False                     # optimizer use_ema; validation runs on the EMA weights
     ema_momentum: float = 0.99
     loss: Loss = "bce"
@@ -90,6 +95,13 @@ class TrainConfig:
             raise ValueError(f"train.bn_momentum must be in [0, 1) or unset, got {self.bn_momentum}")
         if self.clipnorm is not None and self.clipnorm <= 0:
             raise ValueError(f"train.clipnorm must be > 0 or unset, got {self.clipnorm}")
+        if self.agc_clip is not None and not self.agc_clip > 0:
+            raise ValueError(f"train.agc_clip must be > 0 or unset, got {self.agc_clip}")
+        if not self.agc_eps > 0:
+            raise ValueError(f"train.agc_eps must be > 0, got {self.agc_eps}")
+        if self.agc_clip is not None and self.clipnorm is not None:
+            raise ValueError("train.agc_clip and train.clipnorm are both set: choose one way to "
+                             "clip gradients (as timm's --clip-mode)")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("train.early_stopping_patience must be >= 1 or unset, "
                              f"got {self.early_stopping_patience}")
