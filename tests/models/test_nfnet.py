@@ -17,6 +17,7 @@ import tensorflow as tf
 from harness import run_layer_test, run_model_test
 from tfseti.models.factory import MODEL_REGISTRY, RegisteredModel
 from tfseti.models.nfnet import NF_SPECS, NFSpec, build_nf_backbone
+from tfseti.models.nfnet import layers as nf_layers
 from tfseti.models.nfnet.backbone import build_nf_layers
 from tfseti.models.nfnet.layers import (NONLINEARITY_GAMMA, DropPath, Scale, ScaledStdConv2D,
                                         TorchMaxPool2D)
@@ -62,7 +63,10 @@ def numpy_conv(x, kernel, strides, padding, groups):
     return y
 
 
-def test_scaled_std_conv_matches_the_formula():
+@pytest.mark.parametrize("accelerator", [False, True], ids=["conv_per_group", "grouped_op"])
+def test_scaled_std_conv_matches_the_formula(accelerator, monkeypatch):
+    # CPU hosts split a grouped conv into one conv per group; accelerators keep the grouped op
+    monkeypatch.setattr(nf_layers, "accelerator_present", lambda: accelerator)
     rng = np.random.default_rng(0)
     layer = ScaledStdConv2D(6, 3, strides=(2, 1), groups=2, gamma=NONLINEARITY_GAMMA["silu"],
                             eps=1e-5)

@@ -31,6 +31,13 @@ def torch_padding(kernel: int, stride: int, dilation: int = 1) -> int:
     return ((stride - 1) + dilation * (kernel - 1)) // 2
 
 
+def accelerator_present() -> bool:
+    """Whether TensorFlow sees a GPU or TPU (where grouped convolutions are native)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def _pair(value, name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
@@ -104,8 +111,19 @@ class ScaledStdConv2D(keras.layers.Layer):
         if any(self.padding):
             (ph, pw) = self.padding
             x = ops.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-        y = ops.conv(x, kernel, strides=self.strides, padding="valid",
-                     dilation_rate=self.dilation_rate)
+        if self.groups > 1 and not accelerator_present():
+            # A CPU has no fast grouped convolution: TensorFlow runs it through XLA, whose CPU
+            # gradient of a grouped conv is ~30-130x slower than one plain conv per group
+            # (measured: 715 ms vs 22 ms for 6 groups of 64, 3.2 s vs 24 ms for 93 groups of 8).
+            # The same numbers either way; accelerators keep the single grouped op.
+            y = ops.concatenate([
+                ops.conv(xg, kg, strides=self.strides, padding="valid",
+                         dilation_rate=self.dilation_rate)
+                for xg, kg in zip(ops.split(x, self.groups, axis=-1),
+                                  ops.split(kernel, self.groups, axis=-1))], axis=-1)
+        else:
+            y = ops.conv(x, kernel, strides=self.strides, padding="valid",
+                         dilation_rate=self.dilation_rate)
         if self.bias is not None:
             y = y + ops.cast(self.bias, self.compute_dtype)
         return y
