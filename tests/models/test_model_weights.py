@@ -47,22 +47,31 @@ def test_weights_load_behind_a_pre_stem_stack(harness, b0_weights_file):
     np.testing.assert_allclose(stem, expected, rtol=1e-6)
 
 
-def test_imagenet_goes_through_keras_download(harness, b0_weights_file, monkeypatch):
+@pytest.mark.parametrize("name, module, weights_fixture, downloaded, stem, channels", [
+    # V1's extra ImageNet-std Rescaling layer included
+    ("efficientnet_b0", "efficientnet", "b0_weights_file", "efficientnetb0_notop.h5",
+     "stem_conv", 1),
+    ("resnet50", "resnet", "resnet50_weights_file",
+     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "conv1_conv", 2),
+])
+def test_imagenet_goes_through_keras_download(name, module, weights_fixture, downloaded, stem,
+                                              channels, harness, monkeypatch, request):
     """No network here: Keras' downloader is replaced by one returning the saved file, so the
-    "imagenet" path (V1's extra ImageNet-std Rescaling layer included) runs for real."""
-    from keras.src.applications import efficientnet
+    "imagenet" path runs for real."""
+    import importlib
 
-    path, source = b0_weights_file
+    application = importlib.import_module(f"keras.src.applications.{module}")
+    path, source = request.getfixturevalue(weights_fixture)
     requested = []
 
     def fake_get_file(fname, origin, **kwargs):
         requested.append(fname)
         return path
 
-    monkeypatch.setattr(efficientnet.file_utils, "get_file", fake_get_file)
-    model = harness.build("efficientnet_b0", 1, weights="imagenet")
-    assert requested == ["efficientnetb0_notop.h5"]
-    assert_backbone_matches_source(model.get_layer("backbone"), source)
+    monkeypatch.setattr(application.file_utils, "get_file", fake_get_file)
+    model = harness.build(name, channels, weights="imagenet")
+    assert requested == [downloaded]
+    assert_backbone_matches_source(model.get_layer("backbone"), source, skip=(stem,))
 
 
 def test_missing_weights_file_is_a_clear_error(harness, tmp_path):
@@ -108,21 +117,7 @@ def test_resnet_loads_into_one_channel_at_stride_1x2(harness, resnet50_weights_f
     assert np.abs(rgb_features).max() > 1e-2
 
 
-def test_resnet_imagenet_goes_through_keras_download(harness, resnet50_weights_file,
-                                                     monkeypatch):
-    from keras.src.applications import resnet
 
-    path, source = resnet50_weights_file
-    requested = []
-
-    def fake_get_file(fname, origin, **kwargs):
-        requested.append(fname)
-        return path
-
-    monkeypatch.setattr(resnet.file_utils, "get_file", fake_get_file)
-    model = harness.build("resnet50", 2, weights="imagenet")
-    assert requested == ["resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"]
-    assert_backbone_matches_source(model.get_layer("backbone"), source, skip=("conv1_conv",))
 
 
 def test_resnet_missing_weights_file_names_the_application(harness, tmp_path):

@@ -235,3 +235,16 @@ def test_imagenet_weights_point_to_the_converter(harness):
         harness.build("eca_nfnet_l0", 1, weights="imagenet")
     with pytest.raises(ValueError, match="no file"):
         harness.build("nf_regnet_b0", 1, weights="/nonexistent/nf.weights.h5")
+
+
+def test_nf_backbone_takes_every_model_option(harness, tiny_registry, tmp_path):
+    """Pre-stem stack, triplet attention, frame-wise attention pooling, two-class head,
+    multi-sample dropout: the same options as the EfficientNets, through a .keras round trip."""
+    model = harness.build("tiny_nf_regnet", 3, pre_stem_channels=(8,), triplet_attention=True,
+                          pooling="attention", head="two_class", stem_strides=(1, 1))
+    run_model_test(model, harness.images(3), 2, tmp_path)
+    backbone = model.get_layer("backbone")
+    assert backbone.input_shape == (None, harness.height, harness.width, 8)
+    assert tuple(backbone.output.shape[1:3]) == (4, 2)     # stride 16 with a (1, 1) stem
+    gem = harness.build("tiny_nf_resnet", 1, pooling="gem", dropout=0.2, dropout_samples=2)
+    run_model_test(gem, harness.images(1), 1, tmp_path)

@@ -1,4 +1,6 @@
-"""Classifiers: EfficientNet V1/V2 and ResNet50/101 backbones (keras.applications), stems,
+"""Classifiers: EfficientNet V1/V2 and ResNet50/101 backbones (keras.applications),
+normalisation-free networks (NF-ResNet, NF-RegNet, ECA-NFNet, as timm defines them; weights
+converted from timm checkpoints by ``python -m tfseti.models.convert_timm``), a plain CNN, stems,
 GeM and attention poolings, heads.
 
 ``create_model`` and the layers import Keras; ``ModelConfig`` does not. Names load lazily so
