@@ -96,7 +96,7 @@ def test_data_from_refuses_unfinished_mismatched_or_second_hand_runs(tmp_path, c
 def test_recipe_scale_downs_load_and_keep_each_recipe(tmp_path):
     from tfseti.train.run_config import load_run_config
 
-    assert set(recipe_check.SCALE_DOWN) == {"b0_tpu", "k1_style", "k2_style", "k3_style"}
+    assert set(recipe_check.SCALE_DOWN) == {"b0_tpu", "k1_style", "k2_style", "k3_style", "k4_style"}
     for recipe in recipe_check.SCALE_DOWN:
         full, small = load_run_config(recipe), load_run_config(recipe, recipe_check.overrides(recipe))
         assert small.model.options.weights is None and not small.train.jit_compile
