@@ -53,7 +53,8 @@ SCALE_DOWN = {
                  "train.head_warmup_epochs=0"),
     # ON view at 768 x 768 and EfficientNet-B3 -> 96 x 96 (still square) and B0, triplet attention kept
     "k3_style": ("model.name=efficientnet_b0", "view.resize=[96, 96]", 'view.resize_method="area"'),
-    # ON view at 512 x 256 -> 128 x 64; NF-RegNet-B1 kept (it trains at ~25-35 img/s on 2 cores)
+    # ON view at 512 x 256 -> 128 x 64; NF-RegNet-B1 kept (NF-RegNet-B0 trained at 23.5 img/s on
+    # 2 cores at this size, model_bench.py without XLA)
     "k4_style": ("view.resize=[128, 64]",),
 }
 
