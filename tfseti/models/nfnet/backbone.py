@@ -18,7 +18,7 @@ import os
 import keras
 import numpy as np
 
-from .layers import NONLINEARITY_GAMMA, DropPath, Scale, ScaledStdConv2D, TorchMaxPool2D
+from .layers import NONLINEARITY_GAMMA, Scale, ScaledStdConv2D, TorchMaxPool2D
 from .specs import NFSpec, make_divisible
 
 
@@ -116,7 +116,10 @@ class _Builder:
         if not spec.reg and spec.attn:
             out = self.attention(out, f"{name}_attn_last")
         if drop_rate > 0:
-            out = DropPath(drop_rate, name=f"{name}_drop_path")(out)
+            # stochastic depth as timm's DropPath (and the Keras EfficientNets): one mask value
+            # per sample drops the whole branch, the kept ones scaled by 1 / (1 - rate)
+            out = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1),
+                                       name=f"{name}_drop_path")(out)
         out = Scale(spec.alpha, name=f"{name}_alpha")(out)
         return keras.layers.Add(name=f"{name}_add")([out, shortcut])
 

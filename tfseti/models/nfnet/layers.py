@@ -1,5 +1,5 @@
 """The layers a normalisation-free network needs beyond Keras' own: the scaled weight-standardised
-convolution, stochastic depth, and a max pool padded as PyTorch pads it.
+convolution, a max pool padded as PyTorch pads it, and a constant scale.
 
 Why PyTorch's padding: the published weights are timm checkpoints, trained with symmetric
 padding ``((stride - 1) + dilation * (kernel - 1)) // 2`` on both sides. Keras' ``"same"`` pads a
@@ -140,35 +140,6 @@ class ScaledStdConv2D(keras.layers.Layer):
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
                       groups=self.groups, dilation_rate=self.dilation_rate, gamma=self.gamma,
                       eps=self.eps, gain_init=self.gain_init, use_bias=self.use_bias)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tfseti")
-class DropPath(keras.layers.Layer):
-    """Stochastic depth of a residual branch: in training, each sample's branch is zeroed with
-    probability ``rate`` and the kept ones scaled by ``1 / (1 - rate)`` (timm ``DropPath``)."""
-
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"{self.name}: rate must be in [0, 1), got {rate!r}")
-        self.rate, self.seed = float(rate), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or self.rate == 0.0:
-            return x
-        keep = 1.0 - self.rate
-        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        mask = keras.random.uniform(shape, seed=self.seed_generator) < keep
-        return x * ops.cast(mask, x.dtype) / ops.convert_to_tensor(keep, dtype=x.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
         return config
 
 
