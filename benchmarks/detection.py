@@ -332,6 +332,17 @@ def score_table(s: Settings, chosen: dict):
 # ----------------------------------------------------------------------------- CLI
 
 
+def _tta(value: str) -> str:
+    """A ``--tta`` value ``tfseti.predict`` takes (checked here, before any stage runs)."""
+    from tfseti.predict.tta import parse_tta
+
+    try:
+        parse_tta(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--tta: ")) from None
+    return value
+
+
 def parse_args(argv=None) -> Settings:
     parser = argparse.ArgumentParser(prog="benchmarks/detection.py", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/detection")
@@ -342,9 +353,10 @@ def parse_args(argv=None) -> Settings:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bootstrap", type=int)
     parser.add_argument("--tiny", action="store_true", help="toy sizes: checks the plumbing only")
-    parser.add_argument("--tta", choices=("flips", "none"), default="flips",
-                        help="the model's test-time augmentation (default flips; none for a model "
-                             "flip TTA refuses, e.g. view 'all' with the OFF-median background)")
+    parser.add_argument("--tta", type=_tta, default="flips",
+                        help="the model's test-time augmentation: flips (default), none (for a model "
+                             "flip TTA refuses, e.g. view 'all' with the OFF-median background) or "
+                             "random:N (tfseti.predict --tta)")
     parser.add_argument("--data-from", metavar="DIR",
                         help="reuse the data, shards and classical searches of a finished run with the "
                              "same data settings (compare another recipe)")

@@ -1,6 +1,7 @@
 """Input pipeline throughput: tf.data from TFRecords vs the numpy ``.npy`` loader of the seeds.
 
     python benchmarks/pipeline_bench.py [--n 256] [--batch-size 32] [--batches 10] [--rounds 3] [--work DIR]
+                                        [--nmf]
 
 In one run, on the same cadences and the same augmentations (ON view 819x256, vertical and
 horizontal flip, frequency roll, time and frequency masks, cutout, Gaussian noise, mixup-OR on
@@ -14,7 +15,10 @@ half of each batch):
 * **tf.data, in-step augmentation**: the same pipeline yields raw cadences and the augmentation
   runs in an XLA-compiled step function (``augment_on="device"``; here the device is the CPU,
   so augmentation and input compete for the same cores);
-* **tf.data, read + parse only**: what the host has left to do when the step runs on a TPU/GPU.
+* **tf.data, read + parse only**: what the host has left to do when the step runs on a TPU/GPU;
+* with ``--nmf``, also **tf.data, in-step augmentation with the NMF channel**: the in-step case
+  with ``ViewConfig(extra_channels=("nmf",))`` (default rank 4, 50 iterations;
+  ``tfseti.data.nmf``), so the ON view is 819x256x2; compare with the in-step case of the same run.
 
 Prints cadences/s of each and the ratios. Data: panel-normalised Gaussian noise cadences written
 in the Kaggle layout, converted to shards with ``tfrecords_tools.convert`` (or, if that is not
@@ -166,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shard-mb", type=float, default=20.0)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nmf", action="store_true",
+                        help="also time the in-step case with the NMF background channel")
     args = parser.parse_args(argv)
 
     work = args.work or tempfile.mkdtemp(prefix="pipeline_bench_")
@@ -202,6 +208,12 @@ def main(argv=None) -> int:
     host = Augmenter(ViewConfig("on"), augment_config("host"), mixup)
     device = Augmenter(ViewConfig("on"), augment_config("device"), mixup)
     step = tf.function(lambda b, s: device(b, s)["image"], jit_compile=True)
+    device_nmf = Augmenter(ViewConfig("on", extra_channels=("nmf",)), augment_config("device"), mixup)
+    step_nmf = tf.function(lambda b, s: device_nmf(b, s)["image"], jit_compile=True)
+
+    def in_step_nmf():
+        for k, batch in enumerate(train_dataset(files, cfg)):
+            yield step_nmf(batch, tf.constant(k, tf.int64)).numpy()
 
     def in_step():
         for k, batch in enumerate(train_dataset(files, cfg)):
@@ -216,9 +228,11 @@ def main(argv=None) -> int:
             yield batch["image"].numpy()
 
     b, n = args.batch_size, args.batches
-    rates = interleaved_rates({
-        "numpy": lambda: numpy_batches(paths, targets, b, n + 2, args.seed),
-        "host": on_host, "step": in_step, "raw": raw}, b, n, args.rounds)
+    loaders = {"numpy": lambda: numpy_batches(paths, targets, b, n + 2, args.seed),
+               "host": on_host, "step": in_step, "raw": raw}
+    if args.nmf:
+        loaders["step_nmf"] = in_step_nmf
+    rates = interleaved_rates(loaders, b, n, args.rounds)
     numpy_rate, host_rate, step_rate, raw_rate = (rates[k] for k in ("numpy", "host", "step", "raw"))
 
     print(f"cores visible: {os.cpu_count()}, batch {b}, best of {args.rounds} interleaved rounds of "
@@ -232,6 +246,11 @@ def main(argv=None) -> int:
     print(f"tf.data TFRecords, read+parse only     {raw_rate:8.1f} cadences/s"
           f"   ratio vs numpy {raw_rate / numpy_rate:5.2f}x   (the host's whole job when the"
           f" in-step augmentation runs on a TPU/GPU)")
+    if args.nmf:
+        nmf_rate = rates["step_nmf"]
+        print(f"tf.data TFRecords, in-step (XLA) aug. + NMF channel (rank 4, 50 it.)"
+              f"  {nmf_rate:8.1f} cadences/s   {nmf_rate / step_rate:5.2f}x the in-step rate"
+              f" without it")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -20,6 +20,7 @@ _spec.loader.exec_module(bench)
 sys.path.insert(0, str(REPO / "benchmarks"))    # recipe_check imports detection as a script does
 import noisy_student as noisy_student_bench  # noqa: E402
 import recipe_check  # noqa: E402
+import technique_check  # noqa: E402
 
 
 def test_compare_groups_differences_and_intervals():
@@ -113,6 +114,21 @@ def test_recipe_scale_downs_load_and_keep_each_recipe(tmp_path):
         recipe_check.main(["--data-from", str(tmp_path), "--recipes", "k9_style"])
 
 
+def test_technique_variants_load_and_differ_from_their_base_only_by_the_technique():
+    from tfseti.train.run_config import load_run_config
+
+    for name, (base, extra, tta, kind) in technique_check.VARIANTS.items():
+        recipe, base_overrides = technique_check.BASES[base]
+        plain = load_run_config(recipe, base_overrides)
+        mine = load_run_config(recipe, base_overrides + extra)
+        assert plain.train.epochs == mine.train.epochs == technique_check.EPOCHS
+        if kind == "tta":   # the base's own network, predicted differently
+            assert not extra and tta.startswith("random:")
+        elif name != base:
+            assert mine != plain, name   # every training variant changes its recipe
+            assert mine.model.name == plain.model.name and mine.train == plain.train, name
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     out = tmp_path / "det"
@@ -169,3 +185,18 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
                 "auc_two_of_three"} <= set(rows[0])
     assert [row["round"] for row in results["rounds"]] == [0, 1]
     assert "synthesise" not in printed and not (students / "data").exists()
+
+    # techniques against their base on the same data: a training base, a TTA variant, stacking
+    techniques = tmp_path / "techniques"
+    assert technique_check.main(["--tiny", "--data-from", str(out), "--out", str(techniques),
+                                 "--variants", "image+random_tta,stack"]) == 0
+    printed = capsys.readouterr().out
+    assert "== techniques against the same recipe without them" in printed
+    summary = json.loads((techniques / "summary.json").read_text())
+    assert list(summary) == ["image", "image+random_tta", "stack"]
+    assert summary["image+random_tta"]["tta"] == "random:8"
+    for row in summary["image+random_tta"]["rows"] + summary["stack"]["rows"]:
+        assert {"auc_model", "auc_base", "diff_base"} <= set(row)
+    # the TTA variant predicted with the base's network: its validation history is the base's
+    assert summary["image+random_tta"]["val_auc_by_epoch"] == summary["image"]["val_auc_by_epoch"]
+    assert summary["stack"]["members"] == ["image"]

@@ -233,6 +233,14 @@ def sequential_chain(images: tf.Tensor, seed, cfg: AugmentConfig):
     if cfg.cutout_p > 0:
         images, info["cutout"] = A.cutout(images, op("cutout"), cfg.cutout_p,
                                         pixels(cfg.cutout_max, height), pixels(cfg.cutout_max, width))
+    if cfg.ssr_p > 0:
+        images, info["ssr"] = A.shift_scale_rotate(images, op("ssr"), cfg.ssr_p, cfg.ssr_shift,
+                                                   cfg.ssr_scale, cfg.ssr_rotate)
+    if cfg.motion_blur_p > 0:
+        images, info["motion_blur"] = A.motion_blur(images, op("motion_blur"), cfg.motion_blur_p,
+                                                    cfg.motion_blur_max)
+    if cfg.sharpen_p > 0:
+        images, info["sharpen"] = A.sharpen(images, op("sharpen"), cfg.sharpen_p, cfg.sharpen_alpha)
     if cfg.noise_p > 0:
         images, info["noise"] = A.gaussian_noise(images, op("noise"), cfg.noise_p, cfg.noise_std)
     return images, info
@@ -242,12 +250,14 @@ def sequential_chain(images: tf.Tensor, seed, cfg: AugmentConfig):
 @pytest.mark.parametrize("roll_mode", ["roll", "shift"])
 def test_fused_chain_equals_the_single_ops_in_sequence(roll_mode, mode):
     cfg = AugmentConfig(**{**FULL.__dict__, "freq_roll_mode": roll_mode, "time_mask_count": 2,
-                             "freq_roll_max": 0.5, "cutout_max": 0.5})
+                             "freq_roll_max": 0.5, "cutout_max": 0.5, "ssr_p": 0.5,
+                             "motion_blur_p": 0.5, "motion_blur_max": 5, "sharpen_p": 0.5})
     x = images(batch=12, height=16, width=12)
     fused, fused_info = run(mode, lambda x, s: A.augment_images(x, s, cfg), x, seed(8))
     chained, chained_info = run(mode, lambda x, s: sequential_chain(x, s, cfg), x, seed(8))
     assert set(fused_info) == set(chained_info) == {"vflip", "hflip", "freq_roll", "time_mask",
-                                                    "freq_mask", "cutout", "noise"}
+                                                    "freq_mask", "cutout", "ssr", "motion_blur",
+                                                    "sharpen", "noise"}
     for key in fused_info:
         np.testing.assert_array_equal(fused_info[key], chained_info[key])
     np.testing.assert_allclose(fused, chained, atol=1e-6)

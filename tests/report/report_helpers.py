@@ -93,6 +93,13 @@ def waterfall_ids(html: str, kind: str) -> list[str]:
     return re.findall(rf'<figure class="waterfall" data-kind="{kind}" data-id="([0-9a-f]+)">', html)
 
 
+def gradcam_figures(html: str, kind: str) -> list[tuple[str, str | None]]:
+    """``(id, data-peak or None)`` of the Grad-CAM figures of one example kind, in order."""
+    found = re.findall(rf'<figure class="gradcam" data-kind="{kind}" data-id="([0-9a-f]+)"'
+                       rf'(?: data-peak="([^"]*)")?>', html)
+    return [(cadence_id, peak or None) for cadence_id, peak in found]
+
+
 @contextlib.contextmanager
 def served(folder: str):
     """``folder`` over http on a free loopback port; yields the base URL."""

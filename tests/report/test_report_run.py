@@ -19,12 +19,12 @@ from sklearn.metrics import roc_auc_score
 from tfseti.report import write_report
 from tfseti.report.__main__ import main
 
-from report_helpers import (copy_fold, headless_chromium, metric_values, served,
+from report_helpers import (copy_fold, gradcam_figures, headless_chromium, metric_values, served,
                             shared_tiny_run, table_rows, waterfall_ids)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECTIONS = ["Summary", "Training curves", "ROC", "AUC by needle family and SNR",
-            "Model against the classical search", "Waterfalls", "Config"]
+            "Model against the classical search", "Waterfalls", "Grad-CAM", "Config"]
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_summary_matches_the_run_files(trained, report):
 def test_classical_section_scores_the_out_of_fold_cadences(trained, report):
     from tfseti.data.config import DedopplerConfig
     from tfseti.dedoppler.scores import score_batch
-    from tfseti.report.cadences import from_shards
+    from tfseti.io.cadence_sources import from_shards
 
     oof = pd.read_csv(os.path.join(trained["run"], "oof.csv"), dtype={"id": str})
     truth = pd.read_csv(trained["truth"], dtype={"id": str})
@@ -131,6 +131,36 @@ def test_waterfalls_show_the_top_and_bottom_scored_cadences(trained, report):
     assert "Cadences from Kaggle folder " + trained["data"] in report["html"]
 
 
+def test_gradcam_explains_the_first_two_examples_of_each_kind(trained, report, tmp_path):
+    from tfseti.explain.run import explain_run
+
+    oof = pd.read_csv(os.path.join(trained["run"], "oof.csv"), dtype={"id": str})
+    pos = oof[oof.target == 1].sort_values("score")
+    neg = oof[oof.target == 0].sort_values("score")
+    expected = {"tp": list(pos.id[::-1][:2]), "fp": list(neg.id[::-1][:2]),
+                "missed": list(pos.id[:2])}
+    pngs = sorted(name for name in os.listdir(report["out"]) if name.startswith("gradcam-"))
+    assert len(pngs) == 6
+    shown = {kind: gradcam_figures(report["html"], kind) for kind in expected}
+    for kind, ids in expected.items():
+        assert [cadence_id for cadence_id, _ in shown[kind]] == ids
+        for rank, cadence_id in enumerate(ids, 1):
+            name = f"gradcam-{kind}-{rank}-{cadence_id}.png"
+            assert name in pngs and f'src="{name}"' in report["html"]
+            with open(os.path.join(report["out"], name), "rb") as handle:
+                assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The same heat as python -m tfseti.explain gives for those ids (their out-of-fold networks).
+    ids = list(dict.fromkeys(i for ids in expected.values() for i in ids))
+    table = pd.read_csv(explain_run(trained["run"], ids, str(tmp_path / "explain"),
+                                    log=lambda _: None), dtype={"id": str}, keep_default_na=False)
+    peaks = {row.id: f"{row.panel},{row.row},{row.channel}" if row.row != "" else "none"
+             for row in table.itertuples()}
+    for kind in expected:
+        for cadence_id, peak in shown[kind]:
+            assert peak == peaks[cadence_id]
+    assert "view on" in report["html"] and "the OFF panels have none" in report["html"]
+
+
 def test_page_renders_in_headless_chromium(report, tmp_path):
     screenshot = os.environ.get("TFSETI_REPORT_SCREENSHOT") or str(tmp_path / "report.png")
     with served(report["out"]) as base, headless_chromium(str(tmp_path / "profile")) as driver:
@@ -141,7 +171,9 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete,"
             " i.naturalWidth])")
-        assert len(images) == 12  # curves, ROC, ROC against the classical search, 9 waterfalls
+        # curves, ROC, ROC against the classical search, 9 waterfalls, 6 Grad-CAM heat maps
+        assert len(images) == 18
+        assert len([src for src, _, _ in images if src.startswith("gradcam-")]) == 6
         assert [src for src, complete, width in images if not (complete and width > 0)] == []
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1280, height)
@@ -165,6 +197,8 @@ def test_cli_prints_the_page_path_last_and_never_imports_the_trainer(trained, tm
     assert "tfseti.report.build" in imported
     assert [name for name in imported if name.startswith("tfseti.train")] == []
     assert len([n for n in os.listdir(out) if n.startswith("waterfall-")]) == 3
+    assert len([n for n in os.listdir(out) if n.startswith("gradcam-")]) == 3
+    assert "tfseti.explain.gradcam" in imported
 
 
 def test_run_folder_and_truth_read_through_fsspec_urls(trained, tmp_path):
@@ -188,10 +222,12 @@ def test_run_folder_and_truth_read_through_fsspec_urls(trained, tmp_path):
     assert metric_values(html, "cv-json-auc") == []
     assert "Truth: memory://report-test/truth.csv; 16 of 16" in html
     assert len(table_rows(html, "family")) >= 1
+    assert "Unavailable: no .keras network in the run&#x27;s folds" in html  # none uploaded
 
 
 def test_single_fold_without_manifest_reads_cadences_from_the_shards(trained, tmp_path):
     fold_dir = copy_fold(os.path.join(trained["run"], "fold1"), str(tmp_path / "fold1"))
+    shutil.copy(os.path.join(trained["run"], "fold1", "model.keras"), fold_dir)  # for Grad-CAM
     shards = tmp_path / "shards_without_manifest"
     shards.mkdir()
     for name in os.listdir(trained["shards"]):
@@ -211,6 +247,10 @@ def test_single_fold_without_manifest_reads_cadences_from_the_shards(trained, tm
     n_pos, n_neg = int(oof.target.sum()), int((oof.target == 0).sum())
     assert [len(waterfall_ids(html, k)) for k in ("tp", "fp", "missed")] == [
         min(2, n_pos), min(2, n_neg), min(2, n_pos)]
+    for kind in ("tp", "fp", "missed"):  # explained from the shards' cadences, every one
+        figures = gradcam_figures(html, kind)
+        assert [i for i, _ in figures] == waterfall_ids(html, kind)
+        assert all(peak is not None for _, peak in figures)
     assert table_rows(html, "family") == {}
 
 

@@ -7,8 +7,10 @@ so ``python -m tfseti.data.validate`` never pays for TensorFlow.
   ``AugmentConfig``, ``InjectConfig``, ``MixupConfig`` (no TensorFlow)
 * ``pipeline``: ``fold_files``, ``train_dataset``, ``eval_dataset``,
   ``distributed_train_dataset``, ``distributed_eval_dataset``
+* ``balance``: class balancing of the training records (``data.balance``)
 * ``views``: ``make_view``, ``view_shape``
 * ``off_median``: ``subtract_off_median``, ``off_median`` (online background removal)
+* ``nmf``: ``nmf_residual`` (every panel minus its NMF background: the view's ``nmf`` channel)
 * ``drift_sums``: ``dedoppler`` (de-Doppler maps: the classical search and the ``dedoppler`` view)
 * ``augment_ops``: the batched augmentation ops; ``augmenter``: ``Augmenter``,
   ``augment_and_mix``, ``augment_on_host``
@@ -28,6 +30,7 @@ _EXPORTS = {
     "distributed_train_dataset": "pipeline", "distributed_eval_dataset": "pipeline",
     "make_view": "views", "view_shape": "views",
     "subtract_off_median": "off_median", "off_median": "off_median",
+    "nmf_residual": "nmf",
     "dedoppler": "drift_sums",
     "Augmenter": "augmenter", "augment_and_mix": "augmenter", "augment_on_host": "augmenter",
     "inject_needles": "inject",

@@ -16,7 +16,8 @@ Batches are dicts:
 * training (``train_dataset``): ``cadence (B, P, 273, 256)``, ``target (B,)`` float32, ``id (B,)``
   string (``with_ids``); infinite (repeat), shuffled, non-deterministic read order (or, with
   ``deterministic``, one fixed seeded sequence that a resumed run re-enters at its step),
-  ``drop_remainder=True`` so every shape is static.
+  ``drop_remainder=True`` so every shape is static. ``data.balance`` draws the classes at a set
+  share or count per batch (``tfseti.data.balance``).
 * evaluation / prediction (``eval_dataset``): the same plus ``index (B,)`` int64 (position of the
   record in the deterministic read order, -1 on padding) and ``mask (B,)`` bool. Every record comes
   exactly once; the last batch is padded to B (cadence 0, target -1, id "", mask False).
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfseti.data import balance as balance_lib
 from tfseti.data.config import DataConfig
 from tfseti.io import records
 from tfseti.io import shards as shard_lib
@@ -135,8 +137,13 @@ def _permuted(tensor: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.gather(tensor, tf.argsort(keys))
 
 
+def _kept(ds: tf.data.Dataset, keep) -> tf.data.Dataset:
+    """``ds`` filtered by ``keep`` (a predicate on serialized records; None keeps all)."""
+    return ds if keep is None else ds.filter(keep)
+
+
 def _deterministic_passes(files: list[str], compression, files_seed: int, record_seed: int,
-                          sharding, cfg) -> tf.data.Dataset:
+                          sharding, cfg, keep=None) -> tf.data.Dataset:
     """Endless passes over the records; pass k's order depends on the seeds and k alone.
 
     ``Dataset.shuffle(reshuffle_each_iteration=True)`` draws each pass's order from a generator
@@ -151,8 +158,8 @@ def _deterministic_passes(files: list[str], compression, files_seed: int, record
     def one_pass(index):
         index = tf.cast(index, tf.int64)
         ordered = _permuted(files, tf.stack([tf.constant(files_seed, tf.int64), index]))
-        read = _read(tf.data.Dataset.from_tensor_slices(ordered), compression,
-                     cycle, deterministic=True)
+        read = _kept(_read(tf.data.Dataset.from_tensor_slices(ordered), compression,
+                           cycle, deterministic=True), keep)
         if sharding is not None:
             read = read.shard(*sharding)
 
@@ -166,10 +173,16 @@ def _deterministic_passes(files: list[str], compression, files_seed: int, record
 
 
 def _record_stream(files: list[str], cfg: DataConfig, pipelines: int, pipeline_id: int,
-                   seed: int) -> tf.data.Dataset:
-    """This input pipeline's endless, shuffled stream of serialized records of ``files``."""
+                   seed: int, keep=None, file_sharding: bool | None = None) -> tf.data.Dataset:
+    """This input pipeline's endless, shuffled stream of serialized records of ``files``.
+
+    ``keep``: only the records it accepts (a class stream of ``data.balance``), filtered as they
+    are read, before data sharding. ``file_sharding``: False forces data sharding (default: file
+    sharding when there are at least as many files as input pipelines)."""
     compression = _compression(files, cfg)
-    file_sharding = pipelines > 1 and len(files) >= pipelines
+    if file_sharding is None:
+        file_sharding = len(files) >= pipelines
+    file_sharding = pipelines > 1 and file_sharding
     data_sharding = pipelines > 1 and not file_sharding
     files_ds = tf.data.Dataset.from_tensor_slices(list(files))
     if file_sharding:
@@ -181,13 +194,14 @@ def _record_stream(files: list[str], cfg: DataConfig, pipelines: int, pipeline_i
     if cfg.deterministic:
         own_files = files[pipeline_id::pipelines] if file_sharding else list(files)
         return _deterministic_passes(own_files, compression, files_seed, record_seed,
-                                     (pipelines, pipeline_id) if data_sharding else None, cfg)
+                                     (pipelines, pipeline_id) if data_sharding else None, cfg,
+                                     keep)
     files_ds = files_ds.shuffle(n_files, seed=files_seed, reshuffle_each_iteration=True)
     if data_sharding:
         ds = _read(files_ds, compression, min(n_files, DETERMINISTIC_CYCLE), deterministic=True)
-        ds = ds.shard(pipelines, pipeline_id)
+        ds = _kept(ds, keep).shard(pipelines, pipeline_id)
     else:
-        ds = _read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False)
+        ds = _kept(_read(files_ds, compression, tf.data.AUTOTUNE, deterministic=False), keep)
     ds = ds.shuffle(cfg.shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
     return ds.repeat()  # after the shuffle: an empty input ends instead of spinning forever
 
@@ -211,8 +225,8 @@ def extra_choices(ratio: float) -> tf.data.Dataset:
 
 def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augmenter=None,
                   initial_step: int = 0, shape: tuple[int, int, int] | None = None,
-                  extra_files: list[str] | tuple = (), extra_ratio: float = 0.0
-                  ) -> tf.data.Dataset:
+                  extra_files: list[str] | tuple = (), extra_ratio: float = 0.0,
+                  class_counts: dict | None = None) -> tf.data.Dataset:
     """Infinite shuffled training batches (of the per-replica size under ``input_context``).
 
     ``initial_step`` is the global train step of the first batch. With ``cfg.deterministic`` the
@@ -223,6 +237,11 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     ``extra_files`` (shards of ``data.extra``: pseudo-labelled or other data) are a second
     stream of their own shuffle; a share ``extra_ratio`` of the records comes from it
     (:func:`extra_choices`). Records with a soft target train on it (``tfseti.io.records``).
+
+    ``cfg.balance`` (``tfseti.data.balance``) reads the labelled ``files`` as a positive and a
+    negative stream mixed by a deterministic sequence (the extras keep their share);
+    ``class_counts`` (``{path: (negatives, positives)}``, default: from the shard folders'
+    manifests) plans it.
 
     With ``augmenter`` in host mode (``augmenter.on_host``) the batches come out augmented and
     mixed (``{"image", "target", ...}``), batch k seeded with step ``initial_step + k``.
@@ -235,11 +254,15 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     shape = shape or cadence_shape(files, _compression(files, cfg))
     batch = _per_replica_batch(cfg, input_context)
     pipelines, pipeline_id, _ = _pipeline(input_context)
-    ds = _record_stream(list(files), cfg, pipelines, pipeline_id, cfg.seed)
-    if extra_files:
-        extra = _record_stream(list(extra_files), cfg, pipelines, pipeline_id,
-                               cfg.seed + EXTRA_SEED_OFFSET)
-        ds = tf.data.Dataset.choose_from_datasets([ds, extra], extra_choices(extra_ratio))
+    if cfg.balancing[0] != "none":
+        ds = _balanced_stream(list(files), cfg, input_context, batch, list(extra_files),
+                              extra_ratio, class_counts)
+    else:
+        ds = _record_stream(list(files), cfg, pipelines, pipeline_id, cfg.seed)
+        if extra_files:
+            extra = _record_stream(list(extra_files), cfg, pipelines, pipeline_id,
+                                   cfg.seed + EXTRA_SEED_OFFSET)
+            ds = tf.data.Dataset.choose_from_datasets([ds, extra], extra_choices(extra_ratio))
     ds = ds.batch(batch, drop_remainder=True)
     if cfg.deterministic and initial_step:
         ds = ds.skip(initial_step)  # still serialized: skipping costs reads, no parsing
@@ -252,6 +275,41 @@ def train_dataset(files: list[str], cfg: DataConfig, input_context=None, augment
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _balanced_stream(files: list[str], cfg: DataConfig, input_context, batch: int,
+                     extra_files: list[str], extra_ratio: float, class_counts: dict | None):
+    """The records of ``data.balance``: a negative and a positive stream of ``files`` (and the
+    extra stream) chosen by ``balance.choices``. A class stream is file-sharded over input
+    pipelines only when every pipeline's own files hold that class; otherwise it is
+    data-sharded after the filter, and each pipeline needs one record of the class per pass."""
+    counts = class_counts if class_counts is not None else balance_lib.class_counts(files)
+    pipelines, pipeline_id, _ = _pipeline(input_context)
+    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+    negatives, positives = balance_lib.totals(counts, files)
+    plan = balance_lib.plan(cfg, negatives, positives, cfg.batch_size, replicas,
+                            extra_ratio if extra_files else 0.0,
+                            where=f"the {len(files)} training shard(s) in "
+                                  f"{balance_lib.folders_of(files)}")
+    streams = []
+    for stream, name in ((balance_lib.NEGATIVE, "negative"), (balance_lib.POSITIVE, "positive")):
+        file_sharding = None
+        if pipelines > 1:
+            own = [files[p::pipelines] for p in range(pipelines)]
+            total = negatives if stream == balance_lib.NEGATIVE else positives
+            file_sharding = len(files) >= pipelines and all(
+                balance_lib.totals(counts, part)[stream] > 0 for part in own)
+            if not file_sharding and total < pipelines:
+                raise ValueError(f"data.balance {cfg.balance!r}: {total} {name} record(s) in "
+                                 f"{balance_lib.folders_of(files)} for {pipelines} input "
+                                 f"pipelines (each needs at least one)")
+        streams.append(_record_stream(files, cfg, pipelines, pipeline_id,
+                                      cfg.seed + balance_lib.SEED_OFFSETS[stream],
+                                      keep=balance_lib.keep(stream), file_sharding=file_sharding))
+    if extra_files:
+        streams.append(_record_stream(list(extra_files), cfg, pipelines, pipeline_id,
+                                      cfg.seed + EXTRA_SEED_OFFSET))
+    return tf.data.Dataset.choose_from_datasets(streams, balance_lib.choices(plan, batch))
 
 
 def _pad_to(tensor: tf.Tensor, size: int, value) -> tf.Tensor:
@@ -310,9 +368,12 @@ def distributed_train_dataset(strategy: tf.distribute.Strategy, files: list[str]
     """Per-replica training batches via ``strategy.distribute_datasets_from_function``."""
     compression = _compression(files, cfg)
     shape = cadence_shape(files, compression)
+    # data.balance: the class counts of the manifests, read once for every input pipeline.
+    counts = balance_lib.class_counts(files) if cfg.balancing[0] != "none" else None
     return strategy.distribute_datasets_from_function(
         lambda context: train_dataset(files, cfg, context, augmenter, initial_step, shape,
-                                      extra_files=extra_files, extra_ratio=extra_ratio))
+                                      extra_files=extra_files, extra_ratio=extra_ratio,
+                                      class_counts=counts))
 
 
 def distributed_eval_dataset(strategy: tf.distribute.Strategy, files: list[str], cfg: DataConfig,

@@ -24,7 +24,14 @@ Optionally the OFF panels' per-channel median is subtracted from every panel fir
 (``background="off_median"``, ``tfseti.data.off_median``), each panel is normalised per frequency
 column (mean 0 and standard deviation 1 over the panel's time rows, i.e. the column centred and
 scaled to L2 norm ``sqrt(T)``; this takes out the bandpass and steady narrow-band RFI) and the
-image is resized to ``H x W``.
+image is resized to ``H x W`` — except for ``resize_method = "learned"``: then the view stays at
+full resolution and the network's first stage (``tfseti.models.resizer``) learns the resize.
+
+``extra_channels = ["nmf"]`` appends one more channel to a time-frequency view (before the resize):
+the same panels minus their NMF background (``tfseti.data.nmf``: the OFF panels factorised into
+``nmf_rank`` non-negative spectra, the ON panels fitted with them), stacked like the view's own
+panels: the ON panels for ``on`` (channels ON, NMF) and ``on_off`` (ON, OFF, NMF), all six for
+``all`` (ABACAD, NMF). It is computed after the background removal and column normalisation.
 
 Everything is static-shaped and compiles with XLA (``jit_compile=True``): the resize is two matrix
 products with interpolation matrices built once per (size, method) at trace time, because XLA has
@@ -41,6 +48,7 @@ import tensorflow as tf
 
 from tfseti.data.config import ViewConfig
 from tfseti.data.drift_sums import dedoppler
+from tfseti.data.nmf import nmf_residual
 from tfseti.data.off_median import remove_background
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 
@@ -65,16 +73,25 @@ def _check_panels(name: str, panels: int, background: str = "none",
                          f"with --panels all")
 
 
+def _check_extra_channels(cfg: ViewConfig, panels: int) -> None:
+    if panels == 3 and "nmf" in cfg.extra_channels:
+        raise ValueError("view.extra_channels 'nmf' needs the OFF panels (its background model is "
+                         "fitted on them), but these cadences hold only the 3 ON panels (shards "
+                         "converted with --panels on); drop 'nmf' or convert with --panels all")
+
+
 def view_shape(cfg: ViewConfig, panels: int = 6, time: int = 273, freq: int = 256
                ) -> tuple[int, int, int]:
     """The static ``(H, W, C)`` of ``make_view`` for cadences of ``(panels, time, freq)``."""
     _check_panels(cfg.name, panels, cfg.background, cfg.dedoppler.background)
+    _check_extra_channels(cfg, panels)
     if cfg.name == "dedoppler":
         height, channels = cfg.dedoppler.drifts, panels
     else:
         height, channels = {"on": (3 * time, 1), "on_off": (3 * time, 2), "all": (6 * time, 1)}[cfg.name]
-    if cfg.resize is not None:
-        return (*cfg.resize, channels)
+        channels += len(cfg.extra_channels)
+    if cfg.image_resize is not None:   # a learned resize happens in the network
+        return (*cfg.image_resize, channels)
     return height, freq, channels
 
 
@@ -128,10 +145,11 @@ def make_view(cadence: tf.Tensor, cfg: ViewConfig) -> tf.Tensor:
                          f"got shape {cadence.shape}")
     _, panels, time, freq = cadence.shape
     _check_panels(cfg.name, panels, cfg.background, cfg.dedoppler.background)
+    _check_extra_channels(cfg, panels)
     if cfg.name == "dedoppler":
         image = tf.transpose(dedoppler(cadence, cfg.dedoppler), [0, 2, 3, 1])    # (B, D, F, P)
-        if cfg.resize is not None:
-            image = resize_images(image, cfg.resize, cfg.resize_method)
+        if cfg.image_resize is not None:
+            image = resize_images(image, cfg.image_resize, cfg.resize_method)
         return image
     x = remove_background(cadence, cfg.background)
     if cfg.normalize_columns:
@@ -146,6 +164,10 @@ def make_view(cadence: tf.Tensor, cfg: ViewConfig) -> tf.Tensor:
                           tf.reshape(off, [batch, 3 * time, freq])], axis=-1)
     else:
         image = tf.reshape(x, [batch, 6 * time, freq, 1])
-    if cfg.resize is not None:
-        image = resize_images(image, cfg.resize, cfg.resize_method)
+    if "nmf" in cfg.extra_channels:   # the panels the view stacks, minus their NMF background
+        residual = nmf_residual(x, cfg.nmf_rank, cfg.nmf_iterations)
+        shown = residual if cfg.name == "all" else tf.gather(residual, ON_PANELS, axis=1)
+        image = tf.concat([image, tf.reshape(shown, [batch, image.shape[1], freq, 1])], axis=-1)
+    if cfg.image_resize is not None:
+        image = resize_images(image, cfg.image_resize, cfg.resize_method)
     return image

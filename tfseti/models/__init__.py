@@ -15,7 +15,7 @@ _LAZY = {
     "GeMPooling2D": "pooling", "gem_pool": "pooling", "SpatialAttentionPooling2D": "pooling",
     "TripletAttention": "attention",
     "MultiSampleDropoutDense": "heads", "FramewiseAttentionPooling": "heads",
-    "adapt_input_conv": "stems",
+    "adapt_input_conv": "stems", "LearnedResizer": "resizer",
 }
 
 __all__ = ["ModelConfig", *_LAZY]

@@ -53,6 +53,10 @@ class ModelConfig:
     drop_connect_rate: the backbone's stochastic-depth rate (Keras' default is 0.2; unused by
         the ResNets and plain CNNs, which have none).
     triplet_attention: apply triplet attention to the backbone's feature map (3rd place).
+    resizer_filters / resizer_blocks: width (conv filters) and residual blocks of the learned
+        resizer (``tfseti.models.resizer``) that a network built with ``create_model(...,
+        resizer_size=(h, w))`` starts with; the trainer builds one when ``view.resize_method =
+        "learned"`` (the target size is ``view.resize``). Unused otherwise.
     """
 
     weights: str | None = None
@@ -67,6 +71,8 @@ class ModelConfig:
     dropout_samples: int = 1
     drop_connect_rate: float = 0.2
     triplet_attention: bool = False
+    resizer_filters: int = 16
+    resizer_blocks: int = 1
 
     def __post_init__(self):
         check_choices(self)
@@ -104,6 +110,10 @@ class ModelConfig:
             _fail("drop_connect_rate", "a rate in [0, 1)", self.drop_connect_rate)
         if not isinstance(self.triplet_attention, bool):
             _fail("triplet_attention", "a bool", self.triplet_attention)
+        if not is_int(self.resizer_filters, 1):
+            _fail("resizer_filters", "an int >= 1", self.resizer_filters)
+        if not is_int(self.resizer_blocks, 0):
+            _fail("resizer_blocks", "an int >= 0", self.resizer_blocks)
 
     @property
     def num_outputs(self) -> int:

@@ -15,6 +15,7 @@ from .efficientnet import EFFICIENTNET_SPECS, build_efficientnet_backbone
 from .heads import classifier_head
 from .nfnet import NF_SPECS, build_nf_backbone
 from .plain_cnn import PLAIN_CNN_SPECS, build_plain_cnn_backbone
+from .resizer import check_size, learned_resizer
 from .resnet import RESNET_SPECS, build_resnet_backbone
 from .stems import pre_stem_stack
 
@@ -59,14 +60,19 @@ def resolve_config(config: ModelConfig | None = None, **options) -> ModelConfig:
     return dataclasses.replace(config or ModelConfig(), **options)
 
 
-def create_model(name: str, input_shape, config: ModelConfig | None = None,
-                 **options) -> keras.Model:
+def create_model(name: str, input_shape, config: ModelConfig | None = None, *,
+                 resizer_size=None, **options) -> keras.Model:
     """Build classifier ``name`` (see :func:`list_models`) for ``(H, W, C)`` inputs.
 
     Options are the fields of :class:`ModelConfig`, given as ``config=`` and/or keywords
-    (keywords override). Builds under the global dtype policy; logits are float32.
-    Layers: ``image`` → ``pre_stem*`` → ``backbone`` (nested model; freeze it for a head
-    warm-up) → ``triplet_attention`` → ``pool`` → ``logits``.
+    (keywords override). ``resizer_size = (h, w)`` puts a learned resizer
+    (``tfseti.models.resizer``; ``resizer_filters`` / ``resizer_blocks`` wide and deep) first,
+    so the ``(H, W, C)`` input reaches the backbone as ``(h, w, C)``. It is an argument, not an
+    option: the size belongs to the view (``view.resize``), which the trainer passes on.
+    Builds under the global dtype policy; logits are float32.
+    Layers: ``image`` → ``resizer`` → ``pre_stem*`` → ``backbone`` (nested model; freeze it for
+    a head warm-up; the resizer and pre-stem, new like the head, keep training) →
+    ``triplet_attention`` → ``pool`` → ``logits``.
     """
     if name not in MODEL_REGISTRY:
         raise ValueError(f"unknown model {name!r}; valid models: {list_models()}")
@@ -75,8 +81,12 @@ def create_model(name: str, input_shape, config: ModelConfig | None = None,
     shape = _check_input_shape(input_shape)
 
     image = keras.Input(shape, name="image")
-    x = pre_stem_stack(image, config.pre_stem_channels)
-    backbone = registered.build_backbone(registered.spec, (*shape[:2], int(x.shape[-1])),
+    x = image
+    if resizer_size is not None:
+        x = learned_resizer(x, check_size(resizer_size, "resizer_size"),
+                            filters=config.resizer_filters, blocks=config.resizer_blocks)
+    x = pre_stem_stack(x, config.pre_stem_channels)
+    backbone = registered.build_backbone(registered.spec, (*x.shape[1:3], int(x.shape[-1])),
                               stem_strides=config.stem_strides,
                               drop_connect_rate=config.drop_connect_rate,
                               weights=config.weights)

@@ -15,6 +15,22 @@ from .pooling import global_pooling
 LOGITS_LAYER = "logits"
 
 
+def positive_logit(logits):
+    """Log-odds of the positive class, shape ``(B,)``, for either head width.
+
+    ``sigmoid`` of it is the positive probability: for a 2-logit softmax head
+    ``softmax(l)[1] == sigmoid(l1 - l0)``. Ranking (ROC AUC) needs nothing more. It lives beside
+    the heads (not the losses) so that ``tfseti.explain`` and the report read a network's score
+    without importing the trainer.
+    """
+    logits = ops.cast(logits, "float32")
+    if logits.shape[-1] == 2:
+        return logits[:, 1] - logits[:, 0]
+    if logits.shape[-1] == 1:
+        return logits[:, 0]
+    raise ValueError(f"expected logits of shape (B, 1) or (B, 2), got {tuple(logits.shape)}")
+
+
 @keras.saving.register_keras_serializable(package="tfseti")
 class MultiSampleDropoutDense(keras.layers.Layer):
     """Multi-sample dropout: in training, the mean of a shared dense layer's outputs over

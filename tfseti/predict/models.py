@@ -7,7 +7,8 @@ load with plain ``tf.saved_model.load``; nothing of the trainer is imported. P (
 models) is read from the input signature; 6-panel data given to a 3-panel model is sliced to its ON
 panels (0, 2, 4); 3-panel data cannot feed a 6-panel model (error). The training view, which the
 time flip of ``tfseti.predict.tta`` depends on, is read from the ``config.json`` the trainer writes
-next to ``saved_model/``.
+next to ``saved_model/``, and so is the training augmentation that random TTA
+(``tfseti.predict.random_tta``) draws from.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class ServingModel:
 
     path: the SavedModel folder; panels: the P its signature takes; view: the training view's
     settings from the trainer's ``config.json`` next to it (``None`` when there is none);
-    function: its serving signature.
+    function: its serving signature; augment: the ``augment`` section of that ``config.json``
+    (``{}`` when it has none, ``None`` when there is no ``config.json``).
     """
 
     path: str
@@ -38,6 +40,7 @@ class ServingModel:
     view: dict | None
     function: object
     loaded: object = None   # the loaded SavedModel: its variables live as long as it does
+    augment: dict | None = None
 
     def __call__(self, cadence: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -85,15 +88,16 @@ def resolve_model_paths(spec: str) -> list[str]:
     return paths
 
 
-def _read_view(path: str) -> dict | None:
+def _read_config(path: str) -> dict | None:
+    """The trainer's ``config.json`` next to the SavedModel ``path`` (None when there is none)."""
     import tensorflow as tf
 
     config = f"{os.path.dirname(path.rstrip('/'))}/config.json"
     if not tf.io.gfile.exists(config):
         return None
     with tf.io.gfile.GFile(config) as handle:
-        view = json.load(handle).get("view")
-    return view if isinstance(view, dict) else None
+        doc = json.load(handle)
+    return doc if isinstance(doc, dict) else {}
 
 
 def load_model(path: str) -> ServingModel:
@@ -113,8 +117,12 @@ def load_model(path: str) -> ServingModel:
     if len(dims) != 4 or dims[1] not in (3, 6) or spec.dtype != tf.float16:
         raise ValueError(f"{path}: expected input float16[None, 6 or 3, T, F], got "
                          f"{spec.dtype.name}{list(dims)}")
-    return ServingModel(path=path, panels=dims[1], shape=dims[1:], view=_read_view(path),
-                        function=function, loaded=loaded)
+    config = _read_config(path)
+    view, augment = ((config or {}).get(key) for key in ("view", "augment"))
+    return ServingModel(path=path, panels=dims[1], shape=dims[1:],
+                        view=view if isinstance(view, dict) else None, function=function,
+                        loaded=loaded,
+                        augment=None if config is None else augment if isinstance(augment, dict) else {})
 
 
 def fit_panels(cadence: np.ndarray, model: ServingModel) -> np.ndarray:

@@ -15,8 +15,9 @@ import numpy as np
 from tfseti.console import show_progress
 from tfseti.predict.ensembles import ensemble
 from tfseti.predict.models import ServingModel
+from tfseti.predict.random_tta import RandomTta
 from tfseti.predict.test_data import TestData, check_ids
-from tfseti.predict.tta import check_tta, predict_batch
+from tfseti.predict.tta import RANDOM_TTA, check_tta, parse_tta, predict_batch
 
 
 @dataclass
@@ -27,11 +28,29 @@ class Prediction:
 
 
 def predict(models: list[ServingModel], data: TestData, tta: str = "none", ensemble_method: str = "mean",
-            batch_size: int = 16, progress: bool = False) -> Prediction:
-    """Predict every test record with every model; checks the ids (see ``check_ids``)."""
+            batch_size: int = 16, progress: bool = False, tta_seed: int = 0,
+            random_tta: RandomTta | None = None) -> Prediction:
+    """Predict every test record with every model; checks the ids (see ``check_ids``).
+
+    ``tta``: ``none``, ``flips`` or ``random:N`` (seeded by ``tta_seed``; or pass the
+    ``RandomTta`` already built for these models as ``random_tta``, e.g. to print its plans).
+    """
     if batch_size < 1:
         raise ValueError(f"--batch-size: expected an int >= 1, got {batch_size}")
-    check_tta(tta, models)   # fail before reading any data
+    mode, passes = parse_tta(tta)   # fail before reading any data
+    if mode == RANDOM_TTA:
+        if random_tta is None:
+            random_tta = RandomTta(models, passes, tta_seed)
+        elif (random_tta.passes, random_tta.seed, len(random_tta.plans)) != (passes, tta_seed, len(models)):
+            raise ValueError(f"predict: random_tta was built for {random_tta.passes} passes, seed "
+                             f"{random_tta.seed} and {len(random_tta.plans)} model(s); --tta {tta}, "
+                             f"--tta-seed {tta_seed} and {len(models)} model(s) given")
+        batch_predict = random_tta.predict_batch
+    else:
+        check_tta(tta, models)
+
+        def batch_predict(models, cadence):
+            return predict_batch(models, cadence, tta)
     ids, chunks = [], []
     bar = None
     if show_progress(progress):  # a bar on a terminal only, not into logs
@@ -39,7 +58,7 @@ def predict(models: list[ServingModel], data: TestData, tta: str = "none", ensem
 
         bar = tqdm(total=data.expected_count, unit="cadence", desc="predict", file=sys.stderr)
     for batch_ids, cadence in data.batches(batch_size):
-        chunks.append(predict_batch(models, cadence, tta))
+        chunks.append(batch_predict(models, cadence))
         ids.extend(batch_ids)
         if bar is not None:
             bar.update(len(batch_ids))

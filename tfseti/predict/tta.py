@@ -1,5 +1,8 @@
 """Flip test-time augmentation (``--tta flips``): the mean probability of the 4 flip combinations.
 
+(``--tta random:N``, the model's own training augmentations drawn at random, is
+``tfseti.predict.random_tta``; ``parse_tta`` here reads every ``--tta`` value.)
+
 The flips are made on the raw cadences so that each equals the flip the training augmentation made
 on the model's view image:
 
@@ -19,7 +22,9 @@ on the model's view image:
   The OFF-median background and the column normalisation commute with these flips, except for view
   ``all`` with ``background = "off_median"`` without column normalisation, where no raw-cadence
   transform equals the image flip (the reversed stack puts ON panels where the median is taken):
-  flip TTA refuses that model.
+  flip TTA refuses that model. The same holds for view ``all`` with the ``nmf`` extra channel
+  (its background is fitted on the OFF panels); for ``on`` / ``on_off`` the NMF channel commutes
+  with both flips (``tfseti.data.nmf``).
 """
 
 from __future__ import annotations
@@ -29,14 +34,28 @@ import numpy as np
 from tfseti.predict.models import ServingModel, fit_panels
 
 TTA_MODES = ("none", "flips")
+RANDOM_TTA = "random"   # --tta random:N (tfseti.predict.random_tta)
 # Raw-cadence panel order of a time flip, per (view family, panels): see the module docstring.
 TIME_FLIP_PANELS = {("stacked_on", 6): (4, 5, 2, 3, 0, 1), ("stacked_on", 3): (2, 1, 0),
                     ("all", 6): (5, 4, 3, 2, 1, 0)}
 
 
+def parse_tta(tta: str) -> tuple[str, int]:
+    """``(mode, passes)`` of a ``--tta`` value: ``none`` (1 pass), ``flips`` (4) or ``random:N``
+    (N >= 1 passes of random training augmentations)."""
+    if tta in TTA_MODES:
+        return tta, (4 if tta == "flips" else 1)
+    mode, sep, count = str(tta).partition(":")
+    if mode == RANDOM_TTA and sep and count.isascii() and count.isdigit() and int(count) >= 1:
+        return RANDOM_TTA, int(count)
+    raise ValueError(f"--tta: expected one of {TTA_MODES} or {RANDOM_TTA}:N (N >= 1 passes), "
+                     f"got {tta!r}")
+
+
 def _check_mode(tta: str) -> None:
-    if tta not in TTA_MODES:
-        raise ValueError(f"--tta: expected one of {TTA_MODES}, got {tta!r}")
+    if parse_tta(tta)[0] == RANDOM_TTA:
+        raise ValueError(f"--tta {tta}: random TTA keeps its draws across batches; use "
+                         f"tfseti.predict.random_tta.RandomTta (predict() does)")
 
 
 def time_flip_panels(model: ServingModel) -> tuple[int, ...]:
@@ -48,13 +67,18 @@ def time_flip_panels(model: ServingModel) -> tuple[int, ...]:
         raise ValueError(f"{model.path}: view 'all' with background {view.get('background')!r} "
                          f"and no column normalisation: no flip of the raw cadences equals the "
                          f"training time flip of its image; use --tta none for this model")
+    if family == "all" and "nmf" in view.get("extra_channels", ()):
+        raise ValueError(f"{model.path}: view 'all' with the 'nmf' extra channel: reversing the "
+                         f"six panels puts ON panels where the NMF background is fitted, so no "
+                         f"flip of the raw cadences equals the training time flip of its image; "
+                         f"use --tta none for this model")
     return TIME_FLIP_PANELS[(family, model.panels)]
 
 
 def check_tta(tta: str, models: list[ServingModel]) -> None:
-    """Refuse an unknown mode, or flips for a model without an exact time flip (before reading data)."""
-    _check_mode(tta)
-    if tta == "flips":
+    """Refuse an unknown mode, or flips for a model without an exact time flip (before reading data;
+    ``random:N`` is checked by building its ``RandomTta``)."""
+    if parse_tta(tta)[0] == "flips":
         for model in models:
             time_flip_panels(model)
 

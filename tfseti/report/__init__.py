@@ -2,9 +2,10 @@
 
 Summary (CV / out-of-fold AUC, per-fold best val AUC, precision, replicas), training curves,
 ROC per fold and out of fold, AUC by needle family and SNR bin when the data's ``truth.csv`` is
-found, waterfalls of the most confident true / false positives and the most missed needles, and
-the config. Reads files only (run folder, shard manifest, Kaggle folder, truth): it never
-imports the trainer, which calls :func:`write_report` at the end of training.
+found, waterfalls of the most confident true / false positives and the most missed needles,
+Grad-CAM heat maps of the first of those (``tfseti.explain``, with each fold's ``model.keras``),
+and the config. Reads files only (run folder, shard manifest, Kaggle folder, truth, networks):
+it never imports the trainer, which calls :func:`write_report` at the end of training.
 """
 
 from tfseti.report.build import write_report

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from tfseti.io import fs as fsutil
+from tfseti.io.cadence_sources import DataSources, find_sources, load_cadences
 from tfseti.report import page, plots
-from tfseti.report.cadences import load_cadences
 from tfseti.report.classical import CLASSICAL_SCORE, classical_scores, comparison
 from tfseti.metrics import auc
 from tfseti.report.metrics import breakdown, read_truth
 from tfseti.report.runs import Run, RunFolderError, read_run
-from tfseti.report.sources import DataSources, find_sources
 
 INDEX = "index.html"
 CURVES_PNG = "curves.png"
@@ -24,6 +24,10 @@ CLASSICAL_PNG = "roc-classical.png"
 # Out-of-fold records above this are not re-scored by the classical search (minutes per 10,000).
 CLASSICAL_MAX_RECORDS = 5000
 WATERFALL_GLOB = "waterfall-*.png"
+GRADCAM_GLOB = "gradcam-*.png"
+# Grad-CAM heat maps per example kind: the first of the waterfalls' examples (each costs a
+# forward and backward pass of a fold's network, and each fold's network is loaded once).
+GRADCAM_EXAMPLES = 2
 # (key, heading, which rows, order): the examples shown as waterfalls.
 EXAMPLE_KINDS = (
     ("tp", "Most confident true positives", 1, False),
@@ -48,6 +52,23 @@ def pick_examples(oof: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
         rows = oof[oof["target"] == target].sort_values("id", kind="stable")
         picked[key] = rows.sort_values("score", ascending=ascending, kind="stable").head(n)
     return picked
+
+
+@dataclass
+class Examples:
+    """The example cadences of the waterfalls and Grad-CAM sections, picked and read once."""
+
+    picked: dict[str, pd.DataFrame]   # kind -> rows of oof.csv (pick_examples)
+    cadences: dict                    # id -> cadence (P, T, F); ids found nowhere are absent
+    origin: str                       # where the cadences came from, for the page
+
+
+def _examples(run: Run, sources: DataSources, n: int, log) -> Examples:
+    picked = pick_examples(run.oof, n)
+    ids = list(dict.fromkeys(i for rows in picked.values() for i in rows["id"]))
+    log(f"report: loading {len(ids)} cadences for the waterfall and Grad-CAM plots")
+    cadences, origin = load_cadences(sources, ids, log=log)
+    return Examples(picked, cadences, origin)
 
 
 def _probability(score: float) -> float:
@@ -198,13 +219,11 @@ def _caption(row, truth_rows: dict) -> str:
     return text
 
 
-def _waterfalls(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: str, n: int,
-                log) -> str:
+def _waterfalls(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: str,
+                examples: Examples) -> str:
     title = "Waterfalls"
-    picked = pick_examples(run.oof, n)
+    picked, cadences, origin = examples.picked, examples.cadences, examples.origin
     ids = list(dict.fromkeys(i for rows in picked.values() for i in rows["id"]))
-    log(f"report: loading {len(ids)} cadences for the waterfall plots")
-    cadences, origin = load_cadences(sources, ids, log=log)
     if ids and not cadences:
         reason = "; ".join(sources.notes) or "the ids are in neither the Kaggle folder nor the shards"
         return page.section("waterfalls", title, page.unavailable(
@@ -232,6 +251,95 @@ def _waterfalls(run: Run, sources: DataSources, truth: pd.DataFrame | None, out:
                 else page.note("None in the out-of-fold set."))
         parts.append(f"<h3>{page.esc(heading)}</h3>{body}")
     return page.section("waterfalls", title, "".join(parts))
+
+
+def _gradcam_figure(key: str, cadence_id: str, caption: str, body: str, peak: str = "") -> str:
+    """``data-peak``: ``panel,row,channel`` (panel empty on drift maps), ``none`` when the heat
+    is zero everywhere; absent when there is no heat map."""
+    attrs = f' data-peak="{page.esc(peak)}"' if peak else ""
+    return (f'<figure class="gradcam" data-kind="{key}" data-id="{page.esc(cadence_id)}"{attrs}>'
+            f"{body}<figcaption>{page.esc(caption)}</figcaption></figure>")
+
+
+def _explain_fold(network, cadences: dict, log) -> tuple[dict, str]:
+    """``({id: Explanation}, "")`` from one fold's network, or ``({}, why not)``: a network
+    that cannot be loaded or explained costs its figures, not the report."""
+    from tfseti.explain.heatmaps import explain_cadences
+
+    if not network.has_model():
+        return {}, f"fold {network.fold} has no model.keras"
+    log(f"report: Grad-CAM of {len(cadences)} cadence(s) with {network.model_path}")
+    try:
+        net = network.load()
+        return {e.id: e for e in explain_cadences(net, network, cadences)}, ""
+    except Exception as err:  # noqa: BLE001  (any failure: named on the page and in the log)
+        reason = f"Grad-CAM with fold {network.fold}'s network failed: {type(err).__name__}: {err}"
+        log(f"report: {reason}")
+        return {}, reason
+
+
+def _gradcam(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: str,
+             examples: Examples, n: int, log) -> str:
+    from tfseti.explain.heatmaps import describe_peak, draw, heat_note
+    from tfseti.explain.networks import MODEL_FILE, FoldNetwork
+
+    title = "Grad-CAM"
+    picked = {key: rows.head(n) for key, rows in examples.picked.items()}
+    ids = list(dict.fromkeys(i for rows in picked.values() for i in rows["id"]))
+    if not ids:
+        return page.section("gradcam", title, page.note(
+            "No examples to explain (none in the out-of-fold set, or --examples 0)."))
+    networks = {f.fold: FoldNetwork(f.fold, f.path, f.config) for f in run.folds}
+    if not any(network.has_model() for network in networks.values()):
+        return page.section("gradcam", title, page.unavailable(
+            f"Unavailable: no .keras network in the run's folds (fold<K>/{MODEL_FILE}, written "
+            f"when a fold finishes training), so there is nothing to take gradients of."))
+    cadences = examples.cadences
+    if not any(i in cadences for i in ids):
+        reason = "; ".join(sources.notes) or "the ids are in neither the Kaggle folder nor the shards"
+        return page.section("gradcam", title, page.unavailable(
+            f"Cadences unavailable, no Grad-CAM: {reason}."))
+    fold_of = dict(zip(run.oof["id"], run.oof["fold"].astype(int)))
+    explained, failed = {}, {}
+    for fold in sorted({fold_of[i] for i in ids if i in cadences}):
+        chosen = {i: cadences[i] for i in ids if i in cadences and fold_of[i] == fold}
+        network = networks.get(fold)
+        found, reason = (_explain_fold(network, chosen, log) if network is not None
+                         else ({}, f"no fold{fold} folder in the run"))
+        explained.update(found)
+        failed.update({i: reason for i in chosen if i not in found})
+    try:
+        view = next(n for n in networks.values() if n.has_model()).view
+    except ValueError as err:  # ExplainError: a config.json whose view does not parse
+        return page.section("gradcam", title, page.unavailable(f"Unavailable: {err}"))
+    truth_rows = {} if truth is None else truth.set_index("id")[["family", "snr"]].to_dict("index")
+    parts = [page.note(
+        f"Grad-CAM (Selvaraju et al. 2017) of the first {n} cadence(s) of each kind above, each "
+        f"with the network of the fold that held it out (fold<K>/{MODEL_FILE}), on the view it "
+        f"was trained on (view {view.name}): the backbone's last feature map weighted by the "
+        f"spatial mean of the score's gradient, ReLU, upsampled to the view image, peak = 1 "
+        f"(circled). Shown as {heat_note(view.name)}. Cadences from {examples.origin}.")]
+    for key, heading, _, _ in EXAMPLE_KINDS:
+        figures = []
+        for rank, row in enumerate(picked[key].itertuples(), 1):
+            caption = _caption(row, truth_rows)
+            if row.id not in cadences or row.id not in explained:
+                why = "cadence not found" if row.id not in cadences else failed.get(row.id, "")
+                figures.append(_gradcam_figure(key, row.id, caption, page.unavailable(why)))
+                continue
+            explanation = explained[row.id]
+            caption = f"{caption} · {describe_peak(explanation)}"
+            name = f"gradcam-{key}-{rank}-{row.id}.png"
+            draw(explanation, cadences[row.id], networks[explanation.fold].view,
+                 f"{caption}\n{heat_note(explanation.view)}", os.path.join(out, name))
+            peak = explanation.heat.peak
+            figures.append(_gradcam_figure(
+                key, row.id, caption, page.image(name, f"Grad-CAM: {caption}"),
+                "none" if peak is None else ",".join("" if v is None else str(v) for v in peak)))
+        body = (f'<div class="figures">{"".join(figures)}</div>' if figures
+                else page.note("None in the out-of-fold set."))
+        parts.append(f"<h3>{page.esc(heading)}</h3>{body}")
+    return page.section("gradcam", title, "".join(parts))
 
 
 def _config(run: Run) -> str:
@@ -275,15 +383,19 @@ def write_report(run_dir: str, out: str | None = None, truth: str | None = None,
         truth_frame = read_truth(sources.truth)
     os.makedirs(out, exist_ok=True)
     for stale in [*glob.glob(os.path.join(out, WATERFALL_GLOB)),
+                  *glob.glob(os.path.join(out, GRADCAM_GLOB)),
                   *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG, CLASSICAL_PNG))]:
         if os.path.exists(stale):
             os.remove(stale)
+    chosen = _examples(run, sources, examples, log)
     log(f"report: {len(run.folds)} fold(s), {len(run.oof)} out-of-fold records; drawing "
         f"training curves and ROC")
     sections = [_summary(run), _curves(run, out), _roc(run, out),
                 _breakdown(run, sources, truth_frame),
                 _classical(run, sources, truth_frame, out, log),
-                _waterfalls(run, sources, truth_frame, out, examples, log), _config(run)]
+                _waterfalls(run, sources, truth_frame, out, chosen),
+                _gradcam(run, sources, truth_frame, out, chosen, min(examples, GRADCAM_EXAMPLES),
+                         log), _config(run)]
     title = f"tfseti run report: {run.config.get('name', os.path.basename(run.path))}"
     index = os.path.join(out, INDEX)
     tmp = f"{index}.{os.getpid()}.tmp"

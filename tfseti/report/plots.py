@@ -7,15 +7,15 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from tfseti.io.kaggle import ON_PANELS  # noqa: E402
+# The waterfall drawing is shared with tfseti.explain (which adds a heat overlay).
+from tfseti.explain.plots import waterfall  # noqa: E402,F401
 from tfseti.metrics import auc, is_defined  # noqa: E402
 
 DPI = 80
+__all__ = ["training_curves", "roc_curves", "roc_versus", "waterfall"]
 
 
 def _save(fig, path: str) -> str:
@@ -88,44 +88,4 @@ def roc_versus(curves: dict, path: str, title: str) -> str:
            title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
-
-
-def waterfall(cadence: np.ndarray, title: str, path: str) -> str:
-    """Every panel of one cadence, top to bottom in observing order (time down, frequency
-    across), ON panels framed; one colour scale for the whole cadence so that a needle's
-    brightness compares across panels. One image with gaps between panels: a grid of six axes
-    takes five times longer to draw."""
-    cadence = np.asarray(cadence, dtype=np.float32)
-    n_panels, n_time, n_freq = cadence.shape
-    on_panels = ON_PANELS if n_panels == 6 else tuple(range(n_panels))  # ON-only shards: A A A
-    low, high = np.percentile(cadence, [1.0, 99.5])
-    gap = max(1, n_time // 10)
-    stride = n_time + gap
-    image = np.full((n_panels * stride - gap, n_freq), np.nan, dtype=np.float32)
-    for index in range(n_panels):
-        image[index * stride:index * stride + n_time] = cadence[index]
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
-    fig = plt.figure(figsize=(4.6, 1.2 * n_panels + 0.7))
-    ax = fig.add_axes((0.17, 0.07, 0.8, 0.86))
-    ax.imshow(image, aspect="auto", cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ticks, labels = [], []
-    for index in range(n_panels):
-        top = index * stride
-        ticks.append(top + n_time / 2)
-        on = index in on_panels
-        labels.append(f"{index} {'ON' if on else 'OFF'}")
-        if on:
-            ax.add_patch(Rectangle((-0.5, top - 0.5), n_freq, n_time, fill=False,
-                                   edgecolor="crimson", linewidth=2))
-    ax.set_yticks(ticks, labels, fontsize=8)
-    for label, index in zip(ax.get_yticklabels(), range(n_panels)):
-        if index in on_panels:
-            label.set(color="crimson", fontweight="bold")
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("frequency channel", fontsize=8)
-    ax.set_ylabel(f"time, {n_time} rows per panel", fontsize=8)
-    ax.set_title(title, fontsize=7)
     return _save(fig, path)

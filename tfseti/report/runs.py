@@ -13,23 +13,16 @@ precision, replicas) and ``oof.csv`` (``id, fold, target, score``, score = posit
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from tfseti.io import fs as fsutil
+from tfseti.io.run_files import RunFolderError, read_csv, read_json, read_oof
 
 FOLD_DIR = re.compile(r"^fold(\d+)$")
 FOLD_FILES = ("config.json", "result.json", "oof.csv")
-OOF_COLUMNS = ("id", "fold", "target", "score")
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be reported on; the message names the path and what was expected."""
 
 
 @dataclass
@@ -56,73 +49,22 @@ class Run:
         return self.folds[0].config
 
 
-def _read_text(fs, inner: str, shown: str) -> str:
-    try:
-        with fs.open(inner, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except FileNotFoundError:
-        raise RunFolderError(f"{shown}: not found") from None
-
-
-def _read_json(fs, inner: str, shown: str) -> dict:
-    text = _read_text(fs, inner, shown)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RunFolderError(f"{shown}: not valid JSON ({err})") from None
-    if not isinstance(doc, dict):
-        raise RunFolderError(f"{shown}: expected a JSON object, got {type(doc).__name__}")
-    return doc
-
-
-def _read_csv(fs, inner: str, shown: str, dtype=None) -> pd.DataFrame:
-    text = _read_text(fs, inner, shown)
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=dtype)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        reason = " ".join(str(err).split())
-        raise RunFolderError(f"{shown}: cannot parse csv ({reason})") from None
-
-
-def read_oof(fs, inner: str, shown: str) -> pd.DataFrame:
-    """An ``oof.csv``, checked: the four columns, 0/1 targets, finite scores, unique ids."""
-    frame = _read_csv(fs, inner, shown, dtype={"id": str})
-    missing = [c for c in OOF_COLUMNS if c not in frame.columns]
-    if missing:
-        raise RunFolderError(f"{shown}: missing column(s) {missing}, expected header "
-                             f"'{','.join(OOF_COLUMNS)}'")
-    frame = frame[list(OOF_COLUMNS)]
-    if frame.empty:
-        raise RunFolderError(f"{shown}: no rows, expected one row per validation cadence")
-    if not frame["target"].isin([0, 1]).all():
-        bad = frame.loc[~frame["target"].isin([0, 1]), "target"].iloc[0]
-        raise RunFolderError(f"{shown}: target value {str(bad)!r}, expected 0 or 1")
-    scores = pd.to_numeric(frame["score"], errors="coerce")
-    if not np.isfinite(scores).all():
-        raise RunFolderError(f"{shown}: score column holds non-numeric or non-finite values, "
-                             f"expected finite log-odds")
-    duplicated = frame["id"][frame["id"].duplicated()]
-    if len(duplicated):
-        raise RunFolderError(f"{shown}: id {duplicated.iloc[0]!r} appears more than once")
-    return frame.assign(target=frame["target"].astype(np.int64), score=scores.astype(np.float64))
-
-
 def _read_fold(fs, inner: str, shown: str) -> FoldRun:
     def paths(name: str) -> tuple[str, str]:  # (path inside fs, path as the user named it)
         return f"{inner}/{name}", fsutil.join(shown, name)
 
-    config = _read_json(fs, *paths("config.json"))
-    result = _read_json(fs, *paths("result.json"))
+    config = read_json(fs, *paths("config.json"))
+    result = read_json(fs, *paths("result.json"))
     if "best_val_auc" not in result:
         raise RunFolderError(f"{paths('result.json')[1]}: no 'best_val_auc', expected the "
                              f"result.json the trainer writes")
     oof = read_oof(fs, *paths("oof.csv"))
     log_inner, log_shown = paths("log.csv")
-    log = _read_csv(fs, log_inner, log_shown) if fs.exists(log_inner) else None
+    log = read_csv(fs, log_inner, log_shown) if fs.exists(log_inner) else None
     if log is not None and "epoch" not in log.columns:
         raise RunFolderError(f"{log_shown}: no 'epoch' column, expected Keras's CSVLogger log")
     data_inner, data_shown = paths("data.json")
-    sources = _read_json(fs, data_inner, data_shown).get("sources") if fs.exists(data_inner) else None
+    sources = read_json(fs, data_inner, data_shown).get("sources") if fs.exists(data_inner) else None
     fold = (config.get("train") or {}).get("fold")
     if not isinstance(fold, int):
         folds = sorted(set(oof["fold"].tolist()))
@@ -161,7 +103,7 @@ def read_run(run_dir: str) -> Run:
     folds = [_read_fold(fs, inner, fsutil.join(run_dir, name))
              for _, inner, name in sorted(fold_dirs)]
     cv_inner = f"{root}/cv.json"
-    cv = _read_json(fs, cv_inner, fsutil.join(run_dir, "cv.json")) if fs.exists(cv_inner) else {}
+    cv = read_json(fs, cv_inner, fsutil.join(run_dir, "cv.json")) if fs.exists(cv_inner) else {}
     oof_inner = f"{root}/oof.csv"
     if fs.exists(oof_inner):
         oof = read_oof(fs, oof_inner, fsutil.join(run_dir, "oof.csv"))

@@ -2,8 +2,9 @@
 
 The ``serve`` endpoint (also ``serving_default``) takes ``float16[None, P, 273, 256]`` cadences
 (P = 6, or 3 for ON-only recipes) and returns ``float32[None]`` probabilities: the input view,
-resize and column normalisation run inside the graph, then the network, then sigmoid (a 2-logit
-head's softmax of the positive class is the sigmoid of the logit difference).
+resize and column normalisation run inside the graph, then the network (whose first stage is the
+learned resizer for ``view.resize_method = "learned"``), then sigmoid (a 2-logit head's softmax of
+the positive class is the sigmoid of the logit difference).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfseti.models import heads
 from tfseti.train.train_config import TrainConfig
 
 
@@ -47,15 +48,6 @@ def make_loss(train: TrainConfig) -> keras.losses.Loss:
     raise ValueError(f"train.loss: unknown loss {train.loss!r}")
 
 
-def positive_logit(logits):
-    """Log-odds of the positive class, shape ``(B,)``, for either head width.
-
-    ``sigmoid`` of it is the positive probability: for a 2-logit softmax head
-    ``softmax(l)[1] == sigmoid(l1 - l0)``. Ranking (ROC AUC) needs nothing more.
-    """
-    logits = ops.cast(logits, "float32")
-    if logits.shape[-1] == 2:
-        return logits[:, 1] - logits[:, 0]
-    if logits.shape[-1] == 1:
-        return logits[:, 0]
-    raise ValueError(f"expected logits of shape (B, 1) or (B, 2), got {tuple(logits.shape)}")
+# Defined beside the heads (tfseti.models.heads); this name stays for the trainer, the export
+# and tfseti.adapt.
+positive_logit = heads.positive_logit

@@ -10,6 +10,10 @@
       model     efficientnet_b0 on view 'on': input 32x32x1; precision float32
       output    runs/cpu_demo
 
+With ``data.balance`` set, a ``balance`` line follows the extra lines (``tfseti.data.balance``:
+``per_batch:2: exactly 2 positives in every global batch of 8; labelled records 10.0% positive``),
+checked against each fold's class counts and the global batch.
+
 Everything here is read from the resolved config and the shard folder's manifest: nothing is
 built and no record is read.
 """
@@ -38,6 +42,24 @@ def _shape(values) -> str:
     return "x".join(str(v) for v in values)
 
 
+def _balance(run, folder, fold: int, sources, global_batch: int, replicas: int) -> str | None:
+    """``data.balance`` for ``fold`` (None: ``none``), checked against the class counts of its
+    training shards (from the manifest) and the batch: a ConfigError before anything runs."""
+    if run.data.balancing[0] == "none":
+        return None
+    from tfseti.data import balance as balance_lib
+
+    negatives, positives = balance_lib.totals(balance_lib.counts_in(folder, sources.files))
+    try:
+        balance = balance_lib.plan(run.data, negatives, positives, global_batch, replicas,
+                                   sources.extra_ratio,
+                                   where=f"the training shards of fold {fold} (the other folds) "
+                                         f"in {run.data.data}")
+    except ValueError as err:
+        raise ConfigError("data.balance", str(err)) from None
+    return balance.describe()
+
+
 def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: str,
              config_path: str | None = None, extras=()) -> str:
     """The plan of a run: ``run`` the resolved config, ``folder`` its open shard folder
@@ -58,8 +80,12 @@ def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: s
              f"  data      {run.data.data}: {_n(folder.num_records, 'record')} in "
              f"{_n(len(folder.shards), 'shard')}, cadences {_shape(cadences)}"]
     sources = None
+    balances: dict[str, list[int]] = {}
     for fold in folds:
         sources = training_sources(folder, fold, list(extras), run.data.extra_ratio)
+        balance = _balance(run, folder, fold, sources, global_batch, replicas)
+        if balance is not None:
+            balances.setdefault(balance, []).append(fold)
         n_val = folder.records_in(folder.files("val", fold))
         steps = steps_per_epoch(run.train, sources.records_per_epoch, global_batch)
         extra = f" + {sources.extra_records} extra" if sources.extras else ""
@@ -67,12 +93,18 @@ def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: s
                      f"{_n(n_val, 'record')}: {_n(steps, 'step')} per epoch")
     if sources is not None:
         lines += [f"  {line}" for line in sources.describe()]
+    for balance, its_folds in balances.items():  # one line, or one per fold where they differ
+        which = f"fold {', '.join(map(str, its_folds))}: " if len(balances) > 1 else ""
+        lines.append(f"  balance   {which}{balance}")
+    image = _shape(view_shape(run.view, *cadences))
+    if run.view.learned_resize is not None:
+        image += f" (learned resize to {_shape(run.view.learned_resize)})"
     lines += [
         f"  training  {_n(run.train.epochs, 'epoch')}; strategy {strategy_kind} "
         f"({type(strategy).__name__}), {_n(replicas, 'replica')}; "
         f"global batch {global_batch} ({run.train.batch_per_replica} per replica)",
-        f"  model     {run.model.name} on view {run.view.name!r}: input "
-        f"{_shape(view_shape(run.view, *cadences))}; precision {precision}",
+        f"  model     {run.model.name} on view {run.view.name!r}: input {image}; "
+        f"precision {precision}",
         f"  output    {out}",
     ]
     return "\n".join(lines)

@@ -192,12 +192,19 @@ def configure_batchnorm(net: keras.Model, momentum: float | None = None,
     return len(layers)
 
 
+def create_network(run: RunConfig, cadence_shape: tuple[int, int, int]) -> keras.Model:
+    """``create_model`` for the images of ``run.view`` on cadences of ``(panels, time, freq)``;
+    with ``view.resize_method = "learned"`` the images are full-resolution and the network's
+    learned resizer outputs ``view.resize``."""
+    return create_model(run.model.name, view_shape(run.view, *cadence_shape),
+                        config=run.model.options, resizer_size=run.view.learned_resize)
+
+
 def build_classifier(run: RunConfig, cadence_shape: tuple[int, int, int], augmenter: Augmenter,
                      step_offset: int = 0) -> CadenceClassifier:
     """The network of ``run`` for cadences of ``(panels, time, freq)`` around ``augmenter`` (the
     one the pipeline was built with; call inside ``strategy.scope()``)."""
-    input_shape = view_shape(run.view, *cadence_shape)
-    net = create_model(run.model.name, input_shape, config=run.model.options)
+    net = create_network(run, cadence_shape)
     strategy = tf.distribute.get_strategy()
     if (run.train.sync_batchnorm and run.train.jit_compile and strategy.num_replicas_in_sync > 1
             and strategy_lib.mirrors_variables(strategy)):
@@ -243,7 +250,9 @@ def _phases(train: TrainConfig) -> list[Phase]:
     warmup = train.head_warmup_epochs
     if not warmup:
         return [Phase(0, 0, train.epochs, train, True, train.ema)]
-    # 2nd place: train the new head alone first, backbone frozen, at a constant rate.
+    # 2nd place: train the new head alone first, backbone frozen, at a constant rate. Only the
+    # nested "backbone" model freezes: the layers around it (a learned resizer, a pre-stem stack,
+    # the pooling and head) start from scratch and train in the warm-up too.
     head = dataclasses.replace(train, schedule="constant", warmup_epochs=0.0, ema=False)
     rest = dataclasses.replace(train, epochs=train.epochs - warmup)
     return [Phase(0, 0, warmup, head, False, False),
@@ -335,11 +344,9 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
         if state is None and train.init_from:  # a resumed fold has its state in the backup
             from tfseti.train.init_from import initialise
 
-            input_shape = view_shape(run.view, *cadence_shape)
             report = initialise(
                 model.net, train.init_from, train.init_scope, train.fold,
-                lambda: create_model(run.model.name, input_shape, config=run.model.options),
-                out_dir=out_dir)
+                lambda: create_network(run, cadence_shape), out_dir=out_dir)
             print(report.summary(), flush=True)
     phases = _phases(train)
     for phase in phases:
