@@ -64,7 +64,7 @@ def two_class(logits):
     """Class probabilities ``(B, 2)`` of a 1-logit (sigmoid) or 2-logit (softmax) head."""
     import tensorflow as tf
 
-    from tfseti.train.losses import positive_logit
+    from tfseti.models.heads import positive_logit
 
     p = tf.sigmoid(positive_logit(logits))
     return tf.stack([1.0 - p, p], axis=-1)

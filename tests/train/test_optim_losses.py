@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
+from tfseti.models.heads import positive_logit
 from tfseti.train.callbacks import ValidationAUC
-from tfseti.train.losses import TwoClassCrossentropy, make_loss, positive_logit
+from tfseti.train.losses import TwoClassCrossentropy, make_loss
 from tfseti.train.train_config import LOGITS_PER_LOSS
 from tfseti.train.optim import make_optimizer, make_schedule
 from tfseti.train.train_config import TrainConfig

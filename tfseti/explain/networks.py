@@ -12,9 +12,7 @@ No trainer import: the report (which the trainer runs) uses this too.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,11 +20,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tfseti.io import fs as fsutil
-from tfseti.io.run_files import OOF_COLUMNS, OOF_FILE, read_oof
+from tfseti.io.run_files import FOLD_DIR, OOF_COLUMNS, OOF_FILE, read_json, read_oof
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
-FOLD_DIR = re.compile(r"^fold(\d+)$")
 
 
 class ExplainError(ValueError):
@@ -90,17 +87,6 @@ class FoldNetwork:
                 shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _read_json(fs, inner: str, shown: str) -> dict:
-    try:
-        with fs.open(inner, "rb") as handle:
-            doc = json.loads(handle.read().decode("utf-8"))
-    except json.JSONDecodeError as err:
-        raise ExplainError(f"{shown}: not valid JSON ({err})") from None
-    if not isinstance(doc, dict):
-        raise ExplainError(f"{shown}: expected a JSON object, got {type(doc).__name__}")
-    return doc
-
-
 def _fold_of(config: dict, name: str) -> int:
     fold = (config.get("train") or {}).get("fold")
     if isinstance(fold, int) and not isinstance(fold, bool):
@@ -118,7 +104,7 @@ def fold_folders(run_dir: str) -> list[FoldNetwork]:
         raise ExplainError(f"{run_dir}: no such run folder (--model expects the --out folder of "
                            f"python -m tfseti.train, or one fold<K> folder of it)")
     if fs.isfile(f"{root}/{CONFIG_FILE}"):
-        config = _read_json(fs, f"{root}/{CONFIG_FILE}", fsutil.join(run_dir, CONFIG_FILE))
+        config = read_json(fs, f"{root}/{CONFIG_FILE}", fsutil.join(run_dir, CONFIG_FILE))
         return [FoldNetwork(_fold_of(config, run_dir.rsplit("/", 1)[-1]), run_dir, config)]
     folds = []
     for entry in fs.ls(root, detail=False):
@@ -126,7 +112,7 @@ def fold_folders(run_dir: str) -> list[FoldNetwork]:
         inner = f"{root}/{name}"
         if FOLD_DIR.match(name) and fs.isfile(f"{inner}/{CONFIG_FILE}"):
             folder = fsutil.join(run_dir, name)
-            config = _read_json(fs, f"{inner}/{CONFIG_FILE}", fsutil.join(folder, CONFIG_FILE))
+            config = read_json(fs, f"{inner}/{CONFIG_FILE}", fsutil.join(folder, CONFIG_FILE))
             folds.append(FoldNetwork(_fold_of(config, name), folder, config))
     return sorted(folds, key=lambda f: f.fold)
 

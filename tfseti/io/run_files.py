@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
 
+# A fold folder of a run: fold0, fold1, ...
+FOLD_DIR = re.compile(r"^fold(\d+)$")
 OOF_FILE = "oof.csv"
 OOF_COLUMNS = ("id", "fold", "target", "score")
 

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 
 from tfseti.io import fs as fsutil
+from tfseti.io.run_files import FOLD_DIR
 from tfseti.train import run_folder
 
 METADATA_FILE = "dataset-metadata.json"   # the name the kaggle package reads
@@ -55,7 +56,6 @@ TITLE_LENGTH = (6, 50)
 SUBTITLE_LENGTH = (20, 80)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
-_FOLD = re.compile(r"^fold(\d+)$")
 _VARIABLE_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
 
 
@@ -178,7 +178,7 @@ def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
     files = {posixpath.relpath(p, root) for p, info in entries.items() if info["type"] == "file"}
     backups = {posixpath.relpath(p, root).split("/", 1)[0] for p in entries
                if posixpath.relpath(p, root).split("/")[1:2] == ["backup"]}
-    folds = sorted({int(m[1]) for m in (_FOLD.match(name.split("/", 1)[0]) for name in files
+    folds = sorted({int(m[1]) for m in (FOLD_DIR.match(name.split("/", 1)[0]) for name in files
                                         if "/" in name) if m})
     if not folds:
         raise PublishError(f"{shown}: not a run folder (no fold<K>/ folder with files); give the "

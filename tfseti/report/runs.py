@@ -13,15 +13,13 @@ precision, replicas) and ``oof.csv`` (``id, fold, target, score``, score = posit
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from tfseti.io import fs as fsutil
-from tfseti.io.run_files import RunFolderError, read_csv, read_json, read_oof
+from tfseti.io.run_files import FOLD_DIR, RunFolderError, read_csv, read_json, read_oof
 
-FOLD_DIR = re.compile(r"^fold(\d+)$")
 FOLD_FILES = ("config.json", "result.json", "oof.csv")
 
 

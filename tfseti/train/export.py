@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfseti.data.config import ViewConfig
 from tfseti.data.views import make_view
-from tfseti.train.losses import positive_logit
+from tfseti.models.heads import positive_logit
 
 
 def export_saved_model(net: keras.Model, view: ViewConfig, path: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfseti.models import heads
 from tfseti.train.train_config import TrainConfig
 
 
@@ -46,8 +45,3 @@ def make_loss(train: TrainConfig) -> keras.losses.Loss:
     if train.loss == "ce2":
         return TwoClassCrossentropy(label_smoothing=train.label_smoothing)
     raise ValueError(f"train.loss: unknown loss {train.loss!r}")
-
-
-# Defined beside the heads (tfseti.models.heads); this name stays for the trainer, the export
-# and tfseti.adapt.
-positive_logit = heads.positive_logit

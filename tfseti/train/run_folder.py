@@ -45,11 +45,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from typing import Any
 
 from tfseti.config import ConfigError
+from tfseti.io.run_files import FOLD_DIR
 
 CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
@@ -58,7 +58,6 @@ IGNORED_KEYS = ("name", "data.data", "data.extra", "data.with_ids", "train.fold"
                 "train.backup_every_steps")
 # Run-level outputs computed from the folds: stale once a fold is replaced.
 RUN_OUTPUTS = ("cv.json", "oof.csv", "report")
-_FOLD_DIR = re.compile(r"^fold(\d+)$")
 _ABSENT = object()
 
 
@@ -153,7 +152,7 @@ def fold_dirs(out_dir: str) -> list[tuple[int, str]]:
         return []
     found = []
     for name in os.listdir(out_dir):
-        match = _FOLD_DIR.match(name)
+        match = FOLD_DIR.match(name)
         path = os.path.join(out_dir, name)
         if match and os.path.isdir(path) and os.listdir(path):
             found.append((int(match[1]), path))

@@ -28,13 +28,14 @@ from tfseti.data.augmenter import Augmenter
 from tfseti.data.views import view_shape
 from tfseti.io import fs as fsutil
 from tfseti.models import create_model
+from tfseti.models.heads import positive_logit
 from tfseti import config as config_lib
 from tfseti.train import resume as resume_lib
 from tfseti.train import run_folder
 from tfseti.train import strategy as strategy_lib
 from tfseti.train.callbacks import AverageMovingStatistics, ValidationAUC, predict_all
 from tfseti.train.export import export_saved_model
-from tfseti.train.losses import make_loss, positive_logit
+from tfseti.train.losses import make_loss
 from tfseti.train.optim import make_optimizer
 from tfseti.train.run_config import RunConfig
 from tfseti.train.train_config import TrainConfig
