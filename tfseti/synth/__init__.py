@@ -6,6 +6,9 @@
   ``rfi_track(spec, rfi)`` say where a signal is, row by row.
 * ``shared``: several cadences cut from one wider observation (``--shared-background K``).
 * ``parameters.Ranges``: every random range, documented in one place (no setigen: configs load it).
+* ``observation``: whole BL observation cadences (six ``.h5`` / ``.fil`` files, ``cadence.lst``,
+  ``truth.json``): ``write_observation_cadence`` (setigen), ``write_large_cadence`` (streamed, GBs);
+  ``python -m tfseti.synth.observation``.
 
 Names are loaded on first use: importing setigen takes ~2 s.
 """
@@ -38,6 +41,10 @@ _EXPORTS = {
     "draw_snippet_spec": "tfseti.synth.shared",
     "NeedleShape": "tfseti.synth.families",
     "Ranges": "tfseti.synth.parameters",
+    "write_observation_cadence": "tfseti.synth.observation",
+    "write_large_cadence": "tfseti.synth.observation",
+    "ObservationNeedle": "tfseti.synth.observation",
+    "ObservationRFI": "tfseti.synth.observation",
     "FAMILY_NAMES": "tfseti.synth.parameters",
 }
 

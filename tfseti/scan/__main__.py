@@ -1,0 +1,136 @@
+"""``python -m tfseti.scan``: search observation cadences (``.fil`` / ``.h5``) with trained models and
+the classical de-Doppler search.
+
+::
+
+    python -m tfseti.scan --cadence A1.h5,B.h5,A2.h5,C.h5,A3.h5,D.h5 --model runs/demo --out scan/
+    python -m tfseti.scan --cadence-list obs.lst --model runs/k2,runs/k3 --tta flips --out scan/
+    python -m tfseti.scan --cadence-list obs.lst --model runs/demo --out scan/ \\
+        --runner DirectRunner [--direct_num_workers 2 ...]    # Apache Beam (tfseti.scan.beam)
+
+Without ``--model`` only the classical search runs. Options after the known ones are Beam
+pipeline options (``--project``, ``--region``, ``--temp_location`` ... for ``DataflowRunner``) and
+are refused with the local runner. See ``tfseti.scan`` for the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tfseti.io.observations import ObservationError, read_cadence_list
+from tfseti.scan.settings import DEFAULT_MAX_DRIFT_HZ, ScanSettings
+from tfseti.scan.windows import TIME_RESAMPLES
+
+LOCAL = "local"
+
+
+def _fine_per_coarse(text: str):
+    if text in ("auto", "none"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or an integer >= 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected auto, none or an integer >= 2, got {value}")
+    return value
+
+
+def _drifts(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ScanSettings()
+    p = argparse.ArgumentParser(
+        prog="python -m tfseti.scan",
+        description="Search six-file ABACAD observation cadences (.fil/.h5) with SavedModels and the "
+                    "classical de-Doppler search: window tables, hit tables (CSV and turboSETI .dat) "
+                    "and a page of the top candidates.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cadence", help="six comma-separated .fil/.h5 paths in ABACAD order")
+    src.add_argument("--cadence-list", help="a list file: one path per line, six per cadence (ABACAD), "
+                                            "as turboSETI's find_event_pipeline takes")
+    p.add_argument("--model", default="",
+                   help="comma-separated SavedModels or run folders (every fold*/saved_model), "
+                        "ensembled by mean probability; none: the classical search alone")
+    p.add_argument("--out", required=True, help="output folder (resumable: complete cadences are skipped)")
+    p.add_argument("--tta", choices=("none", "flips"), default=d.tta, help="flip TTA of the model")
+    p.add_argument("--overlap", type=int, default=d.overlap, help="channels shared by neighbouring windows")
+    p.add_argument("--fine-per-coarse", type=_fine_per_coarse, default=d.fine_per_coarse,
+                   help="fine channels per coarse channel (DC spikes, coarse edges): auto (2^20 for "
+                        "high-resolution products), none, or a number")
+    p.add_argument("--time-resample", choices=TIME_RESAMPLES, default=d.time_resample,
+                   help="integrations -> model rows: area (mean over overlap) or linear")
+    p.add_argument("--max-drift-hz", type=float, default=d.max_drift_hz,
+                   help=f"largest |drift| of the classical search, Hz/s (default {DEFAULT_MAX_DRIFT_HZ})")
+    p.add_argument("--drifts", type=_drifts, default=d.drifts,
+                   help="drift rates searched: auto (half a channel at the cadence's ends) or a number")
+    p.add_argument("--pattern-snr", type=float, default=d.pattern_snr,
+                   help="a file's SNR along the path that counts as present (pattern, .dat rows)")
+    p.add_argument("--min-probability", type=float, default=d.min_probability,
+                   help="a window is a hit when the model probability reaches this ...")
+    p.add_argument("--min-dedoppler", type=float, default=d.min_dedoppler,
+                   help="... or the classical two_of_three score reaches this (SNR units)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--read-mb", type=float, default=d.read_mb,
+                   help="channels read at once from the six files, MB of float32")
+    p.add_argument("--top", type=int, default=d.top, help="candidates on the page (0: no page)")
+    p.add_argument("--width", type=int, default=256,
+                   help="window channels when there is no model (else the model's)")
+    p.add_argument("--runner", default=LOCAL,
+                   help="local (default) or an Apache Beam runner: DirectRunner, DataflowRunner, "
+                        "FlinkRunner, SparkRunner ...")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
+    return p
+
+
+def main(argv=None) -> int:
+    from tfseti.console import show_progress
+
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        if beam_args and args.runner == LOCAL:
+            raise ValueError(f"unknown arguments {beam_args} (Beam pipeline options need --runner)")
+        settings = ScanSettings(
+            overlap=args.overlap, fine_per_coarse=args.fine_per_coarse,
+            time_resample=args.time_resample, tta=args.tta, batch_size=args.batch_size,
+            max_drift_hz=args.max_drift_hz, drifts=args.drifts, pattern_snr=args.pattern_snr,
+            min_probability=args.min_probability, min_dedoppler=args.min_dedoppler,
+            read_mb=args.read_mb, top=args.top)
+        if args.cadence:
+            cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
+        else:
+            cadences = read_cadence_list(args.cadence_list)
+        from tfseti.predict.models import resolve_model_paths
+        from tfseti.scan.run import ScanJob, run_local
+
+        models = resolve_model_paths(args.model) if args.model.strip() else []
+        job = ScanJob(cadences, models, args.out, settings, width=args.width)
+        progress = show_progress(not args.no_progress)
+        if args.runner == LOCAL:
+            path, hits = run_local(job, progress)
+        else:
+            from tfseti.scan.beam import run_beam
+
+            path, hits = run_beam(job, args.runner, beam_args)
+    except (ValueError, FileNotFoundError, ObservationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(hits)} hit(s): {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

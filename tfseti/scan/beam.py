@@ -1,0 +1,149 @@
+"""The scan as an Apache Beam pipeline, for archives: ``python -m tfseti.scan ... --runner DirectRunner``.
+
+Same windows, same scorer, same cadence folders as the local runner (``tfseti.scan.run``); Beam
+only distributes the work::
+
+    Create(read groups of every cadence not yet complete)      one element per (cadence, group)
+      | ParDo(ReadWindows)        one element per window: ((cadence, batch), (window, native))
+      | GroupByKey                batches: windows [k B, (k + 1) B) of a cadence, as the local
+                                  runner makes them (tfseti.scan.stream.read_groups), so both
+                                  score identical batches and write identical tables
+      | ParDo(ScoreWindows)       the models and the classical search: (cadence, window row)
+      | GroupByKey                                          every row of a cadence
+      | ParDo(WriteCadence)       the cadence's folder, written atomically (tfseti.scan.outputs)
+
+then, on the launching machine, the cadences' hits are merged into ``OUT/hits.csv`` and the page
+is written. Resumable per cadence: a rerun skips the cadences whose folders are complete, as the
+local runner does. The files and ``OUT`` must be reachable by the workers under the same paths
+(a shared file system on Flink/Spark clusters; for Dataflow, stage the cadences on a disk the
+workers mount, or copy them first: reads go through numpy/h5py, not Beam's file systems).
+
+Runner flags (anything ``python -m tfseti.scan`` does not know is passed to Beam)::
+
+    --runner DirectRunner --direct_num_workers 2 --direct_running_mode multi_processing
+    --runner DataflowRunner --project P --region R --temp_location gs://B/tmp \\
+        --requirements_file requirements.txt --setup_file ./setup.py
+    --runner FlinkRunner --flink_master host:8081 --environment_type LOOPBACK
+    --runner SparkRunner --spark_master_url spark://host:7077
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfseti.scan import outputs
+from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, scan_document
+from tfseti.scan.stream import group_windows, read_groups
+
+
+def _opened(job: ScanJob, width: int, cache: dict, index: int):
+    """``(cadence, plan, cfg, info)`` of cadence ``index``, opened once per worker."""
+    if index not in cache:
+        cache[index] = plan_cadence(job, index, width)
+    return cache[index]
+
+
+def _close(cache: dict) -> None:
+    for cadence, *_ in cache.values():
+        cadence.close()
+    cache.clear()
+
+
+def _dofns():
+    import apache_beam as beam
+
+    class ReadWindows(beam.DoFn):
+        """(cadence index, read group) -> ((cadence, batch), (window, native)) per window."""
+
+        def __init__(self, job: ScanJob, width: int):
+            self.job, self.width = job, width
+
+        def setup(self):
+            self.cache = {}
+
+        def process(self, element):
+            index, group = element
+            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
+            windows, native = group_windows(cadence, plan, tuple(group))
+            batch = self.job.settings.batch_size
+            for w, x in zip(windows, native):
+                yield (index, int(w) // batch), (int(w), np.ascontiguousarray(x))
+
+        def teardown(self):
+            _close(self.cache)
+
+    class ScoreWindows(beam.DoFn):
+        """((cadence, batch), [(window, native), ...]) -> (cadence index, window row) per window."""
+
+        def __init__(self, job: ScanJob, width: int):
+            self.job, self.width = job, width
+
+        def setup(self):
+            from tfseti.scan.scoring import WindowScorer
+
+            models, shape = load_models(self.job.models)
+            self.scorer = WindowScorer(models, self.job.settings, shape)
+            self.cache = {}
+
+        def process(self, element):
+            (index, _), items = element
+            items = sorted(items, key=lambda item: item[0])
+            cadence, plan, cfg, _ = _opened(self.job, self.width, self.cache, index)
+            windows = np.array([w for w, _ in items])
+            native = np.stack([x for _, x in items])
+            for row in self.scorer.rows(cadence, cfg, plan, windows, native):
+                yield index, row
+
+        def teardown(self):
+            _close(self.cache)
+
+    class WriteCadence(beam.DoFn):
+        """(cadence index, rows) -> the cadence folder; yields its name."""
+
+        def __init__(self, job: ScanJob, infos: dict):
+            self.job, self.infos = job, infos
+
+        def process(self, element):
+            index, rows = element
+            info = self.infos[index]
+            outputs.write_cadence(self.job.out, info, list(rows))
+            yield info["name"]
+
+    return ReadWindows, ScoreWindows, WriteCadence
+
+
+def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tuple[str, list[dict]]:
+    """Run the scan of ``job`` on Beam ``runner`` (see the module docstring), then merge."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    _, model_shape = load_models(job.models)   # checks the models before any worker starts
+    width = model_shape[2] if model_shape else job.width
+    log(f"scan.json: {outputs.write_scan_json(job.out, scan_document(job, model_shape, runner))}")
+    elements, infos = [], {}
+    for index in range(len(job.cadences)):
+        cadence, plan, _, info = plan_cadence(job, index, width)
+        try:
+            if outputs.done_info(job.out, info["name"], info["fingerprint"]) is not None:
+                log(f"{info['name']}: complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
+                continue
+            infos[index] = info
+            groups = read_groups(plan, cadence.rows, job.settings.read_mb, job.settings.batch_size)
+            elements.extend((index, list(g)) for g in groups)
+            log(f"{info['name']}: {info['windows']} windows in {len(groups)} read group(s)")
+        finally:
+            cadence.close()
+    if elements:
+        ReadWindows, ScoreWindows, WriteCadence = _dofns()
+        options = PipelineOptions(list(beam_args), runner=runner, save_main_session=False)
+        with beam.Pipeline(options=options) as pipeline:
+            _ = (pipeline
+                 | "Groups" >> beam.Create(elements)
+                 | "Reshuffle" >> beam.Reshuffle()
+                 | "ReadWindows" >> beam.ParDo(ReadWindows(job, width))
+                 | "Batch" >> beam.GroupByKey()
+                 | "Score" >> beam.ParDo(ScoreWindows(job, width))
+                 | "ByCadence" >> beam.GroupByKey()
+                 | "Write" >> beam.ParDo(WriteCadence(job, infos)))
+        log(f"{runner}: {len(infos)} cadence(s) written")
+    return finish(job, log)

@@ -1,0 +1,159 @@
+"""What a scan writes, the same for the local and the Beam runner.
+
+::
+
+    OUT/
+      scan.json              settings, models, cadences (the resolved run, written first)
+      hits.csv               every cadence's hits, best first (written last, from the folders below)
+      index.html, png/       the top-N candidates' waterfalls (tfseti.scan.page)
+      <cadence>/
+        windows.csv          one row per window (tfseti.scan.scoring.WINDOW_COLUMNS)
+        hits.csv             the rows with hit = True, best first
+        <file stem>.dat x 6  turboSETI hit tables (tfseti.scan.dat)
+        cadence.json         the cadence's facts, and the fingerprint of the scan that wrote it
+
+A cadence folder is written under ``<cadence>.partial/`` and renamed when complete, so a folder
+without the suffix is always whole. That makes a scan resumable per cadence: a rerun with the same
+``--out`` skips every cadence whose folder exists with the same fingerprint (same files, models
+and settings) and refuses one written by another scan, rather than mixing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+
+from tfseti.scan.dat import cadence_dat_hits, header_lines, write_dat
+from tfseti.scan.scoring import WINDOW_COLUMNS
+
+CADENCE_JSON = "cadence.json"
+WINDOWS_CSV = "windows.csv"
+HITS_CSV = "hits.csv"
+SCAN_JSON = "scan.json"
+
+
+def fingerprint(paths: list[str], models: list[str], settings: dict) -> str:
+    doc = json.dumps({"files": [os.path.abspath(p) for p in paths],
+                      "models": [os.path.abspath(m) for m in models], "settings": settings},
+                     sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def cadence_info(cadence, plan, cfg, settings, width: int, fp: str) -> dict:
+    """Plain-data facts of a cadence (picklable; what the writers and the page need)."""
+    from dataclasses import asdict
+
+    files = cadence.files
+    return {"name": cadence.name, "paths": cadence.paths, "fingerprint": fp,
+            "sources": [f.source_name for f in files], "tstarts": [f.tstart for f in files],
+            "ra": [str(f.header.get("src_raj", "")) for f in files],
+            "dec": [str(f.header.get("src_dej", "")) for f in files],
+            "fch1": cadence.fch1, "foff": cadence.foff, "nchans": cadence.nchans,
+            "tsamp": cadence.tsamp, "rows": cadence.rows, "gap_rows": cadence.gap_rows,
+            "fine_per_coarse": plan.fine_per_coarse, "width": width, "overlap": plan.overlap,
+            "windows": len(plan), "input_bytes": cadence.input_bytes, "notes": list(cadence.notes),
+            "dedoppler": asdict(cfg), "max_drift_hz_s": settings.max_drift_hz,
+            "pattern_snr": settings.pattern_snr}
+
+
+def cadence_dir(out: str, name: str) -> str:
+    return os.path.join(out, name)
+
+
+def done_info(out: str, name: str, fp: str) -> dict | None:
+    """The ``cadence.json`` of a complete folder written by the scan ``fp``; None if there is none.
+    A complete folder of another scan is an error (see the module docstring)."""
+    path = os.path.join(cadence_dir(out, name), CADENCE_JSON)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        info = json.load(handle)
+    if info.get("fingerprint") != fp:
+        raise ValueError(f"{cadence_dir(out, name)}: holds a scan of cadence {name!r} with other "
+                         f"files, models or settings (fingerprint {info.get('fingerprint')} != {fp}); "
+                         f"use another --out or remove that folder")
+    return info
+
+
+def _sort_hits(rows: list[dict]) -> list[dict]:
+    def key(row):
+        prob = row["probability"]
+        return (-(prob if not math.isnan(prob) else -1.0), -row["dedoppler"], row["cadence"],
+                row["window"])
+    return sorted((r for r in rows if r["hit"]), key=key)
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    import pandas as pd
+
+    pd.DataFrame(rows, columns=list(WINDOW_COLUMNS)).to_csv(path, index=False, float_format="%.9g")
+
+
+def write_cadence(out: str, info: dict, rows: list[dict]) -> str:
+    """Write a cadence's folder (windows, hits, six ``.dat``) atomically; returns its path."""
+    rows = sorted(rows, key=lambda r: r["window"])
+    if [r["window"] for r in rows] != list(range(info["windows"])):
+        raise RuntimeError(f"cadence {info['name']}: {len(rows)} window rows for "
+                           f"{info['windows']} windows; not writing an incomplete scan")
+    final = cadence_dir(out, info["name"])
+    tmp = f"{final}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    _write_csv(os.path.join(tmp, WINDOWS_CSV), rows)
+    hits = _sort_hits(rows)
+    _write_csv(os.path.join(tmp, HITS_CSV), hits)
+    per_file = cadence_dat_hits(info, hits, info["pattern_snr"])
+    info = {**info, "hits": len(hits), "dat_files": []}
+    for p, (path, file_hits) in enumerate(zip(info["paths"], per_file)):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        header = header_lines(os.path.basename(path), info["sources"][p], info["tstarts"][p] or 0.0,
+                              info["ra"][p], info["dec"][p], info["tsamp"], info["foff"],
+                              info["max_drift_hz_s"], info["rows"] * info["tsamp"])
+        write_dat(os.path.join(tmp, f"{stem}.dat"), header, file_hits)
+        info["dat_files"].append(f"{stem}.dat")
+    with open(os.path.join(tmp, CADENCE_JSON), "w") as handle:
+        json.dump(info, handle, indent=2, default=_json_default)
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def write_scan_json(out: str, doc: dict) -> str:
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, SCAN_JSON)
+    with open(path, "w") as handle:
+        json.dump(doc, handle, indent=2, default=_json_default)
+    return path
+
+
+def read_table(path: str):
+    """A ``windows.csv`` / ``hits.csv`` as a DataFrame (text columns kept as text)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"flags": str, "pattern": str, "cadence": str})
+    table["flags"] = table["flags"].fillna("")
+    return table
+
+
+def merge_hits(out: str, names: list[str]) -> tuple[str, list[dict]]:
+    """``OUT/hits.csv``: the hits of the cadences ``names`` (complete folders), best first."""
+    import pandas as pd
+
+    frames = [read_table(os.path.join(cadence_dir(out, n), HITS_CSV)) for n in names]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(WINDOW_COLUMNS))
+    rows = _sort_hits(table.to_dict("records"))
+    path = os.path.join(out, HITS_CSV)
+    _write_csv(path, rows)
+    return path, rows

@@ -1,0 +1,78 @@
+"""The scan's settings: plain data (no TensorFlow), written next to the outputs as ``scan.json``.
+
+Defaults and why:
+
+* ``overlap`` 128 (half a 256-channel window): a needle's track over the whole cadence (~30
+  min) spans ``drift x 30 min`` of frequency, 111 channels at 0.2 Hz/s; half-overlapping windows
+  hold every track of up to 128 channels wholly inside some window, at twice the cost of
+  ``overlap 0``. (Without overlap, windows of 256 never cross a coarse channel boundary of
+  Breakthrough Listen's 2^20-channel coarse channels; with it, every other window does at each
+  boundary and is flagged ``edge``.)
+* ``drifts`` auto: enough drift rates that a straight path through the whole cadence is never
+  more than half a channel from the searched rate at its ends (``2 ceil(max_drift x span) + 1``,
+  span = integrations from the cadence's reference time to its last integration); 399 for the
+  GBT high-resolution product.
+* ``max_drift_hz`` 0.52 Hz/s: the classical search's 0.2 channels per row at the Kaggle
+  resolution (2.79 Hz x 1.07 s), the range the detector was tuned on. Paths that drift further
+  leave a 256-channel window within the cadence anyway (0.52 Hz/s x ~30 min = 335 channels).
+* ``min_probability`` 0.5 / ``min_dedoppler`` 6: a window is a hit when the model's (ensemble
+  mean) probability or the classical ``two_of_three`` score (the second-best ON file's SNR along
+  the path minus the largest OFF SNR near it) reaches its threshold. The search's SNR is the
+  path's sum over a file's integrations in units of its noise, with the needle's power in the
+  path's whole channel only: a setigen needle of nominal SNR 40 and 10 Hz width measured ~17 per
+  file and 17.4 two_of_three, the 509 noise-only windows of that cadence at most 2.1 (median
+  1.2). So 6 keeps setigen SNR-20 needles; over a whole GBT band (~500 k windows) expect some
+  noise windows above it, ranked below the real hits by the model.
+* ``read_mb`` 256: channels are read for all six files in blocks of about this many MB of float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from tfseti.scan.windows import TIME_RESAMPLES
+
+DEFAULT_MAX_DRIFT_HZ = 0.52
+# Channels a path may move inside one block of summed rows (the Kaggle search: 7 rows x 0.2).
+BLOCK_SMEAR_CHANNELS = 1.4
+MAX_DRIFTS = 2049
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    overlap: int = 128
+    fine_per_coarse: int | str | None = "auto"
+    time_resample: str = "area"
+    tta: str = "none"
+    batch_size: int = 32
+    max_drift_hz: float = DEFAULT_MAX_DRIFT_HZ
+    drifts: int | str = "auto"
+    pattern_snr: float = 6.0
+    min_probability: float = 0.5
+    min_dedoppler: float = 6.0
+    read_mb: float = 256.0
+    top: int = 24
+
+    def __post_init__(self):
+        if self.time_resample not in TIME_RESAMPLES:
+            raise ValueError(f"--time-resample: expected one of {TIME_RESAMPLES}, got {self.time_resample!r}")
+        if self.tta not in ("none", "flips"):
+            raise ValueError(f"--tta: expected none or flips, got {self.tta!r}")
+        ints = [("batch_size", 1), ("overlap", 0), ("top", 0)]
+        if self.drifts != "auto":
+            ints.append(("drifts", 1))
+        for name, low in ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {value!r}")
+        for name in ("max_drift_hz", "read_mb"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a number > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.min_probability <= 1.0:
+            raise ValueError(f"--min-probability: expected a number in [0, 1], got {self.min_probability!r}")
+        fpc = self.fine_per_coarse
+        if not (fpc in (None, "auto", "none") or (isinstance(fpc, int) and fpc >= 2)):
+            raise ValueError(f"--fine-per-coarse: expected auto, none or an integer >= 2, got {fpc!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
