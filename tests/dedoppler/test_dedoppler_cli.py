@@ -117,11 +117,25 @@ def test_a_smaller_last_batch_is_padded_and_reuses_the_trace():
     cadences = np.random.default_rng(3).standard_normal((5, 6, 273, 256)).astype(np.float16)
     cfg = DedopplerConfig(drifts=9)
     full = score_batch(cadences, cfg)
-    traced = _score_function(cfg, 273).experimental_get_tracing_count()
+    traced = _score_function(cfg, 273, True).experimental_get_tracing_count()
+    assert traced >= 1
     part = score_batch(cadences[:3], cfg, pad_to=5)
-    assert _score_function(cfg, 273).experimental_get_tracing_count() == traced  # no new trace
+    assert _score_function(cfg, 273, True).experimental_get_tracing_count() == traced  # no new trace
     for name, values in full.scores.items():
         assert part.scores[name].shape == (3,)
         np.testing.assert_allclose(part.scores[name], values[:3], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(part.channel, full.channel[:3])
     assert part.pattern == full.pattern[:3] and part.panel_snr.shape == (3, 6)
+
+
+def test_leaving_out_the_panel_maxima_changes_nothing_else():
+    cadences = np.random.default_rng(4).standard_normal((4, 6, 273, 256)).astype(np.float16)
+    cadences[1, ::2, :, 100] += 2.0                      # something to find in the ON panels
+    cfg = DedopplerConfig(drifts=9)
+    full, lean = score_batch(cadences, cfg), score_batch(cadences, cfg, panel_maxima=False)
+    assert np.isnan(lean.scores["panel_maxima"]).all() and np.isfinite(full.scores["panel_maxima"]).all()
+    for name in ("straight_line", "two_of_three"):
+        np.testing.assert_allclose(lean.scores[name], full.scores[name], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(lean.channel, full.channel)
+    np.testing.assert_allclose(lean.panel_snr, full.panel_snr, rtol=1e-6, atol=1e-6)
+    assert lean.pattern == full.pattern and lean.channel[1] == 100

@@ -131,6 +131,10 @@ def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
     assert names == sorted(n for n in os.listdir(b) if n != "cadence.json") and len(names) == 8
     match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert mismatch == [] and errors == []
+    # resumable per cadence on Beam too: a complete cadence is not scanned again
+    stamp = os.path.getmtime(os.path.join(b, "windows.csv"))
+    assert main([*args, "--out", str(tmp_path / "b"), "--runner", "DirectRunner"]) == 0
+    assert os.path.getmtime(os.path.join(b, "windows.csv")) == stamp
 
 
 def test_a_scan_resumes_and_refuses_mixing(cadences, tmp_path, capsys):

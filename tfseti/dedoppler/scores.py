@@ -55,8 +55,12 @@ class CadenceScores:
 
 
 @functools.lru_cache(maxsize=8)
-def _score_function(cfg, time: int):
-    """One compiled TF function: raw cadences ``(N, 6, T, F)`` -> every score and the best path."""
+def _score_function(cfg, time: int, panel_maxima: bool = True):
+    """One compiled TF function: raw cadences ``(N, 6, T, F)`` -> every score and the best path.
+
+    ``panel_maxima=False`` leaves out the per-panel maps (that score is then NaN): they cost as
+    much again as the aligned maps the other scores and the hit come from.
+    """
     import tensorflow as tf
 
     from tfseti.data import drift_sums as ds
@@ -69,7 +73,6 @@ def _score_function(cfg, time: int):
     def scores(cadence):
         cleaned = ds.clean(ds.block_rows(cadence, cfg), cfg, time)
         aligned = ds.drift_sums(cleaned, line_cfg, time)                         # (N, 6, D, F)
-        per_panel = ds.drift_sums(cleaned, panel_cfg, time)
         on_maps, off_maps = tf.gather(aligned, on, axis=1), tf.gather(aligned, off, axis=1)
         line = (tf.reduce_sum(on_maps, 1) - tf.reduce_sum(off_maps, 1)) / np.sqrt(6.0)
         n, freq = tf.shape(line)[0], line.shape[2]
@@ -82,9 +85,13 @@ def _score_function(cfg, time: int):
         off_near = tf.nn.max_pool2d(tf.reduce_max(off_maps, 1)[..., None], window[1:3], 1,
                                     "SAME")[..., 0]
         two_of_three = tf.reduce_max(tf.reshape(second_on - off_near, [n, -1]), axis=1)
-        peaks = tf.reduce_max(tf.reshape(per_panel, [n, 6, -1]), axis=2)            # (N, 6)
-        maxima = (tf.reduce_mean(tf.gather(peaks, on, axis=1), 1)
-                  - tf.reduce_mean(tf.gather(peaks, off, axis=1), 1))
+        if panel_maxima:
+            per_panel = ds.drift_sums(cleaned, panel_cfg, time)
+            peaks = tf.reduce_max(tf.reshape(per_panel, [n, 6, -1]), axis=2)        # (N, 6)
+            maxima = (tf.reduce_mean(tf.gather(peaks, on, axis=1), 1)
+                      - tf.reduce_mean(tf.gather(peaks, off, axis=1), 1))
+        else:
+            maxima = tf.fill([n], np.float32(np.nan))
         d, f = best // freq, best % freq
         panel_snr = tf.gather_nd(tf.transpose(aligned, [0, 2, 3, 1]), tf.stack([d, f], axis=1),
                                  batch_dims=1)                                       # (N, 6)
@@ -94,13 +101,14 @@ def _score_function(cfg, time: int):
 
 
 def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR,
-                pad_to: int | None = None) -> CadenceScores:
+                pad_to: int | None = None, panel_maxima: bool = True) -> CadenceScores:
     """All scores and the best hit of raw cadences ``(N, 6, T, F)`` (numpy or tensor).
 
     ``cfg`` is a ``DedopplerConfig``; its ``reference`` is ignored (both are computed).
     ``pad_to``: a batch of fewer cadences is padded with zeros to this many (the results are
     those of the ``N`` real ones), so that a smaller last batch reuses the traced function
-    instead of tracing it again.
+    instead of tracing it again. ``panel_maxima=False``: that score is NaN and the batch costs
+    about half (no per-panel maps).
     """
     from tfseti.data import drift_sums as ds
 
@@ -115,7 +123,7 @@ def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR,
         cadence = np.concatenate([cadence, np.zeros((pad_to - n, *shape[1:]), cadence.dtype)])
     line_cfg = replace(cfg, reference="cadence")
     straight, two_of_three, maxima, d, f, panel_snr = (
-        t.numpy()[:n] for t in _score_function(cfg, time)(cadence))
+        t.numpy()[:n] for t in _score_function(cfg, time, panel_maxima)(cadence))
     rates = ds.drift_rates(line_cfg)[d]
     first_row = ds.reference_rows(line_cfg, 6, time)[0, 0]
     pattern = ["".join("1" if v >= pattern_snr else "0" for v in row) for row in panel_snr]
