@@ -107,3 +107,11 @@ def test_shared_argument_types():
                  ["--storage-options", "[1]"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
+
+
+def test_word_or_int_takes_its_words_or_an_integer_at_least_low():
+    parse = console.word_or_int(("auto", "none"), 2)
+    assert parse("auto") == "auto" and parse("none") == "none" and parse("7") == 7
+    for bad in ("1", "x", "2.5", "Auto"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"expected auto, none or an integer >= 2"):
+            parse(bad)

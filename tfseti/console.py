@@ -229,6 +229,19 @@ def _int_at_least(text: str, low: int) -> int:
     return value
 
 
+def word_or_int(words: tuple[str, ...], low: int):
+    """argparse type: one of ``words`` (``auto`` ...) or an integer >= ``low``."""
+    def parse(text: str):
+        if text in words:
+            return text
+        try:
+            return _int_at_least(text, low)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected {', '.join(words)} or an integer >= {low}, "
+                                             f"got {text!r}") from None
+    return parse
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (``--workers``)."""
     return _int_at_least(text, 1)

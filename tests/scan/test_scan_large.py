@@ -46,6 +46,7 @@ def test_a_gigabyte_cadence_streams(tmp_path):
         os.remove(path)
     peak = _scan(os.path.join(os.path.dirname(big[0]), "cadence.lst"), str(tmp_path / "b_out"))
     grown_mb = (peak - base) / 1024
+    print(f"peak RSS: {base / 1024:.0f} MB (50 MB cadence), {peak / 1024:.0f} MB ({size / 1e9:.2f} GB)")
     # 20x the data; the read groups are 32 MB: the peak grows by far less than the file
     assert grown_mb < 250, (base, peak)
     (folder,) = [d for d in (tmp_path / "b_out").iterdir() if d.is_dir() and d.name != "png"]

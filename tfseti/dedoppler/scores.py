@@ -58,8 +58,9 @@ class CadenceScores:
 def _score_function(cfg, time: int, panel_maxima: bool = True):
     """One compiled TF function: raw cadences ``(N, 6, T, F)`` -> every score and the best path.
 
-    ``panel_maxima=False`` leaves out the per-panel maps (that score is then NaN): they cost as
-    much again as the aligned maps the other scores and the hit come from.
+    ``panel_maxima=False`` leaves out the per-panel maps (that score is then NaN), for callers
+    that do not report it (``tfseti.scan``): 17% of a batch of 16-integration windows with 419
+    drift rates (0.475 -> 0.393 s per 32 windows on 2 cores, measured).
     """
     import tensorflow as tf
 
@@ -107,8 +108,8 @@ def score_batch(cadence, cfg, pattern_snr: float = DEFAULT_PATTERN_SNR,
     ``cfg`` is a ``DedopplerConfig``; its ``reference`` is ignored (both are computed).
     ``pad_to``: a batch of fewer cadences is padded with zeros to this many (the results are
     those of the ``N`` real ones), so that a smaller last batch reuses the traced function
-    instead of tracing it again. ``panel_maxima=False``: that score is NaN and the batch costs
-    about half (no per-panel maps).
+    instead of tracing it again. ``panel_maxima=False``: that score is NaN and the per-panel
+    maps are not computed.
     """
     from tfseti.data import drift_sums as ds
 

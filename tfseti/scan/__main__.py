@@ -18,29 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tfseti.console import word_or_int
 from tfseti.io.observations import ObservationError, read_cadence_list
 from tfseti.scan.settings import DEFAULT_MAX_DRIFT_HZ, ScanSettings
 from tfseti.scan.windows import TIME_RESAMPLES
 
 LOCAL = "local"
-
-
-def _word_or_int(words: tuple[str, ...], low: int):
-    """argparse type: one of ``words`` or an integer >= ``low``."""
-    expected = f"expected {', '.join(words)} or an integer >= {low}"
-
-    def parse(text: str):
-        if text in words:
-            return text
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{expected}, got {value}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (resumable: complete cadences are skipped)")
     p.add_argument("--tta", choices=("none", "flips"), default=d.tta, help="flip TTA of the model")
     p.add_argument("--overlap", type=int, default=d.overlap, help="channels shared by neighbouring windows")
-    p.add_argument("--fine-per-coarse", type=_word_or_int(("auto", "none"), 2), default=d.fine_per_coarse,
+    p.add_argument("--fine-per-coarse", type=word_or_int(("auto", "none"), 2), default=d.fine_per_coarse,
                    help="fine channels per coarse channel (DC spikes, coarse edges): auto (2^20 for "
                         "high-resolution products), none, or a number")
     p.add_argument("--time-resample", choices=TIME_RESAMPLES, default=d.time_resample,
                    help="integrations -> model rows: area (mean over overlap) or linear")
     p.add_argument("--max-drift-hz", type=float, default=d.max_drift_hz,
                    help=f"largest |drift| of the classical search, Hz/s (default {DEFAULT_MAX_DRIFT_HZ})")
-    p.add_argument("--drifts", type=_word_or_int(("auto",), 1), default=d.drifts,
+    p.add_argument("--drifts", type=word_or_int(("auto",), 1), default=d.drifts,
                    help="drift rates searched: auto (half a channel at the cadence's ends) or a number")
     p.add_argument("--pattern-snr", type=float, default=d.pattern_snr,
                    help="a file's SNR along the path that counts as present (pattern, .dat rows)")

@@ -95,7 +95,7 @@ class WindowScorer:
 
         s = self.settings
         probability = self.probabilities(native)
-        # The per-panel maxima score is not reported: leaving it out halves the search's cost.
+        # The per-panel maxima score is not reported: leaving its maps out saves ~17% of a batch.
         result = score_batch(native, cfg, s.pattern_snr, pad_to=s.batch_size, panel_maxima=False)
         drift = drift_hz_s(cadence, result.drift)
         # Channel of the best path at the first integration of file 1 (turboSETI's convention).
