@@ -40,21 +40,22 @@ if str(ROOT) not in sys.path:   # run as a script from a checkout
 
 SLOT = 1024          # channels per signal slot
 WIDTH = 256
+FCH1_MHZ = 6000.0
 
 
 def draw_signals(args) -> tuple[list, list]:
-    from tfseti.synth.observation import ObservationNeedle, ObservationRFI
+    from tfseti.synth.observation import DEFAULT_DF_HZ, ObservationNeedle, ObservationRFI
 
     rng = np.random.default_rng(args.seed)
     slots = rng.permutation(np.arange(1, args.fchans // SLOT - 1))
     if len(slots) < args.needles + args.rfi:
         raise SystemExit(f"error: --fchans {args.fchans} has {len(slots)} slots of {SLOT} channels "
                          f"for {args.needles + args.rfi} signals")
-    df_mhz = 2.7939677238464355e-6
+    df_mhz = DEFAULT_DF_HZ * 1e-6
     low, high = (float(v) for v in args.snr.split(":"))
 
-    def centre(slot):   # a slot's centre, jittered, as MHz (fch1 6000, foff < 0)
-        return 6000.0 - (slot * SLOT + SLOT / 2 + rng.uniform(-100, 100)) * df_mhz
+    def centre(slot):   # a slot's centre, jittered, as MHz (foff < 0)
+        return FCH1_MHZ - (slot * SLOT + SLOT / 2 + rng.uniform(-100, 100)) * df_mhz
 
     needles = [ObservationNeedle(centre(s), float(rng.uniform(-args.max_drift, args.max_drift)),
                                  float(np.exp(rng.uniform(np.log(low), np.log(high)))),
@@ -105,12 +106,14 @@ def auc_interval(pos: np.ndarray, neg: np.ndarray, boot: int, seed: int) -> tupl
 
 
 def main(argv=None) -> int:
+    from tfseti.synth.observation import DEFAULT_DF_HZ, DEFAULT_DT_S
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="run folder(s) or SavedModel(s), as tfseti.scan takes")
     p.add_argument("--out", required=True)
     p.add_argument("--fchans", type=int, default=2 ** 17)
     p.add_argument("--tchans", type=int, default=16)
-    p.add_argument("--dt", type=float, default=18.253611008, help="integration time, s")
+    p.add_argument("--dt", type=float, default=DEFAULT_DT_S, help="integration time, s")
     p.add_argument("--needles", type=int, default=50)
     p.add_argument("--rfi", type=int, default=25)
     p.add_argument("--snr", default="10:60", help="needle SNR range MIN:MAX (log-uniform)")
@@ -129,7 +132,8 @@ def main(argv=None) -> int:
     data = out / "data"
     needles, rfi = draw_signals(args)
     if not (data / "truth.json").exists():
-        write_large_cadence(str(data), fchans=args.fchans, tchans=args.tchans, dt_s=args.dt, fmt="h5",
+        write_large_cadence(str(data), fchans=args.fchans, tchans=args.tchans, dt_s=args.dt,
+                            df_hz=DEFAULT_DF_HZ, fch1_mhz=FCH1_MHZ, fmt="h5",
                             needles=needles, rfi=rfi, seed=args.seed)
     truth = json.loads((data / "truth.json").read_text())
     start = time.perf_counter()

@@ -6,7 +6,10 @@ sub-folder would shadow ``from support import ...``.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -132,3 +135,23 @@ class GcsEmulator:
         from tfseti.io.fs import url_to_fs
 
         return url_to_fs(self.url())[0]
+
+
+def once_per_session(tmp_path_factory, worker_id: str, name: str, make):
+    """``make(folder)`` once per test session, even across pytest-xdist workers: the first worker
+    to get here runs it (holding a file lock) and the others reuse its JSON-able result."""
+    base = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # xdist workers share the parent of their own base folders
+        base = base.parent
+    root = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "done.json"
+        if done.exists():
+            return json.loads(done.read_text())
+        if root.exists():  # a worker that died half-way
+            shutil.rmtree(root)
+        root.mkdir()
+        result = make(str(root))
+        done.write_text(json.dumps(result))
+        return result

@@ -4,14 +4,14 @@ and a headless Chromium on a local http server (imported by the test modules; no
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import http.server
-import json
 import os
 import re
 import shutil
 import threading
+
+from support import once_per_session
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -49,23 +49,8 @@ def train_tiny_run(root: str) -> dict:
 
 
 def shared_tiny_run(tmp_path_factory, worker_id: str) -> dict:
-    """:func:`train_tiny_run` once per test session, even across pytest-xdist workers: the
-    first worker to get here trains (holding a file lock) and the others reuse its folder."""
-    base = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # xdist workers share the parent of their own base folders
-        base = base.parent
-    root = base / "report_tiny_run"
-    with open(base / "report_tiny_run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "paths.json"
-        if done.exists():
-            return json.loads(done.read_text())
-        if root.exists():  # a worker that died while training
-            shutil.rmtree(root)
-        root.mkdir()
-        paths = train_tiny_run(str(root))
-        done.write_text(json.dumps(paths))
-        return paths
+    """:func:`train_tiny_run` once per test session, even across pytest-xdist workers."""
+    return once_per_session(tmp_path_factory, worker_id, "report_tiny_run", train_tiny_run)
 
 
 def copy_fold(fold_dir: str, dest: str) -> str:

@@ -9,9 +9,9 @@ wrong channels) shows as a missed needle.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
+
+from support import once_per_session
 
 from tfseti.synth.observation import ObservationNeedle, ObservationRFI, write_observation_cadence
 
@@ -29,27 +29,6 @@ def channel_of(freq_mhz: float) -> float:
     return (FCH1 - freq_mhz) * 1e6 / DF_HZ
 
 
-def _locked(tmp_path_factory, worker_id: str, name: str, make):
-    """``make(folder)`` once per test session across xdist workers (file lock); its JSON result."""
-    base = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        base = base.parent
-    root = base / name
-    with open(base / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "done.json"
-        if done.exists():
-            return json.loads(done.read_text())
-        if root.exists():
-            import shutil
-
-            shutil.rmtree(root)
-        root.mkdir()
-        result = make(str(root))
-        done.write_text(json.dumps(result))
-        return result
-
-
 def _make_cadences(root: str) -> dict:
     out = {}
     for fmt in ("h5", "fil"):
@@ -62,7 +41,7 @@ def _make_cadences(root: str) -> dict:
 
 def shared_cadences(tmp_path_factory, worker_id: str) -> dict:
     """``{"h5": [six paths], "fil": [six paths]}``: the same cadence in both formats."""
-    return _locked(tmp_path_factory, worker_id, "scan_cadences", _make_cadences)
+    return once_per_session(tmp_path_factory, worker_id, "scan_cadences", _make_cadences)
 
 
 def export_oracle(path: str) -> str:
@@ -87,5 +66,5 @@ def export_oracle(path: str) -> str:
 
 
 def shared_oracle(tmp_path_factory, worker_id: str) -> str:
-    return _locked(tmp_path_factory, worker_id, "scan_oracle",
+    return once_per_session(tmp_path_factory, worker_id, "scan_oracle",
                    lambda root: export_oracle(os.path.join(root, "saved_model")))

@@ -115,6 +115,14 @@ def read_dat(path: str) -> tuple[dict, list[dict]]:
     return header, hits
 
 
+def path_channel(info: dict, row: dict, panel: int, seconds=0.0):
+    """Channel of a window row's best path ``seconds`` after the start of file ``panel``, on the
+    cadence clock of the search (files ``rows + gap_rows`` integrations apart, from
+    ``hit_channel`` at the start of file 1)."""
+    offset = panel * (info["rows"] + info["gap_rows"]) * info["tsamp"] + np.asarray(seconds)
+    return row["hit_channel"] + row["drift_rate_hz_s"] * offset / (info["foff"] * 1e6)
+
+
 # Rows of one file closer than this many channels are one path seen from overlapping windows.
 SAME_PATH_CHANNELS = 2
 
@@ -127,7 +135,6 @@ def cadence_dat_hits(info: dict, rows: list[dict], pattern_snr: float) -> list[l
     of each other, the one with the highest SNR in that file.
     """
     candidates: list[list[dict]] = [[] for _ in range(6)]
-    step = (info["rows"] + info["gap_rows"]) * info["tsamp"]
     fch1, foff, fpc, width = info["fch1"], info["foff"], info["fine_per_coarse"], info["width"]
     for row in rows:
         if not row["hit"]:
@@ -137,7 +144,7 @@ def cadence_dat_hits(info: dict, rows: list[dict], pattern_snr: float) -> list[l
             if not snr >= pattern_snr:
                 continue
             # The path's channel at file p's first integration (the cadence clock of the search).
-            channel = row["hit_channel"] + row["drift_rate_hz_s"] * p * step / (foff * 1e6)
+            channel = path_channel(info, row, p)
             index = int(np.clip(np.rint(channel), 0, info["nchans"] - 1))
             start = row["channel_start"]
             candidates[p].append({"drift": row["drift_rate_hz_s"], "snr": snr,

@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from tfseti.report import page as html
+from tfseti.scan.dat import path_channel
 
 PNG_DIR = "png"
 PAGE = "index.html"
@@ -32,7 +33,6 @@ def _waterfall(native: np.ndarray, info: dict, row: dict, path: str) -> str:
     start, width = int(row["channel_start"]), native.shape[2]
     freqs = info["fch1"] + (start + np.arange(width)) * info["foff"]
     rows, tsamp = info["rows"], info["tsamp"]
-    step = (rows + info["gap_rows"]) * tsamp
     fig, axes = plt.subplots(6, 1, figsize=(5.2, 6.4), sharex=True, layout="constrained")
     for p, ax in enumerate(axes):
         panel = native[p]
@@ -40,7 +40,7 @@ def _waterfall(native: np.ndarray, info: dict, row: dict, path: str) -> str:
         ax.imshow(panel, aspect="auto", origin="upper", cmap="viridis", vmin=-1, vmax=4,
                   extent=(freqs[0], freqs[-1], rows * tsamp, 0))
         t = np.array([0.0, rows * tsamp])
-        f = row["hit_freq_mhz"] + row["drift_rate_hz_s"] * 1e-6 * (p * step + t)
+        f = info["fch1"] + path_channel(info, row, p, t) * info["foff"]
         ax.plot(f, t, "--", color="white", linewidth=0.8)
         ax.set_xlim(freqs[0], freqs[-1])
         ax.set_ylabel(("ON " if p % 2 == 0 else "OFF ") + str(p + 1), fontsize=8)

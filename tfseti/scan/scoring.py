@@ -90,7 +90,6 @@ class WindowScorer:
     def rows(self, cadence: ObservationCadence, cfg, plan, windows: np.ndarray,
              native: np.ndarray) -> list[dict]:
         """Window-table rows (``WINDOW_COLUMNS``) of windows ``windows`` (indices into ``plan``)."""
-        from tfseti.data.drift_sums import reference_rows
         from tfseti.dedoppler.scores import score_batch
 
         s = self.settings
@@ -98,13 +97,12 @@ class WindowScorer:
         # The per-panel maxima score is not reported: leaving its maps out saves ~17% of a batch.
         result = score_batch(native, cfg, s.pattern_snr, pad_to=s.batch_size, panel_maxima=False)
         drift = drift_hz_s(cadence, result.drift)
-        # Channel of the best path at the first integration of file 1 (turboSETI's convention).
-        first_row = reference_rows(cfg, PANELS, native.shape[2])[0, 0]
         width = native.shape[3]
         out = []
         for i, w in enumerate(windows):
             start = int(plan.starts[w])
-            hit_channel = start + float(result.channel[i]) + float(result.drift[i]) * first_row
+            # The best path's channel at the first integration of file 1 (turboSETI's convention).
+            hit_channel = start + float(result.start_channel[i])
             dedoppler = float(result.scores["two_of_three"][i])
             prob = float(probability[i])
             row = {"cadence": cadence.name, "window": int(w), "channel_start": start,
