@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from scan_helpers import NEEDLES, RFI, channel_of, shared_cadences, shared_oracle
+from scan_helpers import DF_HZ, FCH1, NEEDLES, RFI, channel_of, shared_cadences, shared_oracle
 
 from tfseti.scan.__main__ import main
 from tfseti.scan.dat import read_dat
@@ -59,6 +59,14 @@ def test_every_needle_is_a_hit_where_it_is(local_scan):
         assert best.pattern[0::2] == "111" and best.pattern[1::2] == "000"
         assert best.probability > 0.5 and best.dedoppler >= 6
         assert best.snr > 10
+
+
+def test_table_frequencies_keep_sub_channel_precision(local_scan):
+    windows = _table(os.path.join(_folder(local_scan), "windows.csv"))
+    foff = -DF_HZ * 1e-6
+    # to a tenth of a hertz: the path's frequency is its channel's, the window's its first channel's
+    np.testing.assert_allclose(windows.hit_freq_mhz, FCH1 + windows.hit_channel * foff, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(windows.freq_start_mhz, FCH1 + windows.channel_start * foff, rtol=0, atol=1e-7)
 
 
 def test_interference_is_not_among_the_hits(local_scan):

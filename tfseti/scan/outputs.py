@@ -88,10 +88,16 @@ def _sort_hits(rows: list[dict]) -> list[dict]:
     return sorted((r for r in rows if r["hit"]), key=key)
 
 
+# Significant digits of the tables' numbers: frequencies near 10 GHz to 1e-7 MHz (0.1 Hz, a
+# twentieth of a 2.79 Hz channel); 9 digits would round them to 10 Hz, several channels.
+CSV_FLOAT_FORMAT = "%.13g"
+
+
 def _write_csv(path: str, rows: list[dict]) -> None:
     import pandas as pd
 
-    pd.DataFrame(rows, columns=list(WINDOW_COLUMNS)).to_csv(path, index=False, float_format="%.9g")
+    table = pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
+    table.to_csv(path, index=False, float_format=CSV_FLOAT_FORMAT)
 
 
 def write_cadence(out: str, info: dict, rows: list[dict]) -> str:
