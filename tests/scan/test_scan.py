@@ -174,6 +174,10 @@ def test_cli_errors(cadences, tmp_path, capsys):
         assert main([*argv, "--out", str(tmp_path / "x")]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, (argv, err)
+    with pytest.raises(SystemExit) as exit_info:          # argparse's own checks
+        main(["--cadence", ",".join(good), "--out", str(tmp_path / "x"), "--width", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --width: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tfseti.console import word_or_int
+from tfseti.console import positive_int, word_or_int
 from tfseti.io.observations import ObservationError, read_cadence_list
 from tfseti.scan.settings import DEFAULT_MAX_DRIFT_HZ, ScanSettings
 from tfseti.scan.windows import TIME_RESAMPLES
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-mb", type=float, default=d.read_mb,
                    help="channels read at once from the six files, MB of float32")
     p.add_argument("--top", type=int, default=d.top, help="candidates on the page (0: no page)")
-    p.add_argument("--width", type=int, default=256,
+    p.add_argument("--width", type=positive_int, default=256,
                    help="window channels when there is no model (else the model's)")
     p.add_argument("--runner", default=LOCAL,
                    help="local (default) or an Apache Beam runner: DirectRunner, DataflowRunner, "
