@@ -177,6 +177,9 @@ def test_stack_cli_errors(runs, tmp_path, capsys):
     shutil.copytree(runs["a"], broken)
     shutil.rmtree(os.path.join(broken, "fold1", "saved_model"))
     assert error(f"{runs['a']},{broken}").startswith(
+        f"error: {broken}: unfinished fold (fold1: no saved_model/ yet)")
+    shutil.rmtree(os.path.join(broken, "fold1"))  # moved out of the run, as that error advises
+    assert error(f"{runs['a']},{broken}").startswith(
         f"error: {broken}: its SavedModels are folds [0] but its oof.csv holds folds [0, 1]")
     other = str(tmp_path / "run_d")
     shutil.copytree(runs["a"], other)

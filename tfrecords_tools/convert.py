@@ -50,8 +50,9 @@ import numpy as np
 
 from tfseti.console import json_object, positive_int, show_progress
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import (ID_PATTERN, LABEL_FILES, ON_PANELS, CadenceError, KaggleDataset,
-                              plain, split_root)
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
+from tfseti.io.kaggle import (LABEL_FILES, ON_PANELS, CadenceError, CadenceIdError, KaggleDataset,
+                              check_ids, plain, split_root)
 from tfseti.io.records import PANELS_SHAPES, SCHEMA_VERSION, encode_example
 from tfrecords_tools import manifest as mf
 from tfrecords_tools.folds import assign_folds
@@ -97,10 +98,10 @@ def read_split(ds: KaggleDataset) -> tuple[list[str], np.ndarray]:
     """Ids (csv order) and targets of a split; unlabeled splits get target -1."""
     frame = ds.read_labels()
     ids = [str(i) for i in frame["id"]]
-    bad = [i for i in ids if not ID_PATTERN.match(i)]
-    if bad:
-        raise ConvertError(f"{ds.labels_file}: {len(bad)} id(s) are not 12 or 15 lowercase hex "
-                           f"characters, e.g. {bad[:3]}")
+    try:
+        check_ids(ids, ds.labels_file, first_line=2)
+    except CadenceIdError as err:
+        raise ConvertError(str(err)) from None
     dupes = sorted(k for k, v in Counter(ids).items() if v > 1)
     if dupes:
         raise ConvertError(f"{ds.labels_file}: {len(dupes)} duplicated id(s), e.g. {dupes[:3]}")
@@ -227,14 +228,16 @@ class _Converter:
 def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: int = 0,
             shard_mb: float = 100.0, panels: str = "all", compression: str | None = None,
             workers: int | None = None, skip_bad: bool = False, renormalize: bool = False,
-            storage_options: dict | None = None, progress: bool = True, log=None) -> dict:
+            storage_options: dict | None = None, progress: bool = True, log=None,
+            break_lock: bool = False) -> dict:
     """Convert ``data`` (Kaggle layout, local or URL) split ``split`` into shards under ``out``.
 
     For ``train_old`` / ``test_old``, ``data`` is the ``old_leaky_data`` folder or the Kaggle
     folder holding it. ``renormalize``: every panel to mean 0, std 1 (see the module docstring).
 
     Returns the manifest written to ``out/manifest.json``. Raises ConvertError (bad input,
-    incompatible prefix) with a message naming the file or parameter at fault.
+    incompatible prefix) with a message naming the file or parameter at fault, FolderLocked
+    when another conversion writes ``out`` (``break_lock``: take its lock anyway).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if panels not in PANELS_SHAPES:
@@ -283,9 +286,13 @@ def convert(data: str, out: str, *, split: str = "train", folds: int = 5, seed: 
     dest = Destination(out, storage_options)
     try:
         dest.prepare()
-        recorded = _check_prefix(dest, params, digest, plans)
-        return _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
-                    skip_bad, workers, progress, log)
+        # One converter per prefix: a second one would delete the first's temporary shards
+        # (cleanup_temporaries) and both would publish the same shard names.
+        with FolderLock(dest.url, break_lock=break_lock, storage_options=storage_options,
+                        log=log):
+            recorded = _check_prefix(dest, params, digest, plans)
+            return _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
+                        skip_bad, workers, progress, log)
     finally:
         dest.close()
 
@@ -475,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "'{\"token\": \"anon\"}'")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (there is none when stderr is not a terminal)")
+    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     # The old spelling, still accepted (benchmarks/domain_shift.py passes it).
     parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -488,8 +496,8 @@ def main(argv=None) -> int:
                 compression=COMPRESSIONS[args.compression], workers=args.workers,
                 skip_bad=args.skip_bad, renormalize=args.renormalize,
                 storage_options=args.storage_options,
-                progress=not args.no_progress)
-    except (ConvertError, FileNotFoundError) as err:
+                progress=not args.no_progress, break_lock=args.break_lock)
+    except (ConvertError, FileNotFoundError, FolderLocked) as err:  # exit 1, as every refusal here
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

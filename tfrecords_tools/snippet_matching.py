@@ -56,7 +56,7 @@ import pandas as pd
 
 from tfseti.console import json_object, positive_int
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, save_cadence
+from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, check_ids, save_cadence
 
 MATCHES_FILE = "matches.csv"
 EPSILON = 1e-6  # a column flatter than this (std over time) cannot be matched
@@ -313,7 +313,9 @@ def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchC
     for split, dataset in datasets.items():
         if not dataset.labels_exist():
             raise FileNotFoundError(f"{dataset.labels_file}: label file not found (is {split!r} a split of {data}?)")
-        items += [(dataset, cadence_id) for cadence_id in dataset.ids()]
+        # Ids become the paths read under --data and written under --out: checked before either.
+        ids = check_ids(dataset.ids(), dataset.labels_file, first_line=2)
+        items += [(dataset, cadence_id) for cadence_id in ids]
     if not items:
         raise ValueError(f"{data}: no cadences listed in {', '.join(splits)}")
     loader = _Loader(items)

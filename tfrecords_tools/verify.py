@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfseti.console import json_object, positive_int, show_progress
-from tfseti.io.kaggle import ID_PATTERN
+from tfseti.io.kaggle import valid_id
 from tfseti.io.shards import NoShardsError, check_shard_folder
 from tfrecords_tools.shards import HASH_CHUNK, TMP_DIR, Destination, crc32c_hasher, hash_file
 
@@ -116,7 +116,7 @@ def _check_shard(dest: Destination, entry: dict, shape, compression, decode: boo
                 out["ids"].append(cid)
                 out["classes"][target] += 1
                 cadence = rec["cadence"]
-                if not ID_PATTERN.match(cid):
+                if not valid_id(cid):  # the one id rule (tfseti.io.kaggle)
                     bad_records["id"] += 1
                     if bad_records["id"] == 1:
                         problems.append(f"{name}: record {index} has an invalid id {cid!r}")

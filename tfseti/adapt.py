@@ -23,21 +23,31 @@ Each fold of ``--model`` (a run folder: every ``fold<K>/``; or one fold folder) 
 ``python -m tfseti.predict --model OUT``), the fold's ``config.json`` and ``adapt.json`` (the
 settings and every epoch's losses, mean prediction and pseudo-label counts). The unlabelled set is
 read twice per epoch (features, then training), never held in memory whole.
+
+Non-finite numbers stop where they arise, as in the trainer: ``--learning-rate`` and ``--beta``
+must be finite and in range, the first NaN loss ends the fold naming the epoch and step, and a
+network with a NaN weight is never exported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
 
 import numpy as np
 
+from tfseti.io.atomic import write_json
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked, is_lock_file
+from tfseti.train.train_config import MAX_LEARNING_RATE
+
 MODEL_FILE = "model.keras"
 HEAD_LAYER = "logits"
 EPSILON = 1e-6
+MAX_BETA = 10.0  # weight of the pseudo-label loss; SHOT uses 0.3
 
 
 class AdaptError(ValueError):
@@ -165,8 +175,13 @@ def adapt_fold(fold_dir: str, out_dir: str, unlabelled, *, epochs: int, learning
             start += len(cadence)
             if len(cadence) < batch_size:  # the last, smaller batch: skipped (one trace)
                 continue
-            sums += [float(v) for v in train_step(tf.constant(cadence), tf.constant(chunk))]
+            values = [float(v) for v in train_step(tf.constant(cadence), tf.constant(chunk))]
             steps += 1
+            if not all(math.isfinite(v) for v in values):  # stop where it arises, export nothing
+                raise AdaptError(f"{fold_dir}: the loss became non-finite ({values[0]}) at epoch "
+                                 f"{epoch + 1}, step {steps} (--learning-rate {learning_rate:g}, "
+                                 f"--beta {beta:g}); nothing exported")
+            sums += values
         if not steps:
             raise AdaptError(f"the unlabelled set has {len(labels)} records, fewer than one batch "
                              f"of {batch_size} (--batch-size)")
@@ -180,6 +195,12 @@ def adapt_fold(fold_dir: str, out_dir: str, unlabelled, *, epochs: int, learning
             f"{div:+.4f}, pseudo-label CE {pseudo:.4f}); {row['cluster_positives']} of "
             f"{len(labels)} clustered positive, mean probability {row['mean_probability_before']:.4f}")
 
+    from tfseti.train.callbacks import non_finite_weights
+
+    bad = non_finite_weights(net)
+    if bad:
+        raise AdaptError(f"{fold_dir}: the adapted weights hold NaN/Inf ({bad[0]}); nothing "
+                         f"exported")
     os.makedirs(out_dir, exist_ok=True)
     head.trainable = True  # saved as the trained network it is
     net.save(os.path.join(out_dir, MODEL_FILE))
@@ -188,9 +209,15 @@ def adapt_fold(fold_dir: str, out_dir: str, unlabelled, *, epochs: int, learning
     result = {"source": fold_dir, "epochs": epochs, "learning_rate": learning_rate,
               "batch_size": batch_size, "beta": beta, "prior": prior, "seed": seed,
               "records": int(len(labels)), "history": history}
-    with open(os.path.join(out_dir, "adapt.json"), "w") as handle:
-        json.dump(result, handle, indent=2)
+    write_json(os.path.join(out_dir, "adapt.json"), result)  # strict: no bare NaN
     return result
+
+
+def _contents(folder: str) -> list[str]:
+    """What ``folder`` holds besides its writer's lock file (nothing when it does not exist)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name for name in os.listdir(folder) if not is_lock_file(name))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -211,36 +238,53 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "uniform diversity)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    lock = None
     try:
         if args.epochs < 1 or args.batch_size < 1:
             raise AdaptError("--epochs and --batch-size must be >= 1")
-        if not args.learning_rate > 0 or args.beta < 0:
-            raise AdaptError("--learning-rate must be > 0 and --beta >= 0")
+        # NaN passes every comparison but equality checks, hence the explicit finiteness; the
+        # upper bounds are the trainer's (a rate above it only diverges) and far above SHOT's 0.3.
+        if not (math.isfinite(args.learning_rate) and 0 < args.learning_rate <= MAX_LEARNING_RATE):
+            raise AdaptError(f"--learning-rate must be a finite number in (0, "
+                             f"{MAX_LEARNING_RATE:g}], got {args.learning_rate}")
+        if not (math.isfinite(args.beta) and 0 <= args.beta <= MAX_BETA):
+            raise AdaptError(f"--beta must be a finite number in [0, {MAX_BETA:g}], got {args.beta}")
         if args.prior is not None and not 0.0 < args.prior < 1.0:
             raise AdaptError(f"--prior must be in (0, 1), got {args.prior}")
-        if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
+        # One writer per --out, locked before it is looked at; the lock file is not content.
+        lock = FolderLock(args.out, break_lock=args.break_lock).acquire()
+        if _contents(args.out) and not args.overwrite:
             raise AdaptError(f"--out {args.out} is not empty; pass --overwrite to replace it")
         folds = fold_folders(args.model)
         from tfseti.predict import open_test_data
 
         unlabelled = open_test_data(args.unlabelled)
         print(f"unlabelled: {unlabelled.description}", flush=True)
-        if args.overwrite and os.path.isdir(args.out):
-            shutil.rmtree(args.out)
+        if args.overwrite:
+            for name in _contents(args.out):  # everything but the lock we hold
+                path = os.path.join(args.out, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
         for name, fold_dir in folds:
             print(f"{name}: adapting {fold_dir} ({args.epochs} epochs)", flush=True)
             adapt_fold(fold_dir, os.path.join(args.out, name), unlabelled, epochs=args.epochs,
                        learning_rate=args.learning_rate, batch_size=args.batch_size,
                        beta=args.beta, prior=args.prior, seed=args.seed,
                        log=lambda line: print(line, flush=True))
-    except (AdaptError, ValueError, FileNotFoundError) as err:
+    except (AdaptError, ValueError, FileNotFoundError, FolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if lock is not None:
+            lock.release()
     print(f"adapted: {args.out} (predict with python -m tfseti.predict --model {args.out})")
     return 0
 

@@ -35,6 +35,7 @@ import difflib
 import functools
 import importlib.resources
 import json
+import math
 import os
 import re
 import tomllib
@@ -49,6 +50,8 @@ T = typing.TypeVar("T")
 # spelling ``configs/NAME`` still names a shipped recipe).
 RECIPES_PACKAGE = "tfseti.recipes"
 LEGACY_RECIPE_FOLDER = "configs"
+# Integers a config may hold: what TensorFlow / NumPy int64 take.
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 class ConfigError(ValueError):
@@ -152,11 +155,24 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            # TOML ints have no size limit; TensorFlow, NumPy and Keras take int64 at most and
+            # raise an OverflowError deep inside training otherwise.
+            if not INT_MIN <= value <= INT_MAX:
+                raise ConfigError(path, f"expected an integer that fits in 64 bits "
+                                        f"(|value| < 2**63), got {value}")
             return value
     elif tp is float:
         # An integer literal is a fine float (lr = 1 or epochs-like values written without ".0").
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            # nan/inf (TOML literals) would pass every range check (all comparisons with NaN
+            # are false) and poison training; a huge int does not fit a float at all.
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(path, f"expected a finite number, got {value!r}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -210,8 +226,16 @@ def _choice_fields(cls: type) -> tuple[tuple[str, tuple, bool], ...]:
 
 def check_choices(config: Any) -> None:
     """Raise ValueError naming ``Class.field`` when a ``Literal`` field of the dataclass instance
-    ``config`` holds a value outside its choices (for sections built directly, not loaded)."""
+    ``config`` holds a value outside its choices (for sections built directly, not loaded), or
+    when a float field (or a float in a tuple field) is NaN or infinite: every section calls
+    this first, so no range check downstream ever compares a NaN (which passes them all)."""
     cls = type(config)
+    for field in dataclasses.fields(cls):
+        value = getattr(config, field.name)
+        for item in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{cls.__name__}.{field.name}: expected a finite number, "
+                                 f"got {value!r}")
     for name, choices, sequence in _choice_fields(cls):
         value = getattr(config, name)
         for item in (value if sequence and isinstance(value, (list, tuple)) else (value,)):

@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     result_file = plan.runs / "fold0" / "result.json"
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        print(f"validation AUC (fold 0, best epoch): {result['best_val_auc']:.4f}")
+        best = result["best_val_auc"]  # null: undefined (a validation fold of one class)
+        print("validation AUC (fold 0, best epoch): "
+              + ("undefined (one class in the fold)" if best is None else f"{best:.4f}"))
     print(f"submission: {plan.submission.resolve()}")
     test_auc = _test_auc(plan, plan.submission)
     classical_auc = _test_auc(plan, plan.classical)

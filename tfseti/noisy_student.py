@@ -48,6 +48,7 @@ import sys
 import time
 
 from tfseti.config import ConfigError
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.io.fs import normal_location
 from tfseti.pseudo.selection import FORMS, parse_selection
 
@@ -95,6 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--last", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for the last round only (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides for every round (as tfseti.train)")
     return parser.parse_args(argv)
@@ -199,6 +201,35 @@ def round_finished(run_dir: str, fold: str) -> bool:
 
 def pseudo_finished(folder: str) -> bool:
     return os.path.exists(os.path.join(folder, "manifest.json"))
+
+
+def check_inputs(args) -> None:
+    """Every folder the rounds read, checked as its reader will check it, before anything is
+    trained or written: otherwise a bad ``--unlabelled`` surfaces only after the teacher's
+    training, in the pseudo-label step."""
+    from tfseti.io import shards as shard_lib
+    from tfseti.predict.test_data import _is_kaggle_folder, kaggle_test_data
+
+    try:
+        shard_lib.open_shard_folder(args.data)  # what tfseti.train opens
+    except (ValueError, FileNotFoundError) as err:
+        raise LoopError(f"--data: {err}") from None
+    try:  # as tfseti.pseudo and tfseti.predict open it (ids, files, shards; nothing read yet)
+        if _is_kaggle_folder(args.unlabelled):
+            kaggle_test_data(args.unlabelled)
+        elif shard_lib.is_glob(args.unlabelled):
+            shard_lib.glob_files(args.unlabelled)
+        else:
+            shard_lib.open_shard_folder(args.unlabelled).files("test")
+    except (ValueError, FileNotFoundError) as err:
+        raise LoopError(f"--unlabelled: {err}") from None
+    if args.teacher:
+        from tfseti.predict.models import resolve_model_paths
+
+        try:
+            resolve_model_paths(args.teacher)
+        except (ValueError, FileNotFoundError) as err:
+            raise LoopError(f"--teacher: {err}") from None
 
 
 def _check_settings(out: str, settings: dict) -> None:
@@ -309,7 +340,15 @@ def run_loop(args) -> list[dict]:
     for k in range(args.rounds + 1):  # every round's recipe and overrides, checked up front
         if not (k == 0 and args.teacher):
             round_overrides(args, k)
-    _check_settings(args.out, settings)
+    check_inputs(args)
+    # One loop per --out: two would train the same rounds into the same folders at once.
+    with FolderLock(args.out, break_lock=args.break_lock):
+        _check_settings(args.out, settings)
+        return _rounds(args)
+
+
+def _rounds(args) -> list[dict]:
+    """The rounds, in the locked ``--out`` (finished steps are skipped)."""
     for k in range(args.rounds + 1):
         run_dir = teacher_dir(args, k)
         role = "teacher" if k == 0 else "student"
@@ -343,7 +382,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         rows = run_loop(args)
-    except (LoopError, ConfigError, FileNotFoundError, ValueError) as err:
+    except (LoopError, ConfigError, FileNotFoundError, ValueError, FolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"\n{format_table(rows, args.fold)}\n(table: {os.path.join(args.out, TABLE_FILE)})")

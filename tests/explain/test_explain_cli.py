@@ -150,10 +150,11 @@ def error_of(argv, capsys) -> str:
 def test_errors(trained, oof, tmp_path, capsys):
     run, out = trained["run"], str(tmp_path / "out")
     known = oof.id[0]
-    assert "unknown id(s) ['nope']: in no out-of-fold prediction" in error_of(
-        ["--model", run, "--ids", f"{known},nope", "--out", out], capsys)
-    assert "1 of 1 cadence(s) not found in the run's data: ['abc123']" in error_of(
-        ["--model", run, "--fold", "0", "--ids", "abc123", "--out", out], capsys)
+    # Well-formed ids that the run does not hold (malformed ones: tests/reliability).
+    assert "unknown id(s) ['fffffffffffffff']: in no out-of-fold prediction" in error_of(
+        ["--model", run, "--ids", f"{known},fffffffffffffff", "--out", out], capsys)
+    assert "1 of 1 cadence(s) not found in the run's data: ['abc123abc123abc']" in error_of(
+        ["--model", run, "--fold", "0", "--ids", "abc123abc123abc", "--out", out], capsys)
     assert "--fold 5: " in error_of(
         ["--model", run, "--fold", "5", "--ids", known, "--out", out], capsys)
     assert "expected one or more comma-separated cadence ids" in error_of(

@@ -34,6 +34,8 @@ View = Literal["on", "on_off", "all", "dedoppler"]
 # ``learned``: the view keeps full resolution and the model's learned resizer
 # (``tfseti.models.resizer``) outputs ``resize``.
 ResizeMethod = Literal["bilinear", "bicubic", "area", "learned"]
+# Largest side of view.resize: 4x the 1024 px of the largest stacked inputs in use.
+MAX_RESIZE = 4096
 # Background removal before a time-frequency view: none, or the OFF panels' per-channel median
 # (``tfseti.data.off_median``).
 ViewBackground = Literal["none", "off_median"]
@@ -276,6 +278,11 @@ class ViewConfig:
             if len(size) != 2 or not all(is_int(s, 1) for s in size):
                 raise ValueError(f"ViewConfig.resize: expected None or (height, width) of positive "
                                  f"ints, got {self.resize!r}")
+            # The largest inputs any solution used were 768 px; a side beyond MAX_RESIZE (a typo)
+            # would only fail later as an out-of-memory error inside TensorFlow.
+            if max(size) > MAX_RESIZE:
+                raise ValueError(f"ViewConfig.resize: expected sides of at most {MAX_RESIZE} px, "
+                                 f"got {list(size)}")
             object.__setattr__(self, "resize", size)
         if self.resize_method == "learned" and self.resize is None:
             raise ValueError("ViewConfig.resize_method: 'learned' needs resize = (height, width), "

@@ -26,12 +26,12 @@ from typing import Callable, Iterable, Iterator
 
 from tfseti.console import positive_int, show_progress
 from tfseti.io import fs as fsutil
-from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_PATTERN, OLD_SPLITS, CadenceError,
-                              KaggleDataset, cadence_problems, cadence_relpath, plain, split_root)
+from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_EXPECTATION, OLD_SPLITS, CadenceError,
+                              KaggleDataset, cadence_problems, cadence_relpath, plain, split_root,
+                              valid_id)
 
 MAIN_SPLITS = ("train", "test")
 SPLIT_CHOICES = MAIN_SPLITS + OLD_SPLITS + ("all",)
-ID_EXPECTATION = "expected 15 lowercase hex characters (12 in old_leaky_data)"
 DEFAULT_WORKERS = 16
 
 
@@ -205,7 +205,7 @@ def _check_labels(ds: KaggleDataset, summary: SplitSummary, collector: _Collecto
                                  f"expected each id once", ds.split, "duplicate")
         else:
             first_line[cadence_id] = line
-            if not ID_PATTERN.match(cadence_id):
+            if not valid_id(cadence_id):
                 collector.add(where, f"malformed id {cadence_id!r}, {ID_EXPECTATION}", ds.split, "id")
         if ds.labeled:
             if target == 0 or target == 1:
@@ -241,7 +241,7 @@ def _check_listing(ds: KaggleDataset, csv_ids: dict | None, collector: _Collecto
         to_read.append(relpath)
         cadence_id = name[: -len(".npy")]
         ids_with_file.add(cadence_id)
-        if not ID_PATTERN.match(cadence_id):
+        if not valid_id(cadence_id):
             collector.add(path, f"file name {cadence_id!r} is not a valid id, {ID_EXPECTATION}",
                           ds.split, "id")
             continue
@@ -254,7 +254,7 @@ def _check_listing(ds: KaggleDataset, csv_ids: dict | None, collector: _Collecto
                                 f"file to be listed there", ds.split, "unlisted_file")
     for cadence_id, line in (csv_ids or {}).items():
         # Ids whose file sits in a wrong folder were reported above, by the file.
-        if ID_PATTERN.match(cadence_id) and cadence_id not in ids_with_file:
+        if valid_id(cadence_id) and cadence_id not in ids_with_file:
             collector.add(f"{ds.labels_file} line {line}", f"id {cadence_id} has no file, expected "
                                                            f"{ds.path(cadence_id)}", ds.split,
                           "missing_file")

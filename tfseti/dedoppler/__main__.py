@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_units(args) -> None:
+    """``--row-seconds`` / ``--channel-hz`` (finite > 0) and ``--pattern-snr`` (finite): the Hz/s
+    of every drift rate is ``channel_hz / row_seconds`` (0 gave a ZeroDivisionError, a zero
+    channel width drift 0 everywhere), and a NaN pattern SNR silently marked no panel."""
+    import math
+
+    for flag, value in (("--row-seconds", args.row_seconds), ("--channel-hz", args.channel_hz)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag}: expected a finite number > 0, got {value!r}")
+    if not math.isfinite(args.pattern_snr):
+        raise ValueError(f"--pattern-snr: expected a finite number, got {args.pattern_snr!r}")
+
+
 def hits_path(out: str) -> str:
     stem, _ = os.path.splitext(out)
     return f"{stem}_hits.csv"
@@ -85,6 +98,7 @@ def run(args) -> tuple[str, str, int, float]:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an int >= 1, got {args.batch_size}")
+    check_units(args)
     cfg = DedopplerConfig(max_drift=args.max_drift, drifts=args.drifts, block=args.block,
                           background=args.background, clip=args.clip, panel_gap=args.panel_gap)
     data = open_test_data(args.data, args.split)
@@ -118,6 +132,9 @@ def run(args) -> tuple[str, str, int, float]:
         bar.close()
     seconds = time.perf_counter() - start
     check_ids(ids, data.expected_ids, data.expected_count)
+    if not ids:
+        # An empty table has no score columns to write (it was a KeyError): say what was read.
+        raise ValueError(f"{args.data}: no {args.split} cadences to score ({data.description})")
     table = pd.DataFrame(rows)
     prediction = Prediction(ids, table[args.score].to_numpy()[None], table[args.score].to_numpy())
     write_submission(prediction, args.out)

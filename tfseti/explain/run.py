@@ -9,6 +9,7 @@ import os
 from tfseti.explain.heatmaps import describe_peak, draw, explain_cadences, heat_note, write_csv
 from tfseti.explain.networks import ExplainError, find_networks, fold_folders, out_of_fold
 from tfseti.io import fs as fsutil
+from tfseti.io.kaggle import check_ids
 
 CSV_NAME = "gradcam.csv"
 
@@ -18,7 +19,8 @@ def parse_ids(text: str) -> list[str]:
     ids = list(dict.fromkeys(part.strip() for part in str(text).split(",") if part.strip()))
     if not ids:
         raise ExplainError(f"--ids {text!r}: expected one or more comma-separated cadence ids")
-    return ids
+    # Ids name the cadence files read under --data and the PNGs written under --out.
+    return check_ids(ids, "--ids")
 
 
 def assign_folds(run_dir: str, ids: list[str], networks: dict, fold: int | None) -> dict[str, int]:

@@ -49,6 +49,7 @@ OLD_SPLITS = ("train_old", "test_old")
 TRUTH_FILE = "truth.csv"
 # 15 lowercase hex characters in the relaunched data, 12 in the old (leaky) data.
 ID_PATTERN = re.compile(r"^(?:[0-9a-f]{15}|[0-9a-f]{12})$")
+ID_EXPECTATION = "expected 15 lowercase hex characters (12 in old_leaky_data)"
 
 
 class CadenceError(ValueError):
@@ -66,8 +67,44 @@ def plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+class CadenceIdError(ValueError):
+    """A cadence id that is not one: refused before it can become part of a path (an id such
+    as ``../../x`` would otherwise read or write outside the data or output folder)."""
+
+
+def valid_id(cadence_id) -> bool:
+    """True for a Kaggle cadence id (a str of 15, or 12, lowercase hex characters)."""
+    # fullmatch, not match: ``$`` also matches before a trailing newline.
+    return isinstance(cadence_id, str) and ID_PATTERN.fullmatch(cadence_id) is not None
+
+
+def check_ids(ids, source: str, first_line: int | None = None) -> list[str]:
+    """``ids`` as a list when every one is a cadence id, else CadenceIdError (one line) naming
+    ``source`` (the csv, or the option the ids came from), the first bad id and how many are bad.
+
+    The one id check of every reader of ids (converter, snippet matching, predict, pseudo,
+    explain): ids become file paths, so this runs before anything is read or written.
+    ``first_line``: the csv line of ``ids[0]`` (2 after a header), so the message names the line.
+    """
+    ids = list(ids)
+    bad = [n for n, cadence_id in enumerate(ids) if not valid_id(cadence_id)]
+    if bad:
+        where = f"{source} line {bad[0] + first_line}" if first_line is not None else source
+        more = f" ({len(bad)} of the {len(ids)} ids are malformed)" if len(bad) > 1 else ""
+        raise CadenceIdError(f"{where}: id {plain(ids[bad[0]])!r} is not a cadence id, "
+                             f"{ID_EXPECTATION}{more}")
+    return ids
+
+
 def cadence_relpath(split: str, cadence_id: str) -> str:
-    """``train/a/a1b2....npy`` for id ``a1b2...`` (always '/'-separated)."""
+    """``train/a/a1b2....npy`` for id ``a1b2...`` (always '/'-separated).
+
+    Every Kaggle-layout path is built here, so a malformed id is refused here too
+    (CadenceIdError), whichever reader forgot :func:`check_ids`.
+    """
+    if not valid_id(cadence_id):
+        raise CadenceIdError(f"id {plain(cadence_id)!r} is not a cadence id, {ID_EXPECTATION}; "
+                             f"refused as a file name under {split}/")
     return f"{split}/{cadence_id[0]}/{cadence_id}.npy"
 
 

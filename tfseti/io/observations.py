@@ -14,8 +14,9 @@ headers must agree on ``nchans``, ``foff`` and ``fch1`` (same channels), ``tsamp
 (1: one Stokes-I spectrum per integration); ``tstart`` must increase along the list; the
 ``source_name`` s must fit the order (the three ON files share one name, no OFF file has it) unless
 all six carry the same name, which says nothing (noted). A cadence whose files hold different
-numbers of integrations is cut to the shortest (noted). Any mismatch is one ``ObservationError``
-naming the file and the header field.
+numbers of integrations is cut to the shortest (noted); the slew between files is then the
+median start-to-start time (``tstart``) minus the integrations used, so the cadence clock stays the
+files' own. Any mismatch is one ``ObservationError`` naming the file and the header field.
 
 Frequencies: channel ``i`` of a file is at ``fch1 + i * foff`` MHz (Breakthrough Listen files have
 ``foff < 0``: channel 0 is the highest frequency). Everything downstream works in channel
@@ -301,9 +302,13 @@ def open_cadence(paths: list[str], name: str | None = None) -> ObservationCadenc
                     raise ObservationError(f"{f.path}: header field 'tstart' = {cur!r} MJD is not "
                                            f"after the previous file's {prev!r}; list the files "
                                            f"in observing order")
-            # Slew between scans: start-to-start time minus the scan, in integrations.
-            gaps = [(b - a) * SECONDS_PER_DAY / first.tsamp - f.rows
-                    for a, b, f in zip(starts, starts[1:], files)]
+            # Slew between scans: start-to-start time minus the integrations *used* (``rows``),
+            # not each file's own count: every clock downstream (the search's paths, the .dat
+            # frequencies) puts file p at p * (rows + gap_rows) integrations, so when the files
+            # are cut to the shortest, the cut-off integrations count as slew. (Subtracting the
+            # uncut counts put the files too close together: drift rates off by ~45 %.)
+            gaps = [(b - a) * SECONDS_PER_DAY / first.tsamp - rows
+                    for a, b in zip(starts, starts[1:])]
             gap_rows = max(0, int(round(float(np.median(gaps)))))
         else:
             notes.append("no tstart in the headers: the files are taken as back to back (no slew)")
@@ -317,16 +322,18 @@ def open_cadence(paths: list[str], name: str | None = None) -> ObservationCadenc
 
 def read_cadence_list(path: str) -> list[list[str]]:
     """A turboSETI-style list file: one ``.fil``/``.h5`` path per line, six per cadence in ABACAD
-    order (several cadences one after another); blank lines and ``#`` comments are skipped;
-    relative paths are relative to the list file."""
+    order (several cadences one after another); blank lines and lines starting with ``#`` are
+    skipped (a ``#`` elsewhere is part of the path); relative paths are relative to the list file."""
     if not os.path.isfile(path):
         raise ObservationError(f"{path}: no such cadence list")
     base = os.path.dirname(os.path.abspath(path))
     entries = []
     with open(path) as handle:
         for number, line in enumerate(handle, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
+            # Only a whole line is a comment: ``#`` inside a path is part of the path (a
+            # file named ``run#2/A1.h5`` must be scannable).
+            text = line.strip()
+            if not text or text.startswith("#"):
                 continue
             if os.path.splitext(text)[1].lower() not in SUFFIXES:
                 raise ObservationError(f"{path}, line {number}: expected a .fil or .h5 path, got {text!r}")

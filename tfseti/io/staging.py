@@ -21,6 +21,7 @@ import shutil
 import tempfile
 
 from tfseti.io import fs as fsutil
+from tfseti.io.folder_lock import LOCK_NAME
 
 STAGING_ENV = "TFSETI_STAGING"  # root of the local copies (default: <tmp>/tfseti-staging)
 
@@ -82,7 +83,10 @@ class StagedFolder:
     def _remote_files(self, fs, root: str) -> list[str]:
         if not fs.exists(root):
             return []
-        return [posixpath.relpath(path, root) for path in fs.find(root)]
+        # The writer's lock object (tfseti.io.folder_lock) is neither fetched nor deleted: it
+        # belongs to the bucket folder, not to the staged copy.
+        return [name for name in (posixpath.relpath(path, root) for path in fs.find(root))
+                if name != LOCK_NAME]
 
     def exists(self) -> bool:
         if not self.remote:

@@ -9,17 +9,23 @@ panels (0, 2, 4); 3-panel data cannot feed a 6-panel model (error). The training
 time flip of ``tfseti.predict.tta`` depends on, is read from the ``config.json`` the trainer writes
 next to ``saved_model/``, and so is the training augmentation that random TTA
 (``tfseti.predict.random_tta``) draws from.
+
+Non-finite probabilities stop here, for every tool that scores with a SavedModel (predict, scan,
+pseudo): :func:`load_model` runs each model once on seeded noise and every call checks its output
+(:func:`check_finite_scores`), so a model trained to NaN weights is refused with its path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfseti.io.kaggle import ON_PANELS
+from tfseti.io.run_files import FOLD_DIR
 
 SIGNATURE_KEYS = ("serving_default", "serve")
 
@@ -48,16 +54,49 @@ class ServingModel:
         outputs = self.function(cadence=tf.constant(cadence, tf.float16))
         if isinstance(outputs, dict):
             (outputs,) = outputs.values()
-        return np.asarray(outputs, np.float32).reshape(-1)
+        return check_finite_scores(np.asarray(outputs, np.float32).reshape(-1), self.path)
 
     def describe(self) -> str:
         view = (self.view or {}).get("name", "unknown (no config.json): time flip as for on/on_off")
         return f"{self.path}: {self.panels} panels, view {view}"
 
 
+class NonFiniteScoresError(ValueError):
+    """A model gave NaN/Inf probabilities (diverged weights); the message names its path."""
+
+
+def check_finite_scores(scores: np.ndarray, path: str) -> np.ndarray:
+    """``scores``, or :class:`NonFiniteScoresError` naming the model ``path`` when any is NaN or
+    Inf. Every caller of a SavedModel (predict with its TTA and stacking, scan, pseudo,
+    publish's load check) goes through :class:`ServingModel`, so this is the one place the check
+    lives: a NaN probability would otherwise become an empty submission cell, a NaN window score
+    or a pseudo-label."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        fold = os.path.basename(os.path.dirname(path.rstrip("/")))
+        raise NonFiniteScoresError(
+            f"{path}: the model ({fold}) gives non-finite probabilities ({int(bad.sum())} of "
+            f"{scores.size}); its weights are probably NaN from a diverged training run: "
+            f"retrain that fold (python -m tfseti.train stops at the first NaN loss)")
+    return scores
+
+
+# The cadences load_model checks a model on: what normalised panels look like (mean 0, std 1).
+PROBE_BATCH, PROBE_SEED = 2, 0
+
+
+def probe(model: ServingModel) -> None:
+    """Run ``model`` once on seeded noise cadences: a model whose weights are NaN is refused
+    when it is loaded, before any tool reads data or writes an output."""
+    rng = np.random.default_rng(PROBE_SEED)
+    model(rng.standard_normal((PROBE_BATCH, *model.shape), dtype=np.float32).astype(np.float16))
+
+
 def resolve_model_paths(spec: str) -> list[str]:
     """SavedModel folders of ``--model``: comma-separated SavedModels or run folders (a local
-    copy of those TensorFlow cannot read where they are, see ``tfseti.io.staging``)."""
+    copy of those TensorFlow cannot read where they are, see ``tfseti.io.staging``). A fold that
+    is not finished (its ``backup/`` still there, or no SavedModel yet) is refused, never skipped:
+    a run would otherwise silently predict with fewer folds than it has."""
     import tensorflow as tf
 
     from tfseti.io.staging import tf_readable
@@ -68,12 +107,22 @@ def resolve_model_paths(spec: str) -> list[str]:
             continue
         item = tf_readable(item.rstrip("/"))
         if tf.io.gfile.exists(f"{item}/saved_model.pb"):
+            parent, name = posixpath.split(item)
+            if name == "saved_model" and FOLD_DIR.match(posixpath.basename(parent)):
+                _refuse_unfinished(item, [parent])
             paths.append(item)
         elif tf.io.gfile.exists(f"{item}/saved_model/saved_model.pb"):
+            if FOLD_DIR.match(posixpath.basename(item)):
+                _refuse_unfinished(item, [item])
             paths.append(f"{item}/saved_model")
         elif tf.io.gfile.isdir(item):
-            folds = sorted(f"{item}/{name.rstrip('/')}/saved_model"
-                           for name in tf.io.gfile.listdir(item) if name.startswith("fold"))
+            names = [name.rstrip("/") for name in tf.io.gfile.listdir(item)]
+            # Every fold<K>/ that holds anything must be finished: the run is used whole or not
+            # at all (an empty folder is no fold, as for tfseti.train.run_folder.fold_dirs).
+            _refuse_unfinished(item, [f"{item}/{name}" for name in sorted(names)
+                                      if FOLD_DIR.match(name) and tf.io.gfile.isdir(f"{item}/{name}")
+                                      and tf.io.gfile.listdir(f"{item}/{name}")])
+            folds = sorted(f"{item}/{name}/saved_model" for name in names if name.startswith("fold"))
             folds = [p for p in folds if tf.io.gfile.exists(f"{p}/saved_model.pb")]
             if not folds:
                 raise FileNotFoundError(f"{item}: neither a SavedModel (no saved_model.pb) nor a run "
@@ -86,6 +135,29 @@ def resolve_model_paths(spec: str) -> list[str]:
     if len(set(paths)) != len(paths):
         raise ValueError(f"--model {spec!r}: a SavedModel is given twice ({paths})")
     return paths
+
+
+def _unfinished(fold_dir: str) -> str | None:
+    """Why the run's ``fold<K>/`` folder is not a finished fold, else None. The trainer removes
+    ``backup/`` last (``tfseti.train.run_folder.fold_finished``) and writes its SavedModel in
+    place, so while a backup is there the SavedModel is missing, partial or not the final one."""
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(f"{fold_dir}/backup"):
+        return "its backup/ is still there: training, or interrupted"
+    if not tf.io.gfile.exists(f"{fold_dir}/saved_model/saved_model.pb"):
+        return "no saved_model/ yet"
+    return None
+
+
+def _refuse_unfinished(given: str, fold_dirs: list[str]) -> None:
+    """ValueError (one line) naming every unfinished fold of ``fold_dirs`` and how to finish it."""
+    found = [(posixpath.basename(d), why) for d in fold_dirs for why in [_unfinished(d)] if why]
+    if found:
+        names = "; ".join(f"{name}: {why}" for name, why in found)
+        raise ValueError(f"{given}: unfinished fold ({names}); rerun the same python -m "
+                         f"tfseti.train command to finish it (it resumes from its backup), or "
+                         f"move the fold folder out of the run")
 
 
 def _read_config(path: str) -> dict | None:
@@ -101,7 +173,8 @@ def _read_config(path: str) -> dict | None:
 
 
 def load_model(path: str) -> ServingModel:
-    """Load a SavedModel with plain TensorFlow and read P from its input signature."""
+    """Load a SavedModel with plain TensorFlow and read P from its input signature; a model
+    whose probabilities are not finite is refused here (:func:`probe`)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
@@ -119,10 +192,12 @@ def load_model(path: str) -> ServingModel:
                          f"{spec.dtype.name}{list(dims)}")
     config = _read_config(path)
     view, augment = ((config or {}).get(key) for key in ("view", "augment"))
-    return ServingModel(path=path, panels=dims[1], shape=dims[1:],
-                        view=view if isinstance(view, dict) else None, function=function,
-                        loaded=loaded,
-                        augment=None if config is None else augment if isinstance(augment, dict) else {})
+    model = ServingModel(path=path, panels=dims[1], shape=dims[1:],
+                         view=view if isinstance(view, dict) else None, function=function,
+                         loaded=loaded,
+                         augment=None if config is None else augment if isinstance(augment, dict) else {})
+    probe(model)
+    return model
 
 
 def fit_panels(cadence: np.ndarray, model: ServingModel) -> np.ndarray:

@@ -51,10 +51,15 @@ def _is_kaggle_folder(data: str, split: str = "test") -> bool:
 def kaggle_test_data(root: str, split: str = "test") -> TestData:
     """A split of a Kaggle-layout folder (default ``test``), in its label file's order (the
     sample submission's for ``test``)."""
-    from tfseti.io.kaggle import KaggleDataset
+    from tfseti.io.kaggle import KaggleDataset, check_ids
 
     dataset = KaggleDataset(root, split)
-    ids = dataset.ids()
+    # Ids become the paths read under --data: checked (tfseti.io.kaggle's one rule) first.
+    ids = check_ids(dataset.ids(), dataset.labels_file, first_line=2)
+    if not ids:
+        # An empty submission would be "written successfully" and score nothing.
+        raise ValueError(f"{dataset.labels_file}: no ids after the header, expected one "
+                         f"'id,target' row per {split} cadence")
     duplicated = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
     if duplicated:
         raise ValueError(f"{dataset.labels_file}: {len(duplicated)} id(s) listed more than once, "
@@ -102,6 +107,8 @@ def shard_test_data(data: str, role: str = "test") -> TestData:
     from tfseti.io.shards import corrupt_shard_error
 
     files, count, description = shard_files(data, role)
+    if not count:
+        raise ValueError(f"{data}: no {role} records to predict ({description})")
 
     def batches(size: int) -> Iterator[tuple[list[str], np.ndarray]]:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.pseudo.selection import FORMS, parse_selection
 
 
@@ -47,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="replace pseudo-labels written with other settings in --out")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (there is none when stderr is not a terminal)")
+    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return parser.parse_args(argv)
 
 
@@ -58,11 +60,14 @@ def main(argv=None) -> int:
             raise ValueError(f"--shard-mb must be > 0, got {args.shard_mb}")
         from tfseti.pseudo.labelling import pseudo_label
 
-        pseudo_label(args.teacher, args.data, args.out, selection, hard=args.hard, tta=args.tta,
-                     ensemble=args.ensemble, batch_size=args.batch_size, shard_mb=args.shard_mb,
-                     overwrite=args.overwrite, progress=not args.no_progress,
-                     log=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError) as err:
+        # One writer per shard folder (as tfrecords_tools.convert): two would delete each
+        # other's temporary shards.
+        with FolderLock(args.out, break_lock=args.break_lock):
+            pseudo_label(args.teacher, args.data, args.out, selection, hard=args.hard,
+                         tta=args.tta, ensemble=args.ensemble, batch_size=args.batch_size,
+                         shard_mb=args.shard_mb, overwrite=args.overwrite,
+                         progress=not args.no_progress, log=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError, FolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

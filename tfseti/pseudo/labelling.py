@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from tfseti.io import fs as fsutil
+from tfseti.io.folder_lock import is_lock_file
 from tfseti.io.records import SOFT_SCHEMA_VERSION, encode_example
 from tfseti.io.shards import (MANIFEST_NAME, PROGRESS_NAME, PSEUDO_LABELS_NAME, SHARD_SUFFIX,
                               loads_manifest, shard_name)
@@ -52,6 +53,11 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
     from tfseti.predict import load_model, open_test_data, predict, resolve_model_paths
 
     model_paths = resolve_model_paths(teachers)
+    # The unlabelled set (ids, files or shards) is checked before --out is touched: a refused
+    # command leaves it as it was.
+    unlabelled = open_test_data(data)
+    # So are the teachers: load_model refuses one that gives NaN (tfseti.predict.models).
+    models = [load_model(p) for p in model_paths]
     settings = {"teachers": [fsutil.normal_location(p) for p in model_paths],
                 "data": fsutil.normal_location(data),
                 "select": str(select), "hard": bool(hard), "tta": tta, "ensemble": ensemble}
@@ -65,10 +71,8 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
             "format": mf.FORMAT, "schema_version": SOFT_SCHEMA_VERSION, "complete": False,
             "pseudo": {"settings": settings}}))
 
-        models = [load_model(p) for p in model_paths]
         for model in models:
             log(f"teacher {model.describe()}")
-        unlabelled = open_test_data(data)
         log(f"unlabelled: {unlabelled.description}")
         prediction = predict(models, unlabelled, tta, ensemble, batch_size, progress=progress)
         probability = np.asarray(prediction.target, np.float64)
@@ -139,7 +143,7 @@ def _existing(dest, settings: dict, overwrite: bool, log) -> dict | None:
             raise PseudoLabelError(f"{dest.url}: pseudo-labelled with other settings "
                                    f"({'; '.join(differences)}); pass --overwrite to replace it")
     ours = [n for n in listing if n in OURS or n.endswith(SHARD_SUFFIX)]
-    others = [n for n in listing if n not in ours]
+    others = [n for n in listing if n not in ours and not is_lock_file(n)]  # the lock is ours
     if others and not overwrite:
         raise PseudoLabelError(f"{dest.url}: holds other files ({sorted(others)[:5]}); choose an "
                                f"empty or pseudo-label --out")

@@ -11,7 +11,10 @@ The staged folder is itself a run folder that ``python -m tfseti.predict --model
     fold<K>/model.keras       the Keras network, for fine-tuning or ``init_from`` ("keras")
 
 Nothing else of the run travels (backups, ``*.weights.h5``, TensorBoard, logs, out-of-fold
-predictions, the report): a Kaggle notebook only predicts. ``README.md`` also keeps the fold
+predictions, the report): a Kaggle notebook only predicts. Of ``saved_model/`` only a SavedModel's
+own files are staged, by name (``saved_model.pb``, ``fingerprint.pb``, ``variables/variables.index``
+and ``.data-*`` shards, the ``assets/`` files its graph declares); anything else found there (a
+stray ``kaggle.json``) is left out and named. ``README.md`` also keeps the fold
 folders' names on Kaggle: the upload zips each folder (``dir_mode="zip"``) and Kaggle unpacks an
 archive into a folder of its name when other files sit beside it.
 
@@ -19,9 +22,11 @@ Only a complete run is staged (:func:`check_run`): every ``fold<K>/`` finished b
 rule (``tfseti.train.run_folder.fold_finished``: ``result.json`` and ``oof.csv`` written and the
 backup removed, the backup going last; a fold still training or killed has its backup) and
 holding a complete SavedModel (``saved_model.pb``, ``variables.index`` and every
-``variables.data-*-of-N`` shard), and all folds trained with one recipe. After copying, each
-staged SavedModel is loaded with ``tfseti.predict.models.load_model``: what is published loads, and
-the README states the input shape read from its signature.
+``variables.data-*-of-N`` shard), and all folds trained with one recipe; a fold whose
+``result.json`` losses or ``oof.csv`` scores are not finite (training diverged) is refused before
+anything is copied (:func:`_non_finite_training`). After copying, each staged SavedModel is loaded
+with ``tfseti.predict.models.load_model``: what is published loads (a model giving non-finite
+probabilities is refused there too), and the README states the input shape read from its signature.
 
 The run may be a local folder or an fsspec URL (``gs://...``): one listing, then only the files
 to publish are copied.
@@ -57,6 +62,10 @@ SUBTITLE_LENGTH = (20, 80)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
 _VARIABLE_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
+# The files of a SavedModel, relative to its folder: only these are staged (never the whole
+# folder), so a stray file such as a kaggle.json under assets/ or variables/ is not uploaded.
+# assets/ files are staged only when the SavedModel's own saved_model.pb declares them.
+SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index")
 
 
 class PublishError(ValueError):
@@ -125,6 +134,7 @@ class RunToPublish:
     cv: dict | None                  # cv.json when it covers exactly these folds
     cv_note: str | None = None       # why there is no CV AUC to state
     copies: list[str] = field(default_factory=list)   # run-relative '/' paths of files to stage
+    left_out: list[str] = field(default_factory=list)  # files in a saved_model/ not staged
 
     @property
     def cv_auc(self) -> float | None:
@@ -141,6 +151,35 @@ def _read_json(fs, path: str, shown: str) -> dict:
     if not isinstance(value, dict):
         raise PublishError(f"{shown}: expected a JSON object")
     return value
+
+
+def _non_finite_training(fs, fold: str, shown: str, result: dict) -> str | None:
+    """Where a finished fold shows non-finite numbers (its file and key), else None.
+
+    Publish runs no model before staging and keeps TensorFlow out of the check, so it reads the
+    fold's own records instead of its weights: the epoch logs in ``result.json`` (a NaN loss;
+    ``best_val_auc`` / ``val_auc`` may be null or NaN legitimately, for a one-class fold) and
+    the ``score`` column of ``oof.csv``, which is the exported weights' predictions on the
+    validation fold: NaN weights give NaN scores there. (The trainer now refuses to export such
+    a fold at all; this catches runs trained before it did.)"""
+    for key, values in (result.get("history") or {}).items():
+        if key == "val_auc" or not isinstance(values, list):
+            continue
+        for epoch, value in enumerate(values, 1):
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                return f"{shown}/result.json: history {key!r} is {value} at epoch {epoch}"
+    import pandas as pd
+
+    try:
+        with fs.open(f"{fold}/oof.csv", "r") as handle:
+            scores = pd.read_csv(handle, usecols=["score"])["score"].to_numpy(dtype=float)
+    except (OSError, ValueError) as err:
+        raise PublishError(f"{shown}/oof.csv: unreadable, expected the trainer's id,target,score"
+                           f" table ({err})") from None
+    bad = sum(not math.isfinite(score) for score in scores)
+    if bad:
+        return f"{shown}/oof.csv: {bad} of {len(scores)} scores are not finite"
+    return None
 
 
 def _saved_model_problem(files: set[str], prefix: str) -> str | None:
@@ -163,6 +202,42 @@ def _saved_model_problem(files: set[str], prefix: str) -> str | None:
     return None
 
 
+def _declared_assets(fs, saved_model_pb: str, shown: str) -> set[str]:
+    """The asset file names (relative to ``assets/``) that a ``saved_model.pb`` declares."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with fs.open(saved_model_pb, "rb") as handle:
+            proto.ParseFromString(handle.read())
+    except Exception as err:  # noqa: BLE001 -- a protobuf DecodeError or a read error alike
+        raise PublishError(f"{shown}: unreadable ({type(err).__name__}: {err})") from None
+    return {asset.filename for graph in proto.meta_graphs for asset in graph.asset_file_def}
+
+
+def saved_model_files(fs, root: str, shown: str, inside: set[str],
+                      prefix: str) -> tuple[list[str], list[str]]:
+    """``(to stage, left out)``: the run-relative files under ``prefix`` (``fold0/saved_model``)
+    split by the allow-list of a SavedModel's files (:data:`SAVED_MODEL_FILES`, every
+    ``variables/variables.data-*-of-*`` shard, and the ``assets/`` files its ``saved_model.pb``
+    declares); both sorted."""
+    under = sorted(f for f in inside if f.startswith(f"{prefix}/"))
+    assets = [f for f in under if f.startswith(f"{prefix}/assets/")]
+    # Reading the graph (TensorFlow's protobuf) only when there is an asset to judge; the
+    # trainer's export declares none.
+    declared = (_declared_assets(fs, f"{root}/{prefix}/saved_model.pb",
+                                 f"{shown}/{prefix}/saved_model.pb") if assets else set())
+    keep, left = [], []
+    for name in under:
+        rel = name[len(prefix) + 1:]
+        allowed = (rel in SAVED_MODEL_FILES
+                   or (rel.startswith("variables/") and rel.count("/") == 1
+                       and _VARIABLE_SHARD.match(rel[len("variables/"):]))
+                   or (rel.startswith("assets/") and rel[len("assets/"):] in declared))
+        (keep if allowed else left).append(name)
+    return keep, left
+
+
 def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
     """Check that ``run`` is a complete run folder and list what to stage; PublishError else.
 
@@ -183,7 +258,7 @@ def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
     if not folds:
         raise PublishError(f"{shown}: not a run folder (no fold<K>/ folder with files); give the "
                            f"--out folder of python -m tfseti.train")
-    problems, loaded, copies = [], [], []
+    problems, loaded, copies, left_out = [], [], [], []
     for fold in folds:
         name = f"fold{fold}"
         inside = {f for f in files if f.startswith(f"{name}/")}
@@ -206,10 +281,16 @@ def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
             continue
         config = _read_json(fs, f"{root}/{name}/{CONFIG_FILE}", f"{shown}/{name}/{CONFIG_FILE}")
         result = _read_json(fs, f"{root}/{name}/result.json", f"{shown}/{name}/result.json")
+        diverged = _non_finite_training(fs, f"{root}/{name}", f"{shown}/{name}", result)
+        if diverged:
+            raise PublishError(f"{diverged}: its training diverged, the model gives NaN; nothing "
+                               f"was published (retrain the fold)")
         best = result.get("best_val_auc")
         loaded.append(RunFold(fold, config, float(best) if isinstance(best, (int, float))
                               else float("nan")))
-        copies.extend(sorted(f for f in inside if f.startswith(f"{name}/saved_model/")))
+        keep, left = saved_model_files(fs, root, shown, inside, f"{name}/saved_model")
+        copies.extend(keep)
+        left_out.extend(left)
         if "config" in include:
             copies.append(f"{name}/{CONFIG_FILE}")
         if "keras" in include:
@@ -242,7 +323,7 @@ def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
     elif len(folds) > 1:
         cv_note = f"no {CV_FILE} (folds trained one by one): the per-fold AUCs only"
     return RunToPublish(path=shown, name=posixpath.basename(shown) or shown, folds=loaded,
-                        cv=cv, cv_note=cv_note, copies=copies)
+                        cv=cv, cv_note=cv_note, copies=copies, left_out=left_out)
 
 
 # -- staging -----------------------------------------------------------------------------------------
@@ -374,6 +455,9 @@ def stage_run(run: str, folder: str, ref: str, title: str | None = None,
     checked = check_run(run, include)
     if checked.cv_note:
         log(f"note: {checked.cv_note}")
+    if checked.left_out:
+        log(f"note: left out {len(checked.left_out)} file(s) that are not part of a SavedModel: "
+            f"{', '.join(checked.left_out)}")
     fs, root = fsutil.url_to_fs(checked.path)
     root = root.rstrip("/")
     os.makedirs(folder, exist_ok=True)

@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from tfseti.console import positive_int, word_or_int
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.io.observations import ObservationError, read_cadence_list
 from tfseti.scan.settings import DEFAULT_MAX_DRIFT_HZ, ScanSettings
 from tfseti.scan.windows import TIME_RESAMPLES
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "FlinkRunner, SparkRunner ...")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none when stderr is not a terminal)")
+    p.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return p
 
 
@@ -96,13 +98,16 @@ def main(argv=None) -> int:
         models = resolve_model_paths(args.model) if args.model.strip() else []
         job = ScanJob(cadences, models, args.out, settings, width=args.width)
         progress = show_progress(not args.no_progress)
-        if args.runner == LOCAL:
-            path, hits = run_local(job, progress)
-        else:
-            from tfseti.scan.beam import run_beam
+        # One scan writes OUT at a time: a second one would rewrite scan.json and hits.csv under
+        # the first, and both would scan the same cadences into the same .partial folders.
+        with FolderLock(args.out, break_lock=args.break_lock):
+            if args.runner == LOCAL:
+                path, hits = run_local(job, progress)
+            else:
+                from tfseti.scan.beam import run_beam
 
-            path, hits = run_beam(job, args.runner, beam_args)
-    except (ValueError, FileNotFoundError, ObservationError) as err:
+                path, hits = run_beam(job, args.runner, beam_args)
+    except (ValueError, FileNotFoundError, ObservationError, FolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(hits)} hit(s): {path}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfseti.scan import outputs
-from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, scan_document
+from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, prepare
 from tfseti.scan.stream import group_windows, read_groups
 
 
@@ -104,9 +104,13 @@ def _dofns():
             self.job, self.infos = job, infos
 
         def process(self, element):
+            from tfseti.scan.windows import nonfinite_notes
+
             index, rows = element
-            info = self.infos[index]
-            outputs.write_cadence(self.job.out, info, list(rows))
+            rows, info = list(rows), self.infos[index]
+            # NaN/Inf samples were replaced (tfseti.scan.windows): a note per file, as locally.
+            info = {**info, "notes": [*info["notes"], *nonfinite_notes(info["paths"], rows)]}
+            outputs.write_cadence(self.job.out, info, rows)
             yield info["name"]
 
     return ReadWindows, ScoreWindows, WriteCadence
@@ -119,12 +123,12 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
 
     _, model_shape = load_models(job.models)   # checks the models before any worker starts
     width = model_shape[2] if model_shape else job.width
-    log(f"scan.json: {outputs.write_scan_json(job.out, scan_document(job, model_shape, runner))}")
+    done = prepare(job, model_shape, runner, log)  # every check, then scan.json
     elements, infos = [], {}
     for index in range(len(job.cadences)):
         cadence, plan, _, info = plan_cadence(job, index, width)
         try:
-            if outputs.done_info(job.out, info["name"], info["fingerprint"]) is not None:
+            if done[index] is not None:
                 log(f"{info['name']}: complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
                 continue
             infos[index] = info

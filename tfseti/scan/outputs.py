@@ -3,8 +3,11 @@
 ::
 
     OUT/
-      scan.json              settings, models, cadences (the resolved run, written first)
-      hits.csv               every cadence's hits, best first (written last, from the folders below)
+      .tfseti.lock           the writer's lock (tfseti.io.folder_lock): one scan writes OUT at a time
+      scan.json              settings, models, and every cadence scanned into OUT so far (written
+                             once every check passed, before the first cadence is scanned)
+      hits.csv               the hits of every complete cadence listed in scan.json, best first
+                             (written last, from the folders below)
       index.html, png/       the top-N candidates' waterfalls (tfseti.scan.page)
       <cadence>/
         windows.csv          one row per window (tfseti.scan.scoring.WINDOW_COLUMNS)
@@ -15,7 +18,12 @@
 A cadence folder is written under ``<cadence>.partial/`` and renamed when complete, so a folder
 without the suffix is always whole. That makes a scan resumable per cadence: a rerun with the same
 ``--out`` skips every cadence whose folder exists with the same fingerprint (same files, models
-and settings) and refuses one written by another scan, rather than mixing them.
+and settings) and refuses one written by another scan, rather than mixing them. One ``OUT`` holds
+one scan's settings and models (:func:`check_same_scan`); a rerun with other or fewer cadences
+adds to it: ``scan.json`` lists the earlier cadences and this run's, and ``hits.csv`` merges every
+complete cadence folder listed there, so a shorter rerun does not drop the earlier cadences'
+hits. ``scan.json`` and ``hits.csv`` are written atomically (``tfseti.io.atomic``), and a refused
+rerun (other settings, a cadence folder of another scan) writes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import shutil
 
 import numpy as np
 
+from tfseti.io.atomic import atomic_open, write_json
 from tfseti.scan.dat import cadence_dat_hits, header_lines, write_dat
 from tfseti.scan.scoring import WINDOW_COLUMNS
 
@@ -97,7 +106,8 @@ def _write_csv(path: str, rows: list[dict]) -> None:
     import pandas as pd
 
     table = pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
-    table.to_csv(path, index=False, float_format=CSV_FLOAT_FORMAT)
+    with atomic_open(path, "w", newline="") as handle:  # OUT/hits.csv is replaced on every rerun
+        table.to_csv(handle, index=False, float_format=CSV_FLOAT_FORMAT)
 
 
 def write_cadence(out: str, info: dict, rows: list[dict]) -> str:
@@ -137,11 +147,82 @@ def _json_default(value):
 
 
 def write_scan_json(out: str, doc: dict) -> str:
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, SCAN_JSON)
-    with open(path, "w") as handle:
-        json.dump(doc, handle, indent=2, default=_json_default)
+    write_json(path, doc, default=_json_default)
     return path
+
+
+def read_scan_json(out: str) -> dict | None:
+    """``OUT/scan.json`` of an earlier scan into ``out``; None when there is none."""
+    path = os.path.join(out, SCAN_JSON)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable ({err}); cannot tell what the folder holds. Use "
+                         f"another --out, or remove it") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object (the scan's settings), got "
+                         f"{type(doc).__name__}; use another --out, or remove it")
+    return doc
+
+
+# What makes two scans one: the settings and models every cadence fingerprint is taken over.
+SAME_SCAN_KEYS = ("settings", "models", "width")
+
+
+def _scan_identity(doc: dict) -> dict:
+    models = doc.get("models") or []
+    return {"settings": doc.get("settings"), "width": doc.get("width"),
+            "models": [os.path.abspath(m) for m in models] if isinstance(models, list) else models}
+
+
+def check_same_scan(out: str, earlier: dict, doc: dict) -> None:
+    """Refuse (ValueError) adding this scan ``doc`` to ``out`` whose ``scan.json`` (``earlier``)
+    holds other settings or models: its hits.csv would mix two searches."""
+    before, now = _scan_identity(earlier), _scan_identity(doc)
+    lines = []
+    for key in SAME_SCAN_KEYS:
+        old, new = before[key], now[key]
+        if key == "settings" and isinstance(old, dict) and isinstance(new, dict):
+            lines += [f"settings.{k}: {json.dumps(old.get(k))} there, {json.dumps(new.get(k))} now"
+                      for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            lines.append(f"{key}: {json.dumps(old)} there, {json.dumps(new)} now")
+    if lines:
+        raise ValueError(f"{os.path.join(out, SCAN_JSON)}: {out} holds a scan with other settings "
+                         f"or models ({'; '.join(lines)}); nothing was written. Rerun with the "
+                         f"values there, or use another --out")
+
+
+def merged_cadences(earlier: dict | None, doc: dict) -> list[dict]:
+    """Every cadence scanned into OUT so far: the earlier scan.json's in their order (a name in
+    both takes this run's files), then this run's new ones."""
+    now = {c["name"]: c for c in doc["cadences"]}
+    merged = [now.get(c.get("name"), c) for c in (earlier or {}).get("cadences") or []
+              if isinstance(c, dict) and "name" in c and "files" in c]
+    listed = {c["name"] for c in merged}
+    return merged + [c for c in doc["cadences"] if c["name"] not in listed]
+
+
+def complete_cadences(out: str, cadences: list[dict], models: list[str], settings: dict,
+                      width: int) -> tuple[list[str], list[str]]:
+    """``(complete, missing)`` names among ``cadences`` (scan.json entries): complete when the
+    folder's ``cadence.json`` carries the fingerprint this scan gives its files."""
+    complete, missing = [], []
+    for entry in cadences:
+        name = entry["name"]
+        fp = fingerprint(entry["files"], models, settings | {"width": width})
+        path = os.path.join(cadence_dir(out, name), CADENCE_JSON)
+        try:
+            with open(path) as handle:
+                found = json.load(handle).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        (complete if found == fp else missing).append(name)
+    return complete, missing
 
 
 def read_table(path: str):

@@ -2,8 +2,9 @@
 
 Self-contained like the run report (``tfseti.report.page``: inline style, no scripts, PNGs beside
 it in ``png/``). A candidate's window is read again from its six files (only its channels), its
-DC channels repaired as the scan did, each file's panel drawn at its native integrations with
-the frequency axis in MHz, the six panels stacked in observing order with the ON files marked,
+DC channels and NaN/Inf samples repaired as the scan did, each file's panel drawn at its native
+integrations with the frequency axis in MHz, the six panels stacked in observing order with the
+ON files marked,
 and the classical search's best path drawn over them (dashed) so the eye can check what the two
 opinions agree or disagree on.
 """
@@ -62,7 +63,7 @@ def _read_windows(out: str, name: str, rows: list[dict]) -> tuple[dict, dict[int
 
     from tfseti.io.observations import open_cadence
     from tfseti.scan.outputs import CADENCE_JSON, cadence_dir
-    from tfseti.scan.windows import WindowPlan, remove_dc
+    from tfseti.scan.windows import WindowPlan, remove_dc, repair_nonfinite
 
     with open(os.path.join(cadence_dir(out, name), CADENCE_JSON)) as handle:
         info = json.load(handle)
@@ -72,7 +73,9 @@ def _read_windows(out: str, name: str, rows: list[dict]) -> tuple[dict, dict[int
         windows = {}
         for row in rows:
             start = int(row["channel_start"])
-            windows[row["window"]] = remove_dc(cadence.read(start, start + plan.width), start, plan)
+            native = remove_dc(cadence.read(start, start + plan.width), start, plan)
+            repair_nonfinite(native)      # as the scan did: a NaN would blank the whole panel
+            windows[row["window"]] = native
     finally:
         cadence.close()
     return info, windows

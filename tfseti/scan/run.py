@@ -2,8 +2,10 @@
 
 Set-up shared with the Beam runner (``tfseti.scan.beam``): :func:`load_models` (SavedModels of one
 input shape), :func:`plan_cadence` (open and check the six files, plan the windows, make the
-classical search's config, the fingerprint) and :func:`finish` (merge the cadences' hits, write
-the page).
+classical search's config, the fingerprint), :func:`prepare` (every check against ``OUT``, then
+``scan.json``; a refused scan writes nothing) and :func:`finish` (merge the hits of every complete
+cadence scanned into ``OUT``, write the page). The caller holds ``OUT``'s lock
+(``tfseti.io.folder_lock``; ``python -m tfseti.scan`` takes it).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass, field
 
 from tfseti.io.observations import ObservationCadence, open_cadence
 from tfseti.scan import outputs
+from tfseti.scan.page import PAGE, PNG_DIR
 from tfseti.scan.scoring import WindowScorer, classical_config
 from tfseti.scan.settings import ScanSettings
 from tfseti.scan.stream import batches, read_groups
-from tfseti.scan.windows import WindowPlan, fine_per_coarse_for
+from tfseti.scan.windows import WindowPlan, fine_per_coarse_for, nonfinite_notes
 
 DEFAULT_WIDTH = 256
 
@@ -42,13 +45,36 @@ class ScanJob:
             self.names = unique_names(self.cadences)
 
 
+# Names a cadence folder may not take: the scan's own top-level files (OUT/hits.csv next to
+# OUT/<cadence>/ ...). A first file named ``hits.csv.h5`` made the folder OUT/hits.csv.
+RESERVED_NAMES = (outputs.HITS_CSV, outputs.SCAN_JSON, PAGE, PNG_DIR)
+
+
+def _reserved(name: str) -> bool:
+    # Hidden names (., .., lock files) and <name>.partial (another cadence's folder being
+    # written, tfseti.scan.outputs) are not cadence folders either.
+    low = name.lower()
+    return low in RESERVED_NAMES or low.startswith(".") or low.endswith(".partial") or not low
+
+
 def unique_names(cadences: list[list[str]]) -> list[str]:
-    """A folder name per cadence: its first file's stem, made unique with ``_2``, ``_3``..."""
-    names, seen = [], {}
-    for paths in cadences:
-        stem = os.path.splitext(os.path.basename(paths[0]))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    """A folder name per cadence: its first file's stem, or ``<stem>_2``, ``<stem>_3``... when
+    that is taken. A generated name never equals any cadence's stem (``x.h5``, ``x_2.h5`` and
+    another ``x.h5`` give ``x``, ``x_2``, ``x_3``), no two names are equal ignoring case (a
+    case-insensitive file system would merge the folders), and none is a reserved name
+    (:data:`RESERVED_NAMES`, hidden, ``.partial``). Depends only on the list, so a rerun finds
+    the same folders."""
+    stems = [os.path.splitext(os.path.basename(paths[0]))[0] for paths in cadences]
+    all_stems = {s.lower() for s in stems}
+    names, used = [], set()
+    for stem in stems:
+        base = f"_{stem}" if stem.startswith(".") else stem     # a suffix cannot unhide a name
+        name, k = base, 1
+        while name.lower() in used or _reserved(name) or (name != stem and name.lower() in all_stems):
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name.lower())
+        names.append(name)
     return names
 
 
@@ -119,12 +145,42 @@ def scan_document(job: ScanJob, model_shape, runner: str) -> dict:
             "cadences": [{"name": n, "files": p} for n, p in zip(job.names, job.cadences)]}
 
 
+def prepare(job: ScanJob, model_shape, runner: str, log=print) -> dict[int, dict | None]:
+    """Every check of the job against ``OUT`` before anything there is written, then
+    ``scan.json``: the earlier scan.json's settings and models must be this run's, every cadence
+    must open and plan, and a complete cadence folder must be of this scan (its fingerprint).
+    ``scan.json`` then lists the earlier cadences and this run's (:func:`outputs.merged_cadences`).
+    Returns ``{cadence index: the cadence.json of its complete folder, or None}``."""
+    width = model_shape[2] if model_shape else job.width
+    doc = scan_document(job, model_shape, runner)
+    done = {}
+    for index in range(len(job.cadences)):  # a cadence folder of another scan is named first
+        cadence, _, _, info = plan_cadence(job, index, width)
+        cadence.close()
+        done[index] = outputs.done_info(job.out, info["name"], info["fingerprint"])
+    earlier = outputs.read_scan_json(job.out)
+    if earlier is not None:  # other cadences, other settings: hits.csv would mix two searches
+        outputs.check_same_scan(job.out, earlier, doc)
+    doc["cadences"] = outputs.merged_cadences(earlier, doc)
+    log(f"scan.json: {outputs.write_scan_json(job.out, doc)}")
+    return done
+
+
 def finish(job: ScanJob, log=print) -> tuple[str, list[dict]]:
-    """Merge the cadences' hits into ``OUT/hits.csv`` and write the top-N page."""
+    """Merge the hits of every complete cadence listed in ``OUT/scan.json`` (this run's and the
+    earlier runs') into ``OUT/hits.csv`` and write the top-N page."""
     from tfseti.scan.page import write_page
 
-    path, hits = outputs.merge_hits(job.out, job.names)
-    log(f"hits: {path} ({len(hits)} over {len(job.names)} cadence(s))")
+    doc = outputs.read_scan_json(job.out) or {}
+    listed = doc.get("cadences") or [{"name": n, "files": p} for n, p in zip(job.names, job.cadences)]
+    width = doc.get("width") or job.width
+    names, missing = outputs.complete_cadences(job.out, listed, job.models,
+                                               job.settings.to_dict(), width)
+    for name in missing:
+        log(f"{name}: listed in {outputs.SCAN_JSON} but not complete in "
+            f"{outputs.cadence_dir(job.out, name)}; not in hits.csv (rerun with it to finish it)")
+    path, hits = outputs.merge_hits(job.out, names)
+    log(f"hits: {path} ({len(hits)} over {len(names)} cadence(s))")
     if job.settings.top:
         log(f"page: {write_page(job.out, hits[:job.settings.top])}")
     return path, hits
@@ -136,7 +192,7 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
     width = model_shape[2] if model_shape else job.width
     for m in models:
         log(f"model: {m.describe()}")
-    log(f"scan.json: {outputs.write_scan_json(job.out, scan_document(job, model_shape, 'local'))}")
+    done = prepare(job, model_shape, "local", log)
     scorer = WindowScorer(models, job.settings, model_shape)
     for index in range(len(job.cadences)):
         cadence, plan, cfg, info = plan_cadence(job, index, width)
@@ -144,12 +200,17 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
             log(describe(info))
             for note in cadence.notes:
                 log(f"  note: {note}")
-            if outputs.done_info(job.out, info["name"], info["fingerprint"]) is not None:
+            if done[index] is not None:
                 log(f"  complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
                 continue
             start = time.perf_counter()
             rows = scan_cadence(cadence, plan, cfg, scorer, progress)
             seconds = time.perf_counter() - start
+            # NaN/Inf samples were replaced (tfseti.scan.windows): say so, per file.
+            blanked = nonfinite_notes(info["paths"], rows)
+            for note in blanked:
+                log(f"  note: {note}")
+            info = {**info, "notes": [*info["notes"], *blanked]}
             folder = outputs.write_cadence(job.out, info, rows)
             hits = sum(r["hit"] for r in rows)
             log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "

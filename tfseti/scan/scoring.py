@@ -23,7 +23,8 @@ import numpy as np
 
 from tfseti.io.observations import ObservationCadence
 from tfseti.scan.settings import BLOCK_SMEAR_CHANNELS, MAX_DRIFTS, ScanSettings
-from tfseti.scan.windows import make_snippets, resample_matrix
+from tfseti.scan.windows import (NONFINITE_FLAG, NONFINITE_KEY, make_snippets, nonfinite_summary,
+                                 own_channels, repair_nonfinite, resample_matrix)
 
 PANELS = 6
 # Columns of the window table, in order (``panel_snr_0..5`` after ``snr``).
@@ -93,6 +94,9 @@ class WindowScorer:
         from tfseti.dedoppler.scores import score_batch
 
         s = self.settings
+        # NaN/Inf samples are replaced before anything scores them (tfseti.scan.windows).
+        blanked = repair_nonfinite(native)
+        starts = plan.starts
         probability = self.probabilities(native)
         # The per-panel maxima score is not reported: leaving its maps out saves ~17% of a batch.
         result = score_batch(native, cfg, s.pattern_snr, pad_to=s.batch_size, panel_maxima=False)
@@ -100,7 +104,7 @@ class WindowScorer:
         width = native.shape[3]
         out = []
         for i, w in enumerate(windows):
-            start = int(plan.starts[w])
+            start = int(starts[w])
             # The best path's channel at the first integration of file 1 (turboSETI's convention).
             hit_channel = start + float(result.start_channel[i])
             dedoppler = float(result.scores["two_of_three"][i])
@@ -117,5 +121,9 @@ class WindowScorer:
                    "pattern": result.pattern[i],
                    "hit": bool((not math.isnan(prob) and prob >= s.min_probability)
                                or dedoppler >= s.min_dedoppler)}
+            if blanked is not None and blanked[i].any():
+                row["flags"] = ";".join(filter(None, (row["flags"], NONFINITE_FLAG)))
+                row[NONFINITE_KEY] = nonfinite_summary(blanked[i], start,
+                                                       own_channels(plan, starts, int(w)))
             out.append(row)
         return out

@@ -24,10 +24,15 @@ Defaults and why:
   1.2). So 6 keeps setigen SNR-20 needles; over a whole GBT band (~500 k windows) expect some
   noise windows above it, ranked below the real hits by the model.
 * ``read_mb`` 256: channels are read for all six files in blocks of about this many MB of float32.
+  Peak memory follows it (the block, its windows, a batch), not the file size: from a 50 MB to a
+  1 GB cadence the peak grew by ~730 MB at 256 (measured for issue 26) and by under 250 MB at 32
+  (``tests/scan/test_scan_large.py``). 256 is kept as the default for fewer, larger reads (an
+  ``.h5`` chunk split between two blocks is decompressed twice); pass 32 where memory is short.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from tfseti.scan.windows import TIME_RESAMPLES
@@ -66,8 +71,14 @@ class ScanSettings:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {value!r}")
         for name in ("max_drift_hz", "read_mb"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a number > 0, got {getattr(self, name)!r}")
+            if not 0 < float(getattr(self, name)) < math.inf:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a finite number > 0, got "
+                                 f"{getattr(self, name)!r}")
+        # A NaN threshold compares False with everything: no panel present, no hit, silently.
+        for name in ("pattern_snr", "min_dedoppler"):
+            if not math.isfinite(float(getattr(self, name))):
+                raise ValueError(f"--{name.replace('_', '-')}: expected a finite number, got "
+                                 f"{getattr(self, name)!r}")
         if not 0.0 <= self.min_probability <= 1.0:
             raise ValueError(f"--min-probability: expected a number in [0, 1], got {self.min_probability!r}")
         fpc = self.fine_per_coarse

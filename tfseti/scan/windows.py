@@ -12,6 +12,17 @@ by the mean of its two neighbours (turboSETI's treatment), and windows holding o
 ``dc``. Windows that cross a coarse channel boundary (the filterbank's roll-off on both sides)
 are flagged ``edge``. Flags are reported in the hit tables; nothing is dropped.
 
+**Non-finite samples** (NaN / Inf: blanked or corrupt data; real filterbanks have them). One bad
+sample must not stop an archive scan, and none may reach a score (a NaN makes a window's whole
+drift map NaN: its scores NaN, its hit False, silently). So, like the DC spike, each is replaced
+(:func:`repair_nonfinite`, in every window before it is scored): by the median of the finite
+samples of its integration in that window and file (the level the search's per-integration
+median takes away, so a replaced sample adds nothing to any path), or of the window's file when
+the whole integration is bad, or 0 when the whole panel is. The window is flagged
+``nonfinite``, and each file's count and its first bad sample (integration, channel) are a note
+of the cadence (:func:`nonfinite_notes`: logged, and in ``cadence.json``). A DC channel next to a
+bad sample is the mean of its finite neighbour (a bad DC channel is replaced anyway, not counted).
+
 **Snippets.** Each window's six panels are resampled in time to the model's rows and normalised
 per panel (mean 0, std 1) in float16, as the Kaggle snippets were. Resampling (``time_resample``):
 
@@ -116,8 +127,78 @@ def remove_dc(block: np.ndarray, start: int, plan: WindowPlan) -> np.ndarray:
         i = int(channel - start)
         neighbours = [j for j in (i - 1, i + 1) if 0 <= j < n]
         if neighbours:
-            block[..., i] = block[..., neighbours].mean(axis=-1)
+            # Finite neighbours only: a NaN next to the spike must not spread to it (and be
+            # counted twice); with no finite neighbour the value stays for repair_nonfinite.
+            values = block[..., neighbours]
+            finite = np.isfinite(values)
+            count = finite.sum(axis=-1)
+            mean = np.where(finite, values, 0).sum(axis=-1) / np.maximum(count, 1)
+            block[..., i] = np.where(count > 0, mean, block[..., i])
     return block
+
+
+NONFINITE_FLAG = "nonfinite"
+# Key of a window row (not a table column) holding, per file, [replaced samples, first
+# integration, first channel] among the window's own channels (see repair_nonfinite).
+NONFINITE_KEY = "_nonfinite"
+
+
+def repair_nonfinite(native: np.ndarray) -> np.ndarray | None:
+    """Replace the NaN / Inf samples of native windows ``(N, 6, T, W)`` in place (module
+    docstring); returns their mask ``(N, 6, T, W)``, or None when every sample is finite."""
+    import warnings
+
+    finite = np.isfinite(native)
+    if finite.all():
+        return None
+    values = np.where(finite, native, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN slices: handled below
+        row = np.nanmedian(values, axis=-1, keepdims=True)
+        panel = np.nanmedian(values, axis=(-2, -1), keepdims=True)
+    fill = np.where(np.isfinite(row), row, panel)
+    fill = np.where(np.isfinite(fill), fill, 0.0).astype(native.dtype)
+    bad = ~finite
+    native[bad] = np.broadcast_to(fill, native.shape)[bad]
+    return bad
+
+
+def own_channels(plan: WindowPlan, starts: np.ndarray, window: int) -> int:
+    """Channels ``[start, start + own)`` of a window that no later window starts in: every channel
+    of the band is the own channel of exactly one window, so per-window counts add up to per-file
+    counts whatever the overlap."""
+    return int(starts[window + 1] - starts[window]) if window + 1 < len(starts) else plan.width
+
+
+def nonfinite_summary(mask: np.ndarray, start: int, own: int) -> list[list[int]] | None:
+    """Per file ``[count, first integration, first channel]`` of the replaced samples of one
+    window's mask ``(6, T, W)`` among its own channels (channel numbers of the band); None when
+    there are none (``-1`` for a file without any)."""
+    part = mask[..., :own]
+    if not part.any():
+        return None
+    out = []
+    for panel in part:
+        where = np.argwhere(panel)              # row-major: by integration, then channel
+        out.append([int(len(where)), *((int(where[0, 0]), start + int(where[0, 1]))
+                                       if len(where) else (-1, -1))])
+    return out
+
+
+def nonfinite_notes(paths: list[str], rows: list[dict]) -> list[str]:
+    """A note per file with replaced samples, from the window rows' ``NONFINITE_KEY``."""
+    import os
+
+    totals, firsts = [0] * len(paths), [None] * len(paths)
+    for row in rows:
+        for p, (count, t, c) in enumerate(row.get(NONFINITE_KEY) or ()):
+            if count:
+                totals[p] += count
+                firsts[p] = min(firsts[p] or (t, c), (t, c))
+    return [f"{os.path.basename(paths[p])}: {totals[p]} non-finite sample(s) (NaN/Inf), the first "
+            f"at integration {firsts[p][0]}, channel {firsts[p][1]} (from 0): replaced by their "
+            f"integration's median, windows flagged {NONFINITE_FLAG}"
+            for p in range(len(paths)) if totals[p]]
 
 
 def resample_matrix(rows_in: int, rows_out: int, method: str = "area") -> np.ndarray:

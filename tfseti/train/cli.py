@@ -3,8 +3,13 @@
 Everything about the run is checked before anything is built: the config (keys, types, values,
 combinations), then the shards (a complete shard folder: ``tfseti.io.shards.open_shard_folder``
 refuses an interrupted conversion, missing, extra or resized shards; the fold exists, the cadence
-shape suits the view, the input dtype suits the device). A shard that cannot be read during
-training stops the run with one line naming it and the byte offset.
+shape suits the view, the input dtype suits the device; the global batch fits in every fold's
+training records). A shard that cannot be read during training stops the run with one line naming
+it and the byte offset; a loss that becomes NaN stops it with one line naming the fold, epoch and
+step (nothing exported, the last finite backup kept). Before anything in ``--out`` is read or
+written, the run takes the folder's lock (``tfseti.io.folder_lock``): a second run into the same
+folder is refused with one line naming the first (``--break-lock`` for a lock whose process is
+gone).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import sys
 
 from tfseti.config import ConfigError
+from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.train.run_config import RunConfig, load_run_config
 
 STRATEGIES = ("auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu")
@@ -48,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="when --out holds folds trained with another config (or on other "
                              "shards), remove those fold folders (and the run's cv.json, oof.csv, "
                              "report/) and train anew; without it such a run is refused")
+    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted config overrides, values as TOML literals "
                              "(train.learning_rate=3e-4 view.resize=[256,128])")
@@ -118,6 +125,7 @@ def main(argv=None) -> int:
     from tfseti.io import shards as shard_lib
     from tfseti.io import staging
     from tfseti.train import strategy as strategy_lib
+    from tfseti.train.callbacks import NonFiniteTrainingError
     from tfseti.train.init_from import InitFromError
 
     try:
@@ -125,6 +133,7 @@ def main(argv=None) -> int:
     except strategy_lib.StrategyError as err:  # one line with the likely fix, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    lock = None
     try:
         check_device_inputs(run, strategy_lib.strategy_device_kind(strategy))
         if not run.data.data:
@@ -139,12 +148,18 @@ def main(argv=None) -> int:
 
         extras = open_extras(run.data.extra, readable=staging.tf_readable)
         folds = _folds(run, args.fold, data_root)
+        from tfseti.train.plan import check_batch
+
+        check_batch(run, strategy, folds, folder, extras)  # before the output folder is touched
         if run.train.init_from:  # a wrong path fails now, not after the first fold
             from tfseti.train.init_from import resolve_source
 
             for fold in folds:
                 resolve_source(run.train.init_from, fold)
         out, is_chief = _output_folder(args, run, strategy)
+        # One writer per run folder, locked before anything in it is read or written: a second
+        # run would delete this one's folds or resume from its live backup.
+        lock = FolderLock(out.url, break_lock=args.break_lock).acquire()
         if out.remote:
             fetched = out.pull()  # a rerun continues from what the bucket holds
             print(f"outputs staged in {out.local}, mirrored to {out.url}"
@@ -172,11 +187,16 @@ def main(argv=None) -> int:
             import shutil
 
             shutil.rmtree(out.local, ignore_errors=True)
-    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError, InitFromError) as err:
+    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError, InitFromError,
+            FolderLocked, NonFiniteTrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if lock is not None:
+            lock.release()
     for fold, auc in summary["folds"].items():
-        print(f"fold {fold}: best val AUC {auc:.4f}" if not math.isnan(auc)
+        # Undefined only for a one-class fold: non-finite scores stop training (callbacks).
+        print(f"fold {fold}: best val AUC {auc:.4f}" if auc is not None and not math.isnan(auc)
               else f"fold {fold}: val AUC undefined (one class in the fold)")
         print(f"fold {fold} model: {_published(summary['models'][fold], out)} "
               f"(SavedModel: {_published(summary['saved_models'][fold], out)})")

@@ -20,10 +20,12 @@ from tfseti.config import ConfigError
 from tfseti.data import pipeline
 from tfseti.data.augmenter import Augmenter
 from tfseti.data.views import view_shape
+from tfseti.io.atomic import finite_or_none, write_json
 from tfseti.io.shards import ShardFolderError, detect_compression, open_shard_folder
 from tfseti.train import oof, plan, run_folder
 from tfseti.train import sources as sources_lib
 from tfseti.train import strategy as strategy_lib
+from tfseti.train.callbacks import NonFiniteTrainingError
 from tfseti.train.run_config import RunConfig
 from tfseti.train.trainer import fit_fold
 
@@ -75,11 +77,30 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
                                f"(python -m tfrecords_tools.verify {data.data} names the shard)")
     sources_lib.check_disjoint(extras, ids.values(), fold)
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
-    result = fit_fold(run, strategy, augmenter, train_ds, val_ds, steps, out_dir, cadence_shape=shape,
-                      verbose=verbose, after_backup=after_backup)
+    try:
+        result = fit_fold(run, strategy, augmenter, train_ds, val_ds, steps, out_dir,
+                          cadence_shape=shape, verbose=verbose, after_backup=after_backup)
+    except NonFiniteTrainingError as err:
+        raise NonFiniteTrainingError(
+            f"fold {fold}: {err} (train.learning_rate={run.train.learning_rate:g}); nothing "
+            f"exported; {_backup_note(run, out_dir)}") from None
     frame = oof.fold_frame(result.predictions, ids, fold)
     frame.to_csv(os.path.join(out_dir, "oof.csv"), index=False)
     return result, frame
+
+
+def _backup_note(run: RunConfig, out_dir: str) -> str:
+    """What a diverged fold leaves to resume from (fit_fold never backs up a NaN state)."""
+    if not run.train.backup_every_steps:
+        return "no backup kept (train.backup_every_steps = 0); lower train.learning_rate and rerun"
+    backup = os.path.join(out_dir, "backup")
+    steps = sorted(int(name.rsplit("-", 1)[1].split(".")[0]) for name in
+                   (os.listdir(backup) if os.path.isdir(backup) else ())
+                   if name.startswith("ckpt-") and name.endswith(".index"))
+    if not steps:
+        return (f"no backup was written before it ({backup}); lower train.learning_rate "
+                f"and rerun")
+    return f"the last good backup (global step {steps[-1]}) is kept in {backup}"
 
 
 def validation_ids(files: list[str], data, shape) -> dict[int, str]:
@@ -101,6 +122,7 @@ def finished_fold(fold_dir: str):
         return None
     with open(os.path.join(fold_dir, "result.json")) as handle:
         best = json.load(handle)["best_val_auc"]
+    best = float("nan") if best is None else best  # null: undefined (older runs wrote NaN)
     return best, pd.read_csv(os.path.join(fold_dir, "oof.csv"), dtype={"id": str})
 
 
@@ -136,7 +158,7 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         # Paths inside the run folder: valid wherever the folder is (a bucket, another machine).
         relative = {key: {fold: os.path.relpath(path, out_dir) for fold, path in summary[key].items()}
                     for key in ("models", "saved_models")}
-        with open(os.path.join(out_dir, "cv.json"), "w") as handle:
-            json.dump({**summary, **relative}, handle, indent=2)
+        # Atomic and strict JSON: an undefined AUC (a one-class fold) is null, not a bare NaN.
+        write_json(os.path.join(out_dir, "cv.json"), finite_or_none({**summary, **relative}))
         sync()
     return summary

@@ -12,7 +12,9 @@
 
 With ``data.balance`` set, a ``balance`` line follows the extra lines (``tfseti.data.balance``:
 ``per_batch:2: exactly 2 positives in every global batch of 8; labelled records 10.0% positive``),
-checked against each fold's class counts and the global batch.
+checked against each fold's class counts and the global batch. A global batch larger than a
+fold's training records is refused (:func:`check_batch`; the CLI calls it before it touches the
+output folder).
 
 Everything here is read from the resolved config and the shard folder's manifest: nothing is
 built and no record is read.
@@ -60,6 +62,28 @@ def _balance(run, folder, fold: int, sources, global_batch: int, replicas: int) 
     return balance.describe()
 
 
+def check_batch(run, strategy, folds: list[int], folder, extras=()) -> None:
+    """ConfigError when the global batch is larger than a fold's training records: such a
+    batch cannot be formed from one pass (the pipeline keeps filling it from a repeated
+    dataset, growing until the machine runs out of memory), and a batch of the same records
+    several times over is no training anyone meant. Called before anything is built."""
+    from tfseti.train import strategy as strategy_lib
+    from tfseti.train.sources import training_sources
+
+    global_batch = strategy_lib.global_batch_size(run.train.batch_per_replica, strategy)
+    for fold in folds:
+        sources = training_sources(folder, fold, list(extras), run.data.extra_ratio)
+        records = sources.records_per_epoch
+        if global_batch > records:
+            replicas = strategy.num_replicas_in_sync
+            raise ConfigError(
+                "train.batch_per_replica",
+                f"the global batch of {global_batch} ({run.train.batch_per_replica} per replica x "
+                f"{_n(replicas, 'replica')}) is larger than fold {fold}'s "
+                f"{_n(records, 'training record')} in {run.data.data}; set "
+                f"train.batch_per_replica <= {max(1, records // replicas)}")
+
+
 def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: str,
              config_path: str | None = None, extras=()) -> str:
     """The plan of a run: ``run`` the resolved config, ``folder`` its open shard folder
@@ -91,6 +115,7 @@ def describe(run, strategy, folds: list[int], folder, out: str, strategy_kind: s
         extra = f" + {sources.extra_records} extra" if sources.extras else ""
         lines.append(f"  fold {fold:<4} train {_n(sources.records, 'record')}{extra}, validation "
                      f"{_n(n_val, 'record')}: {_n(steps, 'step')} per epoch")
+    check_batch(run, strategy, folds, folder, extras)  # after a fold's own data.balance refusal
     if sources is not None:
         lines += [f"  {line}" for line in sources.describe()]
     for balance, its_folds in balances.items():  # one line, or one per fold where they differ

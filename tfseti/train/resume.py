@@ -27,6 +27,9 @@ import os
 import keras
 import tensorflow as tf
 
+from tfseti.io.atomic import dumps_json, finite_or_none, write_text
+from tfseti.train.callbacks import NonFiniteTrainingError, non_finite_weights
+
 STATE_PREFIX = "state-"
 
 
@@ -54,6 +57,8 @@ class Backup:
                                     f"remove {self.backup_dir} to start over")
         with tf.io.gfile.GFile(state_path) as handle:
             state = json.load(handle)
+        state["history"] = {key: [float("nan") if v is None else v for v in values]
+                            for key, values in state.get("history", {}).items()}
         state["checkpoint"] = path
         changed = sorted(k for k in set(self.run_meta) | set(state.get("run", {}))
                          if self.run_meta.get(k) != state.get("run", {}).get(k))
@@ -78,9 +83,11 @@ class Backup:
         tf.io.gfile.makedirs(self.backup_dir)
         # The state first: a checkpoint is only listed once complete, so a listed checkpoint
         # always has its state file.
+        # Strict JSON: an undefined epoch AUC (one-class fold) is null (NaN again on resume).
+        text = dumps_json(finite_or_none({"step": step, "phase": phase, "history": history,
+                                          "run": self.run_meta}), shown=self.backup_dir, indent=None)
         with tf.io.gfile.GFile(_state_path(self.backup_dir, step), "w") as handle:
-            json.dump({"step": step, "phase": phase, "history": history, "run": self.run_meta},
-                      handle)
+            handle.write(text)
         manager = tf.train.CheckpointManager(self._checkpoint(model), self.backup_dir,
                                              max_to_keep=2)
         manager.save(checkpoint_number=step)
@@ -140,6 +147,12 @@ class BackupCallback(keras.callbacks.Callback):
             average = getattr(self.model, "average_moving_statistics", None)
             if average is not None:  # the saved replica's BatchNorm statistics are everyone's
                 average()
+            bad = non_finite_weights(self.model)
+            if bad:  # keep the last good backup: a NaN state would only resume into NaN
+                epoch, batch = divmod(step - 1, self.steps_per_epoch)
+                raise NonFiniteTrainingError(
+                    f"the weights became non-finite ({bad[0]}) at epoch {epoch + 1}, step "
+                    f"{batch + 1}; that state was not backed up")
             self.backup.save(self.model, step, self.phase, self.history)
             self._last_saved = step
 
@@ -222,5 +235,4 @@ def truncate_csv_log(path: str, epochs: int) -> None:
     with open(path) as handle:
         lines = handle.readlines()
     keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
-    with open(path, "w") as handle:
-        handle.writelines(keep)
+    write_text(path, "".join(keep))  # a kill now leaves the old log, not a cut one

@@ -20,6 +20,15 @@ InitScope = Literal["all", "backbone"]
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 
 
+# Upper bounds that no real run reaches but that stop typos (1e30, an extra row of zeros) before
+# anything is built: adaptive optimizers step by about the learning rate, and every recipe here
+# trains at 1e-4 .. 1e-2, so a rate above 10 only ever diverges to NaN; 10,000 epochs of the
+# smallest fold is days; a per-replica batch of 65,536 cadences is 100 GB of float32 input.
+MAX_LEARNING_RATE = 10.0
+MAX_EPOCHS = 10_000
+MAX_BATCH_PER_REPLICA = 65_536
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
@@ -78,8 +87,12 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"train.steps_per_epoch must be >= 1 or unset, got {self.steps_per_epoch}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        for name, most in (("epochs", MAX_EPOCHS), ("batch_per_replica", MAX_BATCH_PER_REPLICA)):
+            if getattr(self, name) > most:
+                raise ValueError(f"train.{name} must be <= {most}, got {getattr(self, name)}")
+        if not 0 < self.learning_rate <= MAX_LEARNING_RATE:
+            raise ValueError(f"train.learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got "
+                             f"{self.learning_rate}")
         for name in ("warmup_epochs", "warmup_start_lr", "weight_decay", "focal_gamma",
                      "head_warmup_epochs"):
             if getattr(self, name) < 0:

@@ -16,7 +16,6 @@ the best checkpoint by that AUC, CSV and TensorBoard logs and optional early sto
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
@@ -27,13 +26,17 @@ from tfseti.console import keras_verbose
 from tfseti.data.augmenter import Augmenter
 from tfseti.data.views import view_shape
 from tfseti.io import fs as fsutil
+from tfseti.io.atomic import finite_or_none, write_json
 from tfseti.models import create_model
 from tfseti.models.heads import positive_logit
 from tfseti import config as config_lib
 from tfseti.train import resume as resume_lib
 from tfseti.train import run_folder
 from tfseti.train import strategy as strategy_lib
-from tfseti.train.callbacks import AverageMovingStatistics, ValidationAUC, predict_all
+from tfseti.train.csv_log import AtomicCSVLogger
+from tfseti.train.callbacks import (AverageMovingStatistics, NonFiniteTrainingError,
+                                    StopAtNonFinite, ValidationAUC, non_finite_weights,
+                                    predict_all)
 from tfseti.train.export import export_saved_model
 from tfseti.train.losses import make_loss
 from tfseti.train.optim import make_optimizer
@@ -261,8 +264,12 @@ def _phases(train: TrainConfig) -> list[Phase]:
 
 
 def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history: dict,
-               keep_training_weights=None, backup_callback=None):
+               keep_training_weights=None, backup_callback=None, stop_at_non_finite=None):
     callbacks = [keep_training_weights] if keep_training_weights is not None else []
+    if stop_at_non_finite is not None:
+        # Before the checkpoint and the backup: a NaN step must stop the fit before either
+        # can save it.
+        callbacks.append(stop_at_non_finite)
     if phase.ema:
         # Swap the EMA weights in for validation and the checkpoint (must come first).
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -274,7 +281,7 @@ def _callbacks(run: RunConfig, val_dataset, out_dir: str, phase: Phase, history:
         keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc",
                                         mode="max", save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=best_so_far),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=bool(history)),
+        AtomicCSVLogger(os.path.join(out_dir, "log.csv"), append=bool(history)),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
     ]
     if run.train.early_stopping_patience is not None:
@@ -309,6 +316,12 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
     backup is written (the CLI mirrors the run folder to its ``gs://`` home there). A fold that
     starts from scratch (no backup to resume from) first removes what an earlier attempt left in
     ``out_dir`` (:data:`FOLD_OUTPUTS`), so its logs, events and weights are this run's alone.
+
+    A NaN/Inf loss, weight or validation score stops the fold at once with
+    :class:`~tfseti.train.callbacks.NonFiniteTrainingError` naming the epoch and step: nothing
+    is exported (the weights are checked again before ``model.keras`` / ``saved_model/``), and
+    the backup keeps its last finite state (``BackupCallback`` refuses to save another).
+    ``result.json`` is strict JSON: an undefined best AUC (one-class fold) is ``null``.
 
     ``verbose`` as Keras takes it, except that ``"auto"`` and ``1`` give one line per epoch
     (``2``) when stdout is not a terminal: no carriage returns and escape codes in logs.
@@ -350,6 +363,11 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
                 lambda: create_network(run, cadence_shape), out_dir=out_dir)
             print(report.summary(), flush=True)
     phases = _phases(train)
+
+    def step_of(model) -> tuple[int, int]:  # the (epoch, batch) just trained, 1-based
+        epoch, batch = divmod(resume_lib.global_step(model) - 1, steps_per_epoch)
+        return epoch + 1, batch + 1
+
     for phase in phases:
         phase_end = phase.end_epoch * steps_per_epoch
         if start_step >= phase_end:
@@ -374,7 +392,7 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
                 backup, train.backup_every_steps, phase.index, history,
                 steps_in_first_epoch=steps, steps_per_epoch=steps_per_epoch)
             callbacks = _callbacks(run, val_dataset, out_dir, phase, history, keep,
-                                   backup_callback)
+                                   backup_callback, StopAtNonFinite(step_of))
             model.fit(dataset_at(step), epochs=end_epoch, initial_epoch=epoch, shuffle=False,
                       steps_per_epoch=steps, callbacks=callbacks, verbose=keras_verbose(verbose))
             if keep is not None and end_epoch < phase.end_epoch:
@@ -388,6 +406,10 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
     best_path = os.path.join(out_dir, "best.weights.h5")
     if os.path.exists(best_path):
         model.load_weights(best_path)
+    bad = non_finite_weights(model.net)
+    if bad:  # never export a NaN model (the per-step checks should have stopped it earlier)
+        raise NonFiniteTrainingError(f"the weights to export hold NaN/Inf ({bad[0]}"
+                                     f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''})")
     model_path = os.path.join(out_dir, "model.keras")
     model.net.save(model_path)
     saved_model_path = export_saved_model(model.net, run.view, os.path.join(out_dir, "saved_model"),
@@ -395,10 +417,11 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
     # The best weights' predictions on the whole validation fold (out-of-fold predictions).
     predictions = predict_all(model, val_dataset)
     best = _best(history.get("val_auc", []))
+    # Strict JSON: an undefined AUC (a one-class fold) is null, never a bare NaN.
+    write_json(os.path.join(out_dir, "result.json"), finite_or_none(
+        {"best_val_auc": best, "precision": policy, "replicas": strategy.num_replicas_in_sync,
+         "history": history}))
     best = float("nan") if best is None else best
-    with open(os.path.join(out_dir, "result.json"), "w") as handle:
-        json.dump({"best_val_auc": best, "precision": policy,
-                   "replicas": strategy.num_replicas_in_sync, "history": history}, handle, indent=2)
     if backup is not None:
         backup.remove()  # the fold is done: nothing left to resume
     return FoldResult(best_val_auc=best, history=history, out_dir=out_dir, model_path=model_path,
