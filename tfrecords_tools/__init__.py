@@ -1,19 +1,23 @@
-"""Kaggle-layout ``.npy`` cadences -> lossless sharded TFRecords (local or ``gs://``), verified.
+"""The command-line programs that make and check shard folders from Kaggle-layout ``.npy`` cadences.
 
-* ``python -m tfrecords_tools.convert`` / :func:`convert`: stratified folds, shards named by fold
-  (``train-f{k}-{i:05d}-of-{n:05d}.tfrec``), atomic writes, ``manifest.json`` written last,
-  resumable after an interruption.
-* ``python -m tfrecords_tools.verify`` / :func:`verify`: manifest against shards, every record
-  decoded with ``tfseti.io.records.parse_example``.
+* ``tfseti convert`` (``python -m tfrecords_tools.convert``) / :func:`convert`: stratified folds,
+  shards named by fold (``train-f{k}-{i:05d}-of-{n:05d}.tfrec``), atomic writes,
+  ``manifest.json`` written last, resumable after an interruption.
+* ``tfseti verify`` (``python -m tfrecords_tools.verify``) / :func:`verify`: manifest against
+  shards, every record decoded with ``tfseti.io.records.parse_example``.
+* ``tfseti snippet-matching`` (``python -m tfrecords_tools.snippet_matching``): background
+  removal by matching overlapping snippets, Kaggle layout in, Kaggle layout out.
 
-Records follow ``tfseti.io.records`` (schema v1); shard names and the manifest's names, reading
-and checks follow ``tfseti.io.shards`` (re-exported here). This package depends on ``tfseti.io``
-and nothing in ``tfseti`` depends on it.
+Only the programs live here. Records follow ``tfseti.io.records`` (schema v1); shard names and
+the manifest's names, reading and checks follow ``tfseti.io.shards`` (the names re-exported here);
+writing a shard folder (destination, atomic publication, checksums, sizing, fold and shard
+assignment, the manifest document) is ``tfseti.io.shard_writer``, which the pseudo-labeller uses
+too. This package depends on ``tfseti`` and nothing in ``tfseti`` imports it (the ``tfseti``
+command only names its programs).
 """
 
 import tfseti  # noqa: F401  first: quiets TensorFlow's start-up lines (tfseti.console)
-from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
-from tfrecords_tools.shards import fold_pattern, parse_shard_name, shard_name
+from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, fold_pattern, parse_shard_name, shard_name
 
 
 def convert(*args, **kwargs):

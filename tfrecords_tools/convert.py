@@ -54,10 +54,10 @@ from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.io.kaggle import (LABEL_FILES, ON_PANELS, CadenceError, CadenceIdError, KaggleDataset,
                               check_ids, plain, split_root)
 from tfseti.io.records import PANELS_SHAPES, SCHEMA_VERSION, encode_example
-from tfrecords_tools import manifest as mf
-from tfrecords_tools.folds import assign_folds
-from tfrecords_tools.shards import (MB, SHARD_SUFFIX, Destination, ShardPlan, hash_file, plan_digest,
-                                    plan_shards)
+from tfseti.io.shard_writer import (MB, Destination, ShardPlan, assign_folds, dumps_manifest,
+                                   incompatibilities, manifest_header, plan_digest, plan_shards)
+from tfseti.io.shards import (MANIFEST_NAME, PROGRESS_NAME, SHARD_SUFFIX, ManifestError,
+                              loads_manifest, summarize)
 
 COMPRESSIONS = {"none": None, "gzip": "GZIP"}
 READ_AHEAD = 4  # cadences read ahead per shard being written
@@ -188,7 +188,6 @@ class _Converter:
         work = self.dest.local_work_path(plan.name)
         classes: Counter = Counter()
         skipped = []
-        records = 0
         try:
             items = [(cid, t, plan.fold) for cid, t in zip(plan.ids, plan.targets)]
             with self.tf.io.TFRecordWriter(work, self.options) as writer:
@@ -200,24 +199,17 @@ class _Converter:
                         skipped.append({"id": cid, "path": err.path, "problem": err.problem})
                     else:
                         writer.write(payload)
-                        records += 1
                         classes[target] += 1
                     if self.bar is not None:
                         with self.lock:
                             self.bar.update(1)
             if self.stop.is_set():
                 raise _Cancelled()
-            digest = hash_file(work)
-            self.dest.publish(work, plan.name, digest)
+            return self.dest.publish_shard(work, plan.name, plan.fold, plan.index, plan.count,
+                                           classes, skipped)
         finally:
             if os.path.exists(work):
                 os.remove(work)
-        return {
-            "name": plan.name, "fold": plan.fold, "index": plan.index, "count": plan.count,
-            "records": records, "classes": {str(k): classes[k] for k in sorted(classes)},
-            "bytes": digest["bytes"], "crc32c": digest["crc32c"],
-            "skipped": skipped,
-        }
 
     def close(self):
         self.read_pool.shutdown(wait=True, cancel_futures=True)
@@ -323,16 +315,16 @@ def _check_prefix(dest: Destination, params: dict, digest: str, plans: list[Shar
     """Refuse prefixes holding other conversions; return the shard entries already recorded."""
     listing = dest.listing()
     docs = []
-    for name in (mf.MANIFEST_NAME, mf.PROGRESS_NAME):
+    for name in (MANIFEST_NAME, PROGRESS_NAME):
         if name not in listing:
             continue
         where = dest.display(name)
         try:
-            doc = mf.loads(dest.read_bytes(name), where)
-        except mf.ManifestError as err:
+            doc = loads_manifest(dest.read_bytes(name), where)
+        except ManifestError as err:
             raise ConvertError(f"{err}; cannot tell what the prefix holds. Convert into another "
                                f"--out, or delete {dest.url} first.") from None
-        problems = mf.incompatibilities(doc, SCHEMA_VERSION, params, digest)
+        problems = incompatibilities(doc, SCHEMA_VERSION, params, digest)
         if problems:
             raise ConvertError(
                 f"{where} describes a different conversion ({'; '.join(problems)}); refusing to "
@@ -348,8 +340,8 @@ def _check_prefix(dest: Destination, params: dict, digest: str, plans: list[Shar
     ours = sorted(n for n in listing if n in planned)
     if ours and not docs:
         raise ConvertError(
-            f"{dest.url} holds {len(ours)} shard(s) (e.g. {ours[0]}) but no {mf.MANIFEST_NAME} or "
-            f"{mf.PROGRESS_NAME} saying how they were made; refusing to mix shards. Convert into "
+            f"{dest.url} holds {len(ours)} shard(s) (e.g. {ours[0]}) but no {MANIFEST_NAME} or "
+            f"{PROGRESS_NAME} saying how they were made; refusing to mix shards. Convert into "
             f"another --out, or delete them first.")
     recorded = {}
     for doc in docs:  # the manifest first, then the (newer) progress file
@@ -375,25 +367,25 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
                 if fut.result():
                     done[name] = recorded[name]
     todo = [plan for plan in plans if plan.name not in done]
-    had_manifest = dest.exists(mf.MANIFEST_NAME)
+    had_manifest = dest.exists(MANIFEST_NAME)
     if not todo and had_manifest:
-        dest.remove(mf.PROGRESS_NAME)  # left if a run died between the manifest and this removal
+        dest.remove(PROGRESS_NAME)  # left if a run died between the manifest and this removal
         dest.remove_tmp_dir()
         log(f"{dest.url}: all {len(plans)} shards present and matching the manifest; nothing to do")
-        doc = mf.loads(dest.read_bytes(mf.MANIFEST_NAME), dest.display(mf.MANIFEST_NAME))
-        check_usable(doc, dest.display(mf.MANIFEST_NAME))
+        doc = loads_manifest(dest.read_bytes(MANIFEST_NAME), dest.display(MANIFEST_NAME))
+        check_usable(doc, dest.display(MANIFEST_NAME))
         return doc
     if done:
         log(f"resuming: {len(done)} of {len(plans)} shards already complete")
 
     def progress_doc():
-        doc = mf.header(SCHEMA_VERSION, params, options, digest, shape, complete=False)
+        doc = manifest_header(SCHEMA_VERSION, params, options, digest, shape, complete=False)
         doc["shards"] = [done[p.name] for p in plans if p.name in done]
         return doc
 
-    dest.write_bytes_atomic(mf.PROGRESS_NAME, mf.dumps(progress_doc()))
+    dest.write_bytes_atomic(PROGRESS_NAME, dumps_manifest(progress_doc()))
     if had_manifest:  # a complete manifest must not describe shards being rewritten
-        dest.remove(mf.MANIFEST_NAME)
+        dest.remove(MANIFEST_NAME)
 
     converter = _Converter(ds, dest, params["panels"], compression, skip_bad, workers, progress,
                            total=sum(len(p.ids) for p in todo), renormalize=params["renormalize"])
@@ -413,7 +405,7 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
                             converter.stop.set()
                         continue
                     done[entry["name"]] = entry
-                    dest.write_bytes_atomic(mf.PROGRESS_NAME, mf.dumps(progress_doc()))
+                    dest.write_bytes_atomic(PROGRESS_NAME, dumps_manifest(progress_doc()))
             except BaseException:  # KeyboardInterrupt while waiting
                 converter.stop.set()
                 raise
@@ -435,17 +427,17 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
         entry.setdefault("skipped", [])
         skipped.extend(entry["skipped"])
         shards.append(entry)
-    doc = mf.header(SCHEMA_VERSION, params, options, digest, shape, complete=True)
-    doc.update(mf.summarize(shards))
+    doc = manifest_header(SCHEMA_VERSION, params, options, digest, shape, complete=True)
+    doc.update(summarize(shards))
     doc["shards"] = shards
     doc["skipped"] = skipped
-    dest.write_bytes_atomic(mf.MANIFEST_NAME, mf.dumps(doc))
-    dest.remove(mf.PROGRESS_NAME)
+    dest.write_bytes_atomic(MANIFEST_NAME, dumps_manifest(doc))
+    dest.remove(PROGRESS_NAME)
     dest.cleanup_temporaries()
     dest.remove_tmp_dir()
     if skipped:
-        log(f"skipped {len(skipped)} bad file(s), listed in {dest.display(mf.MANIFEST_NAME)}")
-    check_usable(doc, dest.display(mf.MANIFEST_NAME))
+        log(f"skipped {len(skipped)} bad file(s), listed in {dest.display(MANIFEST_NAME)}")
+    check_usable(doc, dest.display(MANIFEST_NAME))
     log(f"{dest.url}: {doc['num_records']} records in {doc['num_shards']} shards "
         f"(classes {doc['counts']['classes']})")
     return doc

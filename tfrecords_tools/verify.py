@@ -32,8 +32,8 @@ import numpy as np
 
 from tfseti.console import json_object, positive_int, show_progress
 from tfseti.io.kaggle import valid_id
+from tfseti.io.shard_writer import HASH_CHUNK, TMP_DIR, Destination, crc32c_hasher, hash_file
 from tfseti.io.shards import NoShardsError, check_shard_folder
-from tfrecords_tools.shards import HASH_CHUNK, TMP_DIR, Destination, crc32c_hasher, hash_file
 
 
 @dataclass

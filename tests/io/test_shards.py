@@ -46,27 +46,42 @@ TRAIN = {"train-f0-00000-of-00002.tfrec": (3, 30), "train-f0-00001-of-00002.tfre
 
 def test_names_have_one_owner():
     import tfrecords_tools
-    from tfrecords_tools import manifest as mf
-    from tfrecords_tools import shards as tt_shards
 
     assert S.shard_name("train", 3, 1, 104) == "train-f3-00001-of-00104.tfrec"
     assert S.shard_name("test", -1, 0, 2) == "test-00000-of-00002.tfrec"
     assert S.fold_pattern("train", 3) == "train-f3-*.tfrec"
     assert S.parse_shard_name("test-00001-of-00002.tfrec") == {"split": "test", "fold": -1,
                                                                "index": 1, "count": 2}
-    # the converter re-exports, it does not redefine
-    assert tt_shards.shard_name is S.shard_name and tt_shards.parse_shard_name is S.parse_shard_name
+    # the converter's package re-exports, it does not redefine
     assert tfrecords_tools.fold_pattern is S.fold_pattern
-    assert mf.MANIFEST_NAME == S.MANIFEST_NAME and mf.loads is S.loads_manifest
-    assert mf.summarize is S.summarize and mf.ManifestError is S.ManifestError
+    assert tfrecords_tools.shard_name is S.shard_name
+    assert tfrecords_tools.MANIFEST_NAME == S.MANIFEST_NAME
 
 
-def test_io_layer_imports_nothing_above_it():
-    tree = ast.parse(open(S.__file__).read())
+@pytest.mark.parametrize("module", ["shards", "shard_writer"])
+def test_io_layer_imports_nothing_above_it(module):
+    path = os.path.join(os.path.dirname(S.__file__), f"{module}.py")
+    tree = ast.parse(open(path).read())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not [m for m in imported if m and m.startswith(("tfseti.", "tfrecords_tools"))
                 and not m.startswith("tfseti.io")], imported
+
+
+def test_nothing_in_tfseti_imports_the_command_line_programs():
+    """tfrecords_tools holds the programs convert, verify and snippet-matching; what tfseti needs
+    to write shards is tfseti.io.shard_writer, so the dependency runs one way."""
+    def modules(node):
+        if isinstance(node, ast.ImportFrom):
+            return [node.module or ""]
+        return [a.name for a in node.names] if isinstance(node, ast.Import) else []
+
+    found = []
+    for folder, _, names in os.walk(os.path.dirname(os.path.dirname(S.__file__))):
+        for path in (os.path.join(folder, n) for n in names if n.endswith(".py")):
+            found += [f"{path}:{node.lineno}" for node in ast.walk(ast.parse(open(path).read()))
+                      if any(m.startswith("tfrecords_tools") for m in modules(node))]
+    assert not found, found
 
 
 def test_a_complete_folder_opens_with_its_counts(tmp_path):
@@ -92,7 +107,7 @@ def test_a_folder_without_manifest_is_refused(tmp_path):
     make_folder(str(interrupted), TRAIN)
     os.rename(interrupted / S.MANIFEST_NAME, interrupted / S.PROGRESS_NAME)
     with pytest.raises(S.ShardFolderError, match="conversion interrupted .*rerun the same "
-                                                 "python -m tfrecords_tools.convert command"):
+                                                 "tfseti convert command"):
         S.open_shard_folder(str(interrupted))
     os.remove(interrupted / S.PROGRESS_NAME)
     with pytest.raises(S.ShardFolderError, match=r"not a shard folder \(no manifest.json\); it "

@@ -245,7 +245,7 @@ def test_convert_into_a_locked_out_is_refused_and_keeps_the_first_writers_tempor
         kaggle_dir, tmp_path, capsys):
     """Before: a second converter deleted the first's temporary shards ('.part file missing')."""
     from tfrecords_tools.convert import main as convert_main
-    from tfrecords_tools.shards import TMP_DIR
+    from tfseti.io.shard_writer import TMP_DIR
 
     data, out = str(kaggle_dir[0]), tmp_path / "shards"
     args = ["--data", data, "--out", str(out), "--folds", "2", "--shard-mb", "4", "--no-progress"]

@@ -16,14 +16,13 @@ from sklearn.model_selection import StratifiedKFold
 
 from tfrecords_tools.convert import ConvertError, convert
 from tfrecords_tools.convert import main as convert_main
-from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
-from tfrecords_tools.shards import fold_pattern
 from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
 from tfr_helpers import (N_TRAIN, SHARD_MB, assert_bit_exact, converted, kaggle40,  # noqa: F401
                          read_shards, shard_files)
 from support import write_kaggle_dir
 from tfseti.io.kaggle import cadence_relpath
+from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, fold_pattern
 
 QUIET = {"progress": False, "log": lambda _: None}
 
@@ -259,7 +258,7 @@ def test_skip_bad_that_leaves_no_record_fails_and_is_refused(tmp_path, capsys):
 
 
 def test_a_fold_left_without_records_fails(small_dir, tmp_path, capsys):
-    from tfrecords_tools.folds import assign_folds
+    from tfseti.io.shard_writer import assign_folds
 
     data, ids = small_dir
     targets = pd.read_csv(os.path.join(data, "train_labels.csv"))["target"].to_numpy()

@@ -15,11 +15,11 @@ import pytest
 
 from support import write_kaggle_dir
 from tfrecords_tools.convert import convert
-from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
-from tfrecords_tools.shards import PUBLISH_DELAY_ENV, parse_shard_name
 from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
 from tfr_helpers import assert_bit_exact, read_shards, shard_files
+from tfseti.io.shard_writer import PUBLISH_DELAY_ENV
+from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, parse_shard_name
 
 QUIET = {"progress": False, "log": lambda _: None}
 PARAMS = {"split": "train", "folds": 4, "seed": 5, "shard_mb": 2.0}

@@ -14,9 +14,9 @@ import pytest
 
 from tfrecords_tools.convert import ConvertError, convert, renormalize_panels
 from tfrecords_tools.convert import main as convert_main
-from tfrecords_tools.manifest import MANIFEST_NAME, PROGRESS_NAME
 from tfr_helpers import assert_bit_exact, read_shards, shard_files
 from tfseti.io.kaggle import ON_PANELS, OFF_PANELS, cadence_relpath, save_cadence
+from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME
 from tfseti.metrics import rank_auc
 
 QUIET = {"progress": False, "log": lambda _: None}

@@ -10,11 +10,11 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from tfrecords_tools.manifest import MANIFEST_NAME
 from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
 from tfr_helpers import ARGUMENT_ERRORS, converted, kaggle40  # noqa: F401
 from tfseti.io.records import encode_example
+from tfseti.io.shards import MANIFEST_NAME
 
 
 @pytest.fixture
@@ -116,13 +116,13 @@ def test_no_manifest(tmp_path):
 
 
 def test_an_interrupted_conversion_says_rerun(copy, capsys):
-    from tfrecords_tools.manifest import PROGRESS_NAME
+    from tfseti.io.shards import PROGRESS_NAME
 
     work, manifest = copy
     os.rename(os.path.join(work, MANIFEST_NAME), os.path.join(work, PROGRESS_NAME))
     assert verify_main([work]) == 1
     err = capsys.readouterr().err
-    assert "conversion interrupted" in err and "rerun the same python -m tfrecords_tools.convert" in err
+    assert "conversion interrupted" in err and "rerun the same tfseti convert command" in err
 
 
 def test_a_manifest_of_no_records_fails(copy, capsys):

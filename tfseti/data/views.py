@@ -100,7 +100,7 @@ def normalize_columns(cadence: tf.Tensor) -> tf.Tensor:
 
     Per panel and channel: subtract the mean over the ``T`` rows, divide by the standard deviation
     over them (plus ``COLUMN_NORM_EPSILON``, so a flat column stays finite): mean 0, std 1, L2 norm
-    ``sqrt(T)``. The same definition as ``tfrecords_tools.snippet_matching`` uses before matching (there
+    ``sqrt(T)``. The same definition as ``tfseti snippet-matching`` uses before matching (there
     scaled to unit L2 norm, for cosine similarity).
     """
     mean = tf.reduce_mean(cadence, axis=2, keepdims=True)

@@ -1,5 +1,5 @@
 """One writer per output folder: an exclusive lock that every command writing a folder takes
-before it touches anything there (``tfseti.train``, ``tfseti.scan``, ``tfrecords_tools.convert``,
+before it touches anything there (``tfseti.train``, ``tfseti.scan``, ``tfseti convert``,
 ``tfseti.pseudo``, ``tfseti.adapt``, ``tfseti.noisy_student``).
 
 Two writers in one folder corrupt each other in ways no later check can see: a second trainer

@@ -1,4 +1,4 @@
-"""The TFRecord schema of a cadence record, written by ``tfrecords_tools`` and read by everything else.
+"""The TFRecord schema of a cadence record, written by ``tfseti convert`` and read by everything else.
 
 One ``tf.train.Example`` per cadence:
 
@@ -16,7 +16,7 @@ soft_target   float        v2 only: the target in [0, 1] training uses (a teache
 source        bytes        v2 only: where the label came from (``pseudo:<teacher runs>``), utf-8
 ============  ===========  ===========================================================================
 
-Version 1 (what ``tfrecords_tools.convert`` writes: Kaggle labels) has no ``soft_target`` and no
+Version 1 (what ``tfseti convert`` writes: Kaggle labels) has no ``soft_target`` and no
 ``source``; version 2 adds them (``tfseti.pseudo``). Both read with the one parser: a v1 record's
 training target is its ``target``, a v2 record's its ``soft_target`` (``parse_*`` return it as
 ``target``, float32, plus ``source``, "" for v1).

@@ -1,7 +1,7 @@
 """Shard folders: file names, globs, ``manifest.json`` and the one completeness check.
 
 A *shard folder* (local folder or fsspec URL such as ``gs://bucket/prefix``) is what
-``tfrecords_tools.convert`` writes: ``*.tfrec`` shards named
+``tfseti convert`` writes (``tfseti.io.shard_writer``): ``*.tfrec`` shards named
 
 * ``{split}-f{k}-{i:05d}-of-{n:05d}.tfrec`` (fold k of a training split; ``train-f3-*.tfrec``),
 * ``{split}-{i:05d}-of-{n:05d}.tfrec`` (splits without folds, such as ``test``),
@@ -9,7 +9,7 @@ A *shard folder* (local folder or fsspec URL such as ``gs://bucket/prefix``) is 
 plus ``manifest.json``, written last, listing every shard with its records and bytes. While a
 conversion runs (or after it was interrupted) the folder holds ``_progress.json`` instead.
 
-This module owns that contract, and every reader (``tfrecords_tools.verify``, the tf.data
+This module owns that contract, and every reader (``tfseti verify``, the tf.data
 pipeline, the trainer, prediction, the de-Doppler CLI, the report) goes through
 :func:`open_shard_folder`, which refuses:
 
@@ -22,7 +22,7 @@ pipeline, the trainer, prediction, the de-Doppler CLI, the report) goes through
   manifest says — each difference named (file name, expected vs found).
 
 Record counts are checked where records are read: prediction compares the ids it read with the
-manifest's count, the trainer the validation records, ``tfrecords_tools.verify`` every shard
+manifest's count, the trainer the validation records, ``tfseti verify`` every shard
 (with checksums and a decode of every record). The check itself only lists the folder and reads
 the manifest, so it costs the same on ``gs://`` as on a local disk.
 
@@ -364,7 +364,7 @@ class FolderCheck:
         return (f"{self.path}: the shard folder does not match its {MANIFEST_NAME} "
                 f"({len(self.problems)} problem(s)): {'; '.join(shown)}"
                 + (f"; and {more} more" if more else "")
-                + f" (python -m tfrecords_tools.verify {self.path} checks every shard)")
+                + f" (tfseti verify {self.path} checks every shard)")
 
 
 def _listing(fs, root: str) -> dict[str, int] | None:
@@ -391,10 +391,10 @@ def _interrupted(fs, progress: str) -> str:
         pseudo = "pseudo" in loads_manifest(fs.cat_file(progress), PROGRESS_NAME)
     except (OSError, ManifestError):
         pseudo = False
-    command = "tfseti.pseudo" if pseudo else "tfrecords_tools.convert"
+    command = "python -m tfseti.pseudo" if pseudo else "tfseti convert"
     what = "pseudo-labelling" if pseudo else "conversion"
     return (f"{what} interrupted ({PROGRESS_NAME} present, no {MANIFEST_NAME}): rerun the same "
-            f"python -m {command} command to finish it")
+            f"{command} command to finish it")
 
 
 def check_shard_folder(path: str, storage_options: dict | None = None) -> FolderCheck:
@@ -415,7 +415,7 @@ def check_shard_folder(path: str, storage_options: dict | None = None) -> Folder
         else:
             tfrecs = sorted(n for n in listing if n.endswith(SHARD_SUFFIX))
             hint = (f"; it holds {len(tfrecs)} {SHARD_SUFFIX} file(s) without the manifest "
-                    f"tfrecords_tools.convert writes last: convert again, or name the files with "
+                    f"tfseti convert writes last: convert again, or name the files with "
                     f"an explicit glob such as {fsutil.join(shown, '*' + SHARD_SUFFIX)}"
                     if tfrecs else "")
             check.problems.append(f"not a shard folder (no {MANIFEST_NAME}){hint}")
@@ -572,7 +572,7 @@ def corrupt_shard_error(err: Exception, files: list[str], compression: str | Non
             _count_file(path, kind)
         except tf.errors.OpError as inner:
             return CorruptShardError(f"{path}: corrupt shard, {read_error_detail(inner)}; "
-                                     f"python -m tfrecords_tools.verify checks every shard of "
+                                     f"tfseti verify checks every shard of "
                                      f"its folder")
     return CorruptShardError(f"reading {len(files)} shard(s) failed ({read_error_detail(err)}), "
                              f"but each of them reads alone; first {files[0] if files else None}")

@@ -3,7 +3,7 @@
 A Kaggle-layout folder (``test/`` + ``sample_submission.csv``, local or any fsspec URL such as
 ``gs://``), read in the sample submission's order; or TFRecord test shards, read once each in a
 deterministic order (``tfseti.data.pipeline.eval_dataset``): a shard folder written by
-``tfrecords_tools.convert``, which must be complete (``tfseti.io.shards.open_shard_folder``: its
+``tfseti convert``, which must be complete (``tfseti.io.shards.open_shard_folder``: its
 ``manifest.json`` present and every shard there with the recorded size; an interrupted conversion,
 a missing or extra shard is an error) and whose record count the ids read must equal; or an
 explicit glob pattern (``DIR/test-*.tfrec``), whose records are counted first and the count shown.

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="combine the teachers by mean probability or mean normalised rank")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--shard-mb", type=float, default=100.0,
-                        help="target shard size in MB (as tfrecords_tools.convert)")
+                        help="target shard size in MB (as tfseti convert)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace pseudo-labels written with other settings in --out")
     parser.add_argument("--no-progress", action="store_true",
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--shard-mb must be > 0, got {args.shard_mb}")
         from tfseti.pseudo.labelling import pseudo_label
 
-        # One writer per shard folder (as tfrecords_tools.convert): two would delete each
+        # One writer per shard folder (as tfseti convert): two would delete each
         # other's temporary shards.
         with FolderLock(args.out, break_lock=args.break_lock):
             pseudo_label(args.teacher, args.data, args.out, selection, hard=args.hard,

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 
 import numpy as np
 
 from tfseti.io import fs as fsutil
 from tfseti.io.folder_lock import is_lock_file
 from tfseti.io.records import SOFT_SCHEMA_VERSION, encode_example
-from tfseti.io.shards import (MANIFEST_NAME, PROGRESS_NAME, PSEUDO_LABELS_NAME, SHARD_SUFFIX,
-                              loads_manifest, shard_name)
+from tfseti.io.shard_writer import MB, Destination, dumps_manifest, manifest_header, num_shards
+from tfseti.io.shards import (FORMAT, MANIFEST_NAME, PROGRESS_NAME, PSEUDO_LABELS_NAME,
+                              SHARD_SUFFIX, loads_manifest, shard_name, summarize)
 from tfseti.pseudo.selection import Selection, training_targets
 
 SPLIT = "pseudo"
@@ -48,8 +50,6 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
                  log=print) -> dict:
     """Write the pseudo-label shards of ``data`` under ``out`` (see the module docstring);
     returns the manifest."""
-    from tfrecords_tools import manifest as mf
-    from tfrecords_tools.shards import MB, Destination
     from tfseti.predict import load_model, open_test_data, predict, resolve_model_paths
 
     model_paths = resolve_model_paths(teachers)
@@ -67,8 +67,8 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
         done = _existing(dest, settings, overwrite, log)
         if done is not None:
             return done
-        dest.write_bytes_atomic(PROGRESS_NAME, mf.dumps({
-            "format": mf.FORMAT, "schema_version": SOFT_SCHEMA_VERSION, "complete": False,
+        dest.write_bytes_atomic(PROGRESS_NAME, dumps_manifest({
+            "format": FORMAT, "schema_version": SOFT_SCHEMA_VERSION, "complete": False,
             "pseudo": {"settings": settings}}))
 
         for model in models:
@@ -96,9 +96,9 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
         params = {"source": settings["data"], "split": SPLIT, "folds": 0, "seed": 0,
                   "shard_mb": shard_mb, "panels": "all" if shape[0] == 6 else "on",
                   "compression": None}
-        doc = mf.header(SOFT_SCHEMA_VERSION, params, {"batch_size": batch_size},
-                        digest.hexdigest(), shape, complete=True)
-        doc.update(mf.summarize(shards))
+        doc = manifest_header(SOFT_SCHEMA_VERSION, params, {"batch_size": batch_size},
+                              digest.hexdigest(), shape, complete=True)
+        doc.update(summarize(shards))
         doc["shards"] = shards
         doc["skipped"] = []
         doc["pseudo"] = {
@@ -110,7 +110,7 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
             "probability_quantiles": {str(q): float(np.quantile(probability, q))
                                       for q in (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)},
         }
-        dest.write_bytes_atomic(MANIFEST_NAME, mf.dumps(doc))
+        dest.write_bytes_atomic(MANIFEST_NAME, dumps_manifest(doc))
         dest.remove(PROGRESS_NAME)
         dest.cleanup_temporaries()
         dest.remove_tmp_dir()
@@ -169,9 +169,6 @@ def _write_shards(dest, unlabelled, predicted_ids, wanted: dict, order: list[str
     the manifest's shard entries and the cadence shape."""
     import tensorflow as tf
 
-    from tfrecords_tools import manifest as mf
-    from tfrecords_tools.shards import hash_file, num_shards
-
     n = len(order)
     count = None
     shards, shape = [], None
@@ -183,15 +180,9 @@ def _write_shards(dest, unlabelled, predicted_ids, wanted: dict, order: list[str
         nonlocal writer
         writer.close()
         writer = None
-        digest = hash_file(work)
-        name = shard_name(SPLIT, -1, index, count)
-        dest.publish(work, name, digest)
-        in_shard = bounds[index + 1] - bounds[index]
-        classes = mf.class_counts(int(wanted[i] >= 0.5)
-                                  for i in order[bounds[index]:bounds[index + 1]])
-        shards.append({"name": name, "fold": -1, "index": index, "count": count,
-                       "records": in_shard, "classes": classes, "bytes": digest["bytes"],
-                       "crc32c": digest["crc32c"], "skipped": []})
+        classes = Counter(int(wanted[i] >= 0.5) for i in order[bounds[index]:bounds[index + 1]])
+        shards.append(dest.publish_shard(work, shard_name(SPLIT, -1, index, count), -1, index,
+                                         count, classes))
 
     for ids, cadences in unlabelled.batches(batch_size):
         for cadence_id, cadence in zip(ids, cadences):

@@ -3,7 +3,7 @@
 The competition's cadences are 256-channel snippets of longer Breakthrough Listen observations;
 snippets of one observation overlap in frequency, so they share the background (noise, bandpass
 and RFI) over their common channels. That is what the 1st place's "magic 2" exploited, and what
-``tfrecords_tools.snippet_matching`` matches. This module makes such data:
+``tfseti snippet-matching`` matches. This module makes such data:
 
 1. an *observation*: a ``CadenceSpec`` whose frame is ``width_factor`` times wider (``256 m``
    channels), built with ``build_background`` (noise, one bandpass across the whole width, RFI

@@ -74,7 +74,7 @@ def train_one_fold(run: RunConfig, strategy, out_dir: str, verbose="auto", data_
     if len(ids) != folder.records_in(val_files):
         raise ShardFolderError(f"{data.data}: fold {fold}'s validation shards hold {len(ids)} "
                                f"records, the manifest lists {folder.records_in(val_files)} "
-                               f"(python -m tfrecords_tools.verify {data.data} names the shard)")
+                               f"(tfseti verify {data.data} names the shard)")
     sources_lib.check_disjoint(extras, ids.values(), fold)
     val_ds = pipeline.distributed_eval_dataset(strategy, val_files, step_data, augmenter)
     try:

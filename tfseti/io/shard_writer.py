@@ -1,4 +1,7 @@
-"""Shard naming, sizing, record-to-shard assignment, checksums and atomic publication.
+"""Writing a shard folder: destination, atomic publication, checksums, sizing, assignment and
+the manifest document. The two writers of shard folders use it: the converter (``tfseti convert``)
+and the pseudo-labeller (``tfseti pseudo``); what readers rely on (shard names, reading and
+checking a manifest) is ``tfseti.io.shards``.
 
 Everything that touches the destination goes through :class:`Destination`, one code path for a
 local folder and any fsspec URL (``gs://bucket/prefix``):
@@ -12,26 +15,71 @@ local folder and any fsspec URL (``gs://bucket/prefix``):
   store copy creates the object atomically, so no reader ever lists a partial shard under a
   final name.
 * temporaries live under ``<out>/_tmp/``, which no ``*.tfrec`` pattern matches; a rerun deletes
-  any left there by an interrupted run. One converter per prefix at a time.
+  any left there by an interrupted run. One writer per prefix at a time.
+
+Sizing and assignment: :func:`num_shards` (how many shards), :func:`assign_folds` (stratified
+folds) and :func:`plan_shards` (which record goes into which shard, deterministically).
+
+``manifest.json`` (written last, describes a finished folder) and ``_progress.json`` (the same
+document while it is written) are made by :func:`manifest_header`, ``tfseti.io.shards.summarize``
+and :func:`dumps_manifest`. Manifest fields (``FORMAT`` ``tfseti-tfrecords``):
+
+``format``, ``schema_version``
+    the record schema (``tfseti.io.records.SCHEMA_VERSION``) every shard holds.
+``complete``
+    true in ``manifest.json``; false in ``_progress.json`` (the same document, kept up to date
+    during a conversion with the shards finished so far).
+``created``, ``tool``
+    UTC time and ``tfseti`` version (informational).
+``params``
+    the creation parameters that decide the bytes of the shards: ``source`` (input folder/URL;
+    for the old splits the ``old_leaky_data`` folder, however ``--data`` named it), ``split``,
+    ``folds``, ``seed``, ``shard_mb``, ``panels``, ``compression`` (``"GZIP"`` or null),
+    ``renormalize`` (true: every panel re-normalised to mean 0, std 1 by ``--renormalize``;
+    manifests written before the option lack it and count as false, see ``PARAM_DEFAULTS``).
+    A conversion into a prefix whose manifest/progress has other ``params``, another
+    ``schema_version`` or another ``plan_digest`` fails instead of mixing shards.
+``options``
+    parameters that do not change the shards (``workers``, ``skip_bad``).
+``plan_digest``
+    sha256 of the assignment of ids and targets to shards (changes when the label csv does).
+``cadence_shape``, ``cadence_dtype``
+    shape and dtype of every record's cadence, for static shapes in ``tfseti.data``.
+``num_records``, ``num_shards``, ``counts``
+    totals; ``counts.classes`` (target -> records) and ``counts.folds`` (fold -> ``records`` and
+    ``classes``). Test splits have target -1 and fold -1.
+``shards``
+    one entry per shard: ``name``, ``fold``, ``index``, ``count`` (shards in that fold),
+    ``records``, ``classes``, ``bytes`` and ``crc32c`` (CRC32C of the file as stored, 8 hex
+    digits; the checksum GCS keeps for every object, so ``gsutil hash -c -h`` shows the same),
+    ``skipped`` (that shard's files left out by ``--skip-bad``).
+``skipped``
+    files left out by ``--skip-bad``: ``id``, ``path``, ``problem``.
+
+A pseudo-label folder (``tfseti pseudo``) has the same fields (its ``options``: ``batch_size``)
+and a ``pseudo`` section: the teachers, the selection, the counts.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
+import json
 import math
 import os
 import shutil
 import tempfile
 import time
 import uuid
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tfseti.io import fs as fsutil
-# Shard names are the readers' contract, owned by tfseti.io.shards; re-exported for the converter.
-from tfseti.io.shards import SHARD_SUFFIX, fold_pattern, parse_shard_name, shard_name  # noqa: F401
+from tfseti.io.shards import FORMAT, shard_name
 
 TMP_DIR = "_tmp"
 MB = 1_000_000  # --shard-mb counts decimal megabytes
@@ -41,7 +89,7 @@ HASH_CHUNK = 8 * 1024 * 1024
 
 # Test hook: seconds to sleep between uploading a shard to its temporary name and publishing it,
 # so that a test can kill the converter while temporaries exist. Never set outside tests.
-PUBLISH_DELAY_ENV = "TFRECORDS_TOOLS_TEST_PUBLISH_DELAY"
+PUBLISH_DELAY_ENV = "TFSETI_TEST_PUBLISH_DELAY"
 
 
 # -- sizing and assignment ---------------------------------------------------------------------
@@ -112,6 +160,33 @@ def plan_digest(plans: list[ShardPlan]) -> str:
     return digest.hexdigest()
 
 
+def assign_folds(targets, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_folds-1) of every record, stratified by target and seeded.
+
+    scikit-learn ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)``: record i
+    gets the index of the split whose validation part holds it. ``n_folds == 1`` puts everything
+    in fold 0. Raises ValueError when there are fewer records than folds; warns (scikit-learn's
+    warning) when a class has fewer members than folds.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    targets = np.asarray(targets, dtype=np.int64)
+    n = len(targets)
+    if n_folds < 1:
+        raise ValueError(f"--folds must be >= 1, got {n_folds}")
+    if n_folds == 1:
+        return np.zeros(n, dtype=np.int64)
+    if n < n_folds:
+        raise ValueError(f"{n} labeled records cannot be split into {n_folds} folds")
+    folds = np.full(n, -1, dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for fold, (_, valid) in enumerate(splitter.split(np.zeros(n), targets)):
+            folds[valid] = fold
+    return folds
+
+
 # -- checksums ---------------------------------------------------------------------------------
 # CRC32C (Castagnoli), the checksum GCS itself keeps for every object: a resume or upload check
 # on gs:// compares it with the object's metadata instead of downloading the object, and the
@@ -144,6 +219,66 @@ def crc32c_from_info(info: dict) -> str | None:
     except ValueError:
         return None
     return raw.hex() if len(raw) == 4 else None
+
+
+# -- the manifest document --------------------------------------------------------------------
+COMPARED_PARAMS = ("source", "split", "folds", "seed", "shard_mb", "panels", "compression",
+                   "renormalize")
+# The value of a compared parameter that a manifest/progress written before it existed lacks, so
+# that older shard folders still resume (or have nothing to do) instead of looking incompatible.
+PARAM_DEFAULTS = {"renormalize": False}
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tool_info() -> dict:
+    from tfseti import __version__
+
+    return {"name": "tfseti", "version": __version__}
+
+
+def dumps_manifest(document: dict) -> bytes:
+    """The bytes of a manifest / progress document (the reverse of ``shards.loads_manifest``)."""
+    return (json.dumps(document, indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+
+def manifest_header(schema_version: int, params: dict, options: dict, digest: str, shape,
+                    complete: bool) -> dict:
+    """Every field of a manifest but the shards and their totals (``shards.summarize``)."""
+    return {
+        "format": FORMAT,
+        "schema_version": schema_version,
+        "complete": complete,
+        "created": now_utc(),
+        "tool": tool_info(),
+        "params": dict(params),
+        "options": dict(options),
+        "plan_digest": digest,
+        "cadence_shape": list(shape),
+        "cadence_dtype": "float16",
+    }
+
+
+def incompatibilities(existing: dict, schema_version: int, params: dict, digest: str) -> list[str]:
+    """How an existing manifest/progress differs from a planned conversion (empty: compatible)."""
+    problems = []
+    if existing.get("format") != FORMAT:
+        problems.append(f"format is {existing.get('format')!r}, expected {FORMAT!r}")
+    if existing.get("schema_version") != schema_version:
+        problems.append(f"schema_version is {existing.get('schema_version')!r}, "
+                        f"this converter writes {schema_version}")
+    old = existing.get("params") or {}
+    for key in COMPARED_PARAMS:
+        there = old.get(key, PARAM_DEFAULTS.get(key))
+        now = params.get(key, PARAM_DEFAULTS.get(key))
+        if there != now:
+            problems.append(f"{key} is {there!r} there, {now!r} now")
+    if not problems and existing.get("plan_digest") != digest:
+        problems.append("the assignment of ids to shards differs (the label csv changed)")
+    return problems
+
 
 
 # -- the destination ---------------------------------------------------------------------------
@@ -272,7 +407,7 @@ class Destination:
             os.makedirs(self.tmp_root, exist_ok=True)
             return os.path.join(self.tmp_root, f"{name}.{self._token()}.part")
         if self._local_tmp is None:
-            self._local_tmp = tempfile.mkdtemp(prefix="tfrecords_tools-")
+            self._local_tmp = tempfile.mkdtemp(prefix="tfseti-shards-")
         return os.path.join(self._local_tmp, f"{name}.{self._token()}.part")
 
     def publish(self, work_path: str, name: str, expected: dict | None = None) -> None:
@@ -306,6 +441,19 @@ class Destination:
                 os.remove(work_path)
             except FileNotFoundError:
                 pass
+
+    def publish_shard(self, work_path: str, name: str, fold: int, index: int, count: int,
+                      classes: Counter, skipped: list | None = None) -> dict:
+        """Publish the finished shard at ``work_path`` as ``name`` (:meth:`publish`, checked
+        against its checksum) and return its manifest entry; ``classes`` counts its records by
+        target, ``skipped`` lists the files left out of it."""
+        digest = hash_file(work_path)
+        self.publish(work_path, name, digest)
+        return {"name": name, "fold": fold, "index": index, "count": count,
+                "records": sum(classes.values()),
+                "classes": {str(k): classes[k] for k in sorted(classes)},
+                "bytes": digest["bytes"], "crc32c": digest["crc32c"],
+                "skipped": list(skipped or [])}
 
     def write_bytes_atomic(self, name: str, data: bytes) -> None:
         """Write a small file (manifest, progress) so that it appears complete or not at all."""

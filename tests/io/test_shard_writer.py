@@ -1,15 +1,19 @@
-"""Shard sizing, naming, assignment and folds (no TensorFlow, no files)."""
+"""``tfseti.io.shard_writer``: shard sizing, naming, assignment and folds (no TensorFlow), and the
+publication of a finished shard with its manifest entry."""
 
 from __future__ import annotations
 
 import fnmatch
+import os
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from tfrecords_tools.folds import assign_folds
-from tfrecords_tools.shards import (MIN_RECORDS_PER_SHARD, fold_pattern, num_shards, parse_shard_name,
-                                    plan_digest, plan_shards, shard_name)
+from tfseti.io.shard_writer import (MIN_RECORDS_PER_SHARD, TMP_DIR, Destination, assign_folds,
+                                   dumps_manifest, hash_file, manifest_header, num_shards,
+                                   plan_digest, plan_shards)
+from tfseti.io.shards import FORMAT, fold_pattern, loads_manifest, parse_shard_name, shard_name
 
 RECORD = 838_800  # about one (6, 273, 256) float16 record
 MB = 1_000_000
@@ -87,3 +91,28 @@ def test_plan_puts_every_record_once_balanced_and_deterministic():
     other = plan_shards("train", ids, targets, folds, seed=6, record_bytes=RECORD,
                         shard_bytes=4 * RECORD)
     assert plan_digest(other) != plan_digest(plans)
+
+
+def test_a_published_shard_appears_whole_with_its_manifest_entry(tmp_path):
+    dest = Destination(str(tmp_path / "out"))
+    dest.prepare()
+    name = shard_name("train", 1, 0, 2)
+    work = dest.local_work_path(name)
+    assert os.path.dirname(work) == os.path.join(dest.root, TMP_DIR)  # never under a final name
+    with open(work, "wb") as handle:
+        handle.write(b"twelve bytes")
+    entry = dest.publish_shard(work, name, 1, 0, 2, Counter({1: 2, 0: 3}))
+    assert entry == {"name": name, "fold": 1, "index": 0, "count": 2, "records": 5,
+                     "classes": {"0": 3, "1": 2}, "bytes": 12,
+                     "crc32c": hash_file(os.path.join(dest.root, name))["crc32c"], "skipped": []}
+    assert not os.path.exists(work) and dest.listing() == {name: 12}
+    assert dest.checksum_matches(name, entry)
+    assert not dest.checksum_matches(name, {**entry, "crc32c": "00000000"})
+
+
+def test_the_manifest_document_round_trips():
+    doc = manifest_header(2, {"split": "pseudo"}, {"batch_size": 4}, "abc", (6, 273, 256),
+                          complete=False)
+    assert doc["format"] == FORMAT and doc["complete"] is False
+    assert doc["cadence_shape"] == [6, 273, 256] and doc["tool"]["name"] == "tfseti"
+    assert loads_manifest(dumps_manifest(doc), "m") == doc
