@@ -23,7 +23,7 @@ Every stage runs through its command-line entry point, as a user would type it (
 7. the table: ROC AUC overall, per needle family (that family's positives against all
    negatives) and per SNR bin (that bin's positives against all negatives), for the model and
    every classical score side by side, with the difference model - score and its 95 % interval
-   (paired bootstrap over the test cadences, seeded).
+   (paired bootstrap over the test cadences, seeded: ``tfseti.evaluate.compare``).
 
 Outputs in ``--out``: ``settings.json`` (resolved settings, every stage's command line and wall
 time), ``results.json`` (the table, the background chosen per score and its train AUCs, the
@@ -49,9 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:   # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from tfseti import evaluate  # noqa: E402
 from tfseti.demo import Stage, run_stage  # noqa: E402
 from tfseti.io.kaggle import TRUTH_FILE  # noqa: E402
-from tfseti.metrics import rank_auc  # noqa: E402
 
 TRAIN_FAMILIES = ("linear", "squared", "broad")
 TEST_FAMILIES = ("linear", "squared", "broad", "sine", "pulsed")
@@ -61,7 +61,7 @@ SCORES = ("straight_line", "two_of_three", "panel_maxima")
 MODEL = "model"
 FOLDS = 5
 VAL_FOLD = 0
-OVERALL = "all"
+OVERALL = evaluate.OVERALL
 
 
 @dataclass(frozen=True)
@@ -207,79 +207,50 @@ def test_stage(s: Settings, background: str) -> Stage:
 # ----------------------------------------------------------------------------- scoring
 
 
-def groups_of(truth) -> list[tuple[str, str, "object"]]:
-    """``(kind, name, boolean mask of the positives)``: overall, each family, each SNR bin."""
-    positives = truth["target"] == 1
-    out = [("overall", OVERALL, positives)]
-    for family in sorted(truth.loc[positives, "family"].dropna().unique()):
-        out.append(("family", str(family), positives & (truth["family"] == family)))
-    for snr in sorted(truth.loc[positives, "snr"].dropna().unique()):
-        out.append(("snr", f"{snr:g}", positives & (truth["snr"] == snr)))
-    return out
-
-
 def compare(truth, scores: dict, bootstrap: int, seed: int) -> list[dict]:
-    """One row per group: n_pos, n_neg, the AUC of every scorer, and for each classical score the
-    difference model - score with its paired-bootstrap 95 % interval.
-
-    ``truth``: test rows (``id, target, family, snr``); ``scores``: ``{name: (N,) array}`` in the
-    order of ``truth``, the model's under ``MODEL``.
-    """
-    import numpy as np
-
-    negatives = (truth["target"] == 0).to_numpy()
-    rng = np.random.default_rng(seed)
-    rows = []
-    for kind, name, mask in groups_of(truth):
-        mask = mask.to_numpy()
-        row = {"kind": kind, "group": name, "n_pos": int(mask.sum()), "n_neg": int(negatives.sum())}
-        for scorer, values in scores.items():
-            row[f"auc_{scorer}"] = rank_auc(values[mask], values[negatives])
-        draws = [(rng.integers(0, mask.sum(), mask.sum()), rng.integers(0, negatives.sum(), negatives.sum()))
-                 for _ in range(bootstrap)]
-        model_pos, model_neg = scores[MODEL][mask], scores[MODEL][negatives]
-        model_boot = np.array([rank_auc(model_pos[p], model_neg[n]) for p, n in draws])
-        for scorer, values in scores.items():
-            if scorer == MODEL:
-                continue
-            row[f"diff_{scorer}"] = row[f"auc_{MODEL}"] - row[f"auc_{scorer}"]
-            if bootstrap:
-                pos, neg = values[mask], values[negatives]
-                diffs = model_boot - np.array([rank_auc(pos[p], neg[n]) for p, n in draws])
-                low, high = np.percentile(diffs, [2.5, 97.5])
-                row[f"ci_{scorer}"] = [float(low), float(high)]
-        rows.append(row)
-    return rows
+    """``tfseti.evaluate.compare`` with the model (``MODEL``) against every other scorer: one row
+    per group (overall, each family, each SNR value), each AUC and the difference model - score
+    with their paired-bootstrap 95 % intervals (``ci_auc_<s>``, ``ci_diff_<s>``)."""
+    return evaluate.compare(truth, scores, model=MODEL, n_boot=bootstrap, seed=seed)
 
 
 def format_table(rows: list[dict], scorers: list[str]) -> str:
     baselines = [s for s in scorers if s != MODEL]
-    head = f"{'group':<16}{'n_pos':>6}{'n_neg':>6}  {'model':>6}"
+    head = f"{'group':<16}{'n_pos':>6}{'n_neg':>6}  {'model':>9}"
     for b in baselines:
-        head += f"  {b:>13} {'diff':>7} {'95% CI':>17}"
+        head += f"  {b:>13} {'diff':>9} {'95% CI':>20}"
     lines = [head, "-" * len(head)]
     for row in rows:
-        label = row["group"] if row["kind"] == "overall" else f"{row['kind']} {row['group']}"
-        line = f"{label:<16}{row['n_pos']:>6}{row['n_neg']:>6}  {row['auc_' + MODEL]:6.4f}"
+        line = (f"{evaluate.label(row):<16}{row['n_pos']:>6}{row['n_neg']:>6}  "
+                f"{evaluate.fmt(row['auc_' + MODEL]):>9}")
         for b in baselines:
-            ci = row.get(f"ci_{b}")
-            interval = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "n/a"
-            line += f"  {row['auc_' + b]:13.4f} {row['diff_' + b]:+7.4f} {interval:>17}"
+            interval = evaluate.fmt_interval(row.get(f"ci_diff_{b}"), signed=True)
+            line += (f"  {evaluate.fmt(row['auc_' + b]):>13} "
+                     f"{evaluate.fmt(row['diff_' + b], signed=True):>9} {interval:>20}")
         lines.append(line)
     return "\n".join(lines)
 
 
+def _snr_low(group: str) -> float:
+    """The lowest SNR of an SNR group's label (``10``, ``[10, 20)``; ``unknown``: NaN)."""
+    try:
+        return float(group.lstrip("[").split(",")[0])
+    except ValueError:
+        return float("nan")
+
+
 def verdict(rows: list[dict], scorers: list[str], min_snr: float = 10.0) -> list[str]:
     """Where the model is not ahead of every classical score: overall, every family, every SNR
-    bin from ``min_snr`` up (empty: ahead everywhere)."""
+    bin from ``min_snr`` up (empty: ahead everywhere; an undefined AUC is not ahead)."""
     behind = []
     for row in rows:
-        if row["kind"] == "snr" and float(row["group"]) < min_snr:
+        if row["kind"] == "snr" and not _snr_low(row["group"]) >= min_snr:
             continue
         for b in (s for s in scorers if s != MODEL):
-            if not row[f"auc_{MODEL}"] > row[f"auc_{b}"]:
-                behind.append(f"{row['kind']} {row['group']}: model {row['auc_' + MODEL]:.4f} <= "
-                              f"{b} {row['auc_' + b]:.4f}")
+            mine, theirs = row[f"auc_{MODEL}"], row[f"auc_{b}"]
+            if mine is None or theirs is None or not mine > theirs:
+                behind.append(f"{row['kind']} {row['group']}: model {evaluate.fmt(mine)} <= "
+                              f"{b} {evaluate.fmt(theirs)}")
     return behind
 
 
@@ -292,20 +263,15 @@ def choose_backgrounds(s: Settings) -> dict:
     for score in SCORES:
         aucs = {}
         for background in BACKGROUNDS:
-            table = pd.read_csv(str(s.classical("train", background)).replace(".csv", "_hits.csv"),
-                                dtype={"id": str})
-            merged = truth.merge(table, on="id", validate="one_to_one")
-            pos, neg = merged[merged.target == 1][score], merged[merged.target == 0][score]
-            aucs[background] = rank_auc(pos, neg)
-        chosen[score] = {"background": max(aucs, key=aucs.get), "train_auc": aucs}
+            hits = str(s.classical("train", background)).replace(".csv", "_hits.csv")
+            aucs[background] = evaluate.score(truth, evaluate.read_scores(hits, truth, score))
+        defined = {b: v for b, v in aucs.items() if v is not None} or aucs
+        chosen[score] = {"background": max(defined, key=lambda b: defined[b] or 0.0), "train_auc": aucs}
     return chosen
 
 
 def read_split_truth(folder: Path, split: str):
-    import pandas as pd
-
-    truth = pd.read_csv(folder / TRUTH_FILE, dtype={"id": str})
-    return truth[truth["split"] == split][["id", "target", "family", "snr"]].reset_index(drop=True)
+    return evaluate.read_truth(folder / TRUTH_FILE, split)
 
 
 def epoch_history(s: Settings) -> list[float]:
@@ -317,15 +283,11 @@ def epoch_history(s: Settings) -> list[float]:
 def score_table(s: Settings, chosen: dict):
     """Test truth and ``{scorer: scores in truth order}`` (the model and each classical score
     with its chosen background)."""
-    import pandas as pd
-
     truth = read_split_truth(s.test_data, "test")
-    model = pd.read_csv(s.predictions / "model.csv", dtype={"id": str})
-    scores = {MODEL: truth.merge(model, on="id", validate="one_to_one")["target_y"].to_numpy()}
+    scores = {MODEL: evaluate.read_scores(s.predictions / "model.csv", truth)}
     for score in SCORES:
         hits = str(s.classical("test", chosen[score]["background"])).replace(".csv", "_hits.csv")
-        table = pd.read_csv(hits, dtype={"id": str})
-        scores[score] = truth.merge(table, on="id", validate="one_to_one")[score].to_numpy()
+        scores[score] = evaluate.read_scores(hits, truth, score)
     return truth, scores
 
 
@@ -413,7 +375,7 @@ def main(argv=None) -> int:
     print(f"test set: {len(truth)} cadences ({int(truth.target.sum())} needles), families "
           f"{', '.join(TEST_FAMILIES)} (train: {', '.join(TRAIN_FAMILIES)}); recipe {s.config_name}")
     for score, c in chosen.items():
-        aucs = ", ".join(f"{b} {v:.4f}" for b, v in c["train_auc"].items())
+        aucs = ", ".join(f"{b} {evaluate.fmt(v)}" for b, v in c["train_auc"].items())
         print(f"classical {score}: background {c['background']} (train AUC {aucs})")
     train_seconds = next(v for k, v in timings.items() if k.startswith("train "))
     print(f"training wall time: {train_seconds:.0f} s")

@@ -24,7 +24,8 @@ data, every stage through its command-line entry point (as ``tfseti.demo`` does)
    SNR scales agree;
 7. AUC per family (that family's positives against all negatives) and overall, both runs side by
    side, with the difference injected - baseline and its 95 % interval (paired bootstrap over the
-   evaluation cadences: is the difference more than the noise of a few dozen positives?).
+   evaluation cadences, ``tfseti.evaluate``: is the difference more than the noise of a few dozen
+   positives?).
 
 Outputs in ``--out``: ``settings.json`` (the resolved settings and every stage's command line),
 ``results.json`` and ``results.csv`` (the table), ``scale_check.json``, and the data, shards, runs and
@@ -42,8 +43,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tfseti.demo import Stage, run_stage
+from tfseti.evaluate import read_truth
 from tfseti.io.kaggle import TRUTH_FILE
-from tfseti.metrics import rank_auc
 
 TRAIN_FAMILIES = ("linear",)
 EVAL_FAMILIES = ("linear", "sine", "squared")
@@ -51,7 +52,7 @@ INJECT_FAMILIES = ("sine", "squared")
 RUNS = ("baseline", "injected")
 FOLDS = 4
 VAL_FOLD = 0
-OVERALL = "all"
+OVERALL = "all"  # the row of every family (tfseti.evaluate.OVERALL)
 
 
 @dataclass(frozen=True)
@@ -170,46 +171,30 @@ def family_aucs(truth, scores: dict, bootstrap: int = 1000, seed: int = 0) -> "p
     """One row per needle family of ``truth`` and one for all of them: ``n_pos``, ``n_neg``; per
     run, the AUC of that family's positives against all negatives (NaN where a family has no
     positive or there is no negative); ``diff_low`` / ``diff_high``: the 95 % interval of the AUC
-    difference last run - first run over ``bootstrap`` paired resamples (positives and negatives
-    drawn with replacement, the same draw for both runs; seeded).
+    difference last run - first run over ``bootstrap`` paired resamples (``tfseti.evaluate.compare``:
+    positives and negatives drawn with replacement, the same draw for both runs; seeded).
 
     ``truth``: the evaluation rows of ``truth.csv`` (``id``, ``target``, ``family``);
-    ``scores``: ``{run: DataFrame(id, target)}``, each covering every id of ``truth`` once.
+    ``scores``: ``{run: DataFrame(id, target)}``, each covering every id of ``truth`` once
+    (else ``tfseti.evaluate.EvaluationError``).
     """
-    import numpy as np
     import pandas as pd
 
+    from tfseti import evaluate
+
     runs = list(scores)
-    table = truth[["id", "target", "family"]].copy()
-    for run, frame in scores.items():
-        frame = frame[["id", "target"]].rename(columns={"target": run})
-        if frame["id"].duplicated().any() or set(frame["id"]) != set(table["id"]):
-            raise ValueError(f"predictions of {run!r}: expected each of the {len(table)} evaluation "
-                             f"ids exactly once")
-        table = table.merge(frame, on="id", validate="one_to_one")
-    negatives = table[table["target"] == 0]
-    positives = table[table["target"] == 1]
-    groups = [(name, positives[positives["family"] == name])
-              for name in sorted(positives["family"].unique())]
-    groups.append((OVERALL, positives))
-    rng = np.random.default_rng(seed)
-    rows = []
-    for name, pos in groups:
-        row = {"family": name, "n_pos": len(pos), "n_neg": len(negatives)}
-        usable = len(pos) > 0 and len(negatives) > 0
-        for run in runs:
-            row[run] = rank_auc(pos[run], negatives[run]) if usable else float("nan")
-        row["diff_low"] = row["diff_high"] = float("nan")
-        if usable and bootstrap > 0:
-            first, last = ((pos[r].to_numpy(), negatives[r].to_numpy()) for r in (runs[0], runs[-1]))
-            diffs = []
-            for _ in range(bootstrap):
-                p = rng.integers(0, len(pos), len(pos))
-                n = rng.integers(0, len(negatives), len(negatives))
-                diffs.append(rank_auc(last[0][p], last[1][n]) - rank_auc(first[0][p], first[1][n]))
-            row["diff_low"], row["diff_high"] = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    aligned = {run: evaluate.align_scores(truth, frame, "target", name=f"predictions of {run!r}")
+               for run, frame in scores.items()}
+    rows = evaluate.compare(truth, aligned, model=runs[-1],
+                            baselines=[runs[0]], n_boot=bootstrap, seed=seed, by=("family",))
+    table = []
+    for row in rows[1:] + rows[:1]:  # the families, then all of them
+        interval = row[f"ci_diff_{runs[0]}"] or [None, None]
+        table.append({"family": row["group"], "n_pos": row["n_pos"], "n_neg": row["n_neg"],
+                      **{run: row[f"auc_{run}"] for run in runs},
+                      "diff_low": interval[0], "diff_high": interval[1]})
+    return pd.DataFrame(table).astype({run: float for run in runs} | {"diff_low": float,
+                                                                      "diff_high": float})
 
 
 def format_table(table, runs=RUNS) -> str:
@@ -309,8 +294,7 @@ def summarise(settings: Settings, timings: dict[str, float], step: int, total: i
     import pandas as pd
 
     out = Path(settings.out)
-    truth = pd.read_csv(settings.eval_data / TRUTH_FILE, dtype={"id": str})
-    truth = truth[truth["split"] == "test"]
+    truth = read_truth(settings.eval_data / TRUTH_FILE, "test")
 
     print(f"\n[{step}/{total}] needle scale check: synthetic / injected, "
           f"{settings.scale_check} positive(s) per family", flush=True)
@@ -325,7 +309,8 @@ def summarise(settings: Settings, timings: dict[str, float], step: int, total: i
     table = family_aucs(truth, scores, settings.bootstrap, settings.seed)
     table.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps(
-        {"table": table.to_dict("records"), "scale_check": ratios, "seconds": timings}, indent=2))
+        {"table": table.astype(object).where(table.notna(), None).to_dict("records"),
+         "scale_check": ratios, "seconds": timings}, indent=2, allow_nan=False))
     print(f"\n== domain shift: train families {','.join(TRAIN_FAMILIES)}; injected run adds "
           f"{','.join(INJECT_FAMILIES)} (p = {settings.inject_p}); SNR {_snr_text(settings.snr)}; "
           f"seed {settings.seed} ==")

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:   # run as a script from a checkout
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import detection  # noqa: E402  (the detection benchmark's data, truth and table)
+from tfseti import evaluate  # noqa: E402
 from tfseti.demo import Stage, run_stage  # noqa: E402
 
 TEACHER = "teacher"
@@ -133,16 +134,13 @@ def run_shot(stages: list[Stage], out: Path) -> float:
 
 def round_scores(loop_dir: Path, rounds: int, truth) -> dict:
     """``{round: test probabilities in truth order}`` (round 0: the teacher)."""
-    import pandas as pd
-
     out = {}
     for k in range(rounds + 1):
         if k < rounds:
             path, column = loop_dir / f"pseudo{k}" / "predictions.csv", "probability"
         else:
             path, column = loop_dir / f"round{k}" / "unlabelled.csv", "target"
-        table = pd.read_csv(path, dtype={"id": str})[["id", column]].rename(columns={column: "score"})
-        out[k] = truth.merge(table, on="id", validate="one_to_one")["score"].to_numpy()
+        out[k] = evaluate.read_scores(path, truth, column)
     return out
 
 
@@ -174,7 +172,7 @@ def main(argv=None) -> int:
           f"{args.extra_ratio}; loop wall time {seconds:.0f} s")
     for row in loop_rows:
         print(f"round {row['round']} ({row['role']}): fold-0 validation AUC "
-              f"{row['validation_auc'] if row['validation_auc'] is None else round(row['validation_auc'], 4)}")
+              f"{evaluate.fmt(row['validation_auc'])}")
     for k in range(1, args.rounds + 1):
         scores = {detection.MODEL: per_round[k], TEACHER: per_round[0], CLASSICAL: classical}
         rows = detection.compare(truth, scores, args.bootstrap, run.seed)
@@ -183,10 +181,7 @@ def main(argv=None) -> int:
               f"{CLASSICAL}:")
         print(detection.format_table(rows, list(scores)))
     if args.shot:
-        import pandas as pd
-
-        shot = pd.read_csv(out / "shot_predictions.csv", dtype={"id": str})
-        shot = truth.merge(shot, on="id", validate="one_to_one")["target_y"].to_numpy()
+        shot = evaluate.read_scores(out / "shot_predictions.csv", truth)
         scores = {detection.MODEL: shot, TEACHER: per_round[0], CLASSICAL: classical}
         rows = detection.compare(truth, scores, args.bootstrap, run.seed)
         results["tables"]["shot"] = rows

@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:   # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import detection  # noqa: E402  (benchmarks/detection.py, next to this file)
+from tfseti.evaluate import fmt  # noqa: E402
 
 # Every recipe, on 2 CPU cores: no ImageNet download here, no XLA (on the CPU it makes an
 # EfficientNet step ~15x slower, benchmarks/model_bench.py), float32 (no bfloat16 kernels worth
@@ -94,13 +95,13 @@ def format_summary(runs: list[dict]) -> str:
     for run in runs:
         overall = next(r for r in run["rows"] if r["kind"] == "overall")
         best = max((k for k in overall if k.startswith("auc_") and k != f"auc_{detection.MODEL}"),
-                   key=lambda k: overall[k])
-        snr = " ".join(f"{r['group']}:{r['auc_' + detection.MODEL]:.3f}"
+                   key=lambda k: -1.0 if overall[k] is None else overall[k])
+        snr = " ".join(f"{r['group']}:{fmt(r['auc_' + detection.MODEL], 3)}"
                        for r in run["rows"] if r["kind"] == "snr")
-        epochs = " ".join(f"{v:.3f}" for v in run["val_auc_by_epoch"])
+        epochs = " ".join(fmt(v, 3) for v in run["val_auc_by_epoch"])
         lines.append(f"{run['recipe']:<10} train {run['train_seconds']:5.0f} s  val AUC by epoch {epochs}"
-                     f"  | test {overall['auc_' + detection.MODEL]:.3f} (SNR {snr})"
-                     f"  | best classical {best[4:]} {overall[best]:.3f}")
+                     f"  | test {fmt(overall['auc_' + detection.MODEL], 3)} (SNR {snr})"
+                     f"  | best classical {best[4:]} {fmt(overall[best], 3)}")
     return "\n".join(lines)
 
 

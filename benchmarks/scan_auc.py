@@ -16,7 +16,8 @@ against the classical search, on a synthetic cadence with many needles and inter
    touches it; *empty* when no signal touches it. Windows holding part of a track are left out.
 4. **AUC** of the model's probability and of the classical ``two_of_three`` score: needle windows
    against every negative (empty + RFI) and against the RFI windows alone, with 95% bootstrap
-   intervals (``--boot`` resamples of the windows, per class). Printed and written to
+   intervals (``--boot`` resamples of the windows, per class), and the difference model - search
+   with its paired interval (``tfseti.evaluate.compare``). Printed and written to
    ``OUT/summary.json``.
 
 Nothing is tuned on this data: it measures a model trained elsewhere (e.g. the demo's, on Kaggle-
@@ -94,15 +95,29 @@ def label_windows(starts: np.ndarray, truth: dict) -> np.ndarray:
     return labels
 
 
-def auc_interval(pos: np.ndarray, neg: np.ndarray, boot: int, seed: int) -> tuple[float, float, float]:
-    from tfseti.metrics import auc
+def window_aucs(table, labels: np.ndarray, boot: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """The AUC rows (per score and set of negatives: auc, low, high) and the difference rows
+    (probability - dedoppler, per set of negatives) of ``tfseti.evaluate.compare``: needle windows
+    against the negatives, the windows resampled per class, both scores on the same resamples."""
+    import pandas as pd
 
-    def one(p, n):
-        return auc(np.r_[np.ones(len(p)), np.zeros(len(n))], np.r_[p, n])
+    from tfseti.evaluate import compare
 
-    rng = np.random.default_rng(seed)
-    draws = [one(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(boot)]
-    return one(pos, neg), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+    names = ("probability", "dedoppler")
+    aucs, differences = [], []
+    for against, negative in (("empty + RFI", labels <= 0), ("RFI only", labels == 0)):
+        keep = (labels == 1) | negative
+        truth = pd.DataFrame({"target": (labels[keep] == 1).astype(int)})
+        scores = {n: table[n].to_numpy(dtype=np.float64)[keep] for n in names}
+        (row,) = compare(truth, scores, model="probability", n_boot=boot, seed=seed, by=())
+        for n in names:
+            low, high = row[f"ci_auc_{n}"] or (None, None)
+            aucs.append({"score": n, "negatives": against, "auc": row[f"auc_{n}"],
+                         "low": low, "high": high})
+        low, high = row["ci_diff_dedoppler"] or (None, None)
+        differences.append({"negatives": against, "difference": row["diff_dedoppler"],
+                            "low": low, "high": high})
+    return sorted(aucs, key=lambda r: names.index(r["score"])), differences
 
 
 def main(argv=None) -> int:
@@ -125,6 +140,7 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
+    from tfseti.evaluate import fmt, fmt_interval
     from tfseti.scan.__main__ import main as scan_main
     from tfseti.synth.observation import write_large_cadence
 
@@ -148,21 +164,21 @@ def main(argv=None) -> int:
     labels = label_windows(table.channel_start.to_numpy(), truth)
     counts = {name: int((labels == v).sum()) for name, v in
               (("needle", 1), ("rfi", 0), ("empty", -1), ("left out", 2))}
-    rows = []
-    for score in ("probability", "dedoppler"):
-        values = table[score].to_numpy()
-        pos = values[labels == 1]
-        for against, mask in (("empty + RFI", labels <= 0), ("RFI only", labels == 0)):
-            value, lo, hi = auc_interval(pos, values[mask], args.boot, args.seed)
-            rows.append({"score": score, "negatives": against, "auc": value, "low": lo, "high": hi})
+    rows, differences = window_aucs(table, labels, args.boot, args.seed)
     print(f"data: {args.fchans} channels x {args.tchans} x {args.dt:g} s x 6 files, "
           f"{args.needles} needles (SNR {args.snr}), {args.rfi} RFI; scan {seconds:.1f} s")
     print(f"windows: {counts}")
     print(f"{'score':<12} | {'negatives':<12} | AUC    | 95% interval")
     for r in rows:
-        print(f"{r['score']:<12} | {r['negatives']:<12} | {r['auc']:.4f} | [{r['low']:.4f}, {r['high']:.4f}]")
-    summary = {"args": vars(args), "windows": counts, "scan_seconds": seconds, "auc": rows}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"{r['score']:<12} | {r['negatives']:<12} | {fmt(r['auc'])} | "
+              f"{fmt_interval((r['low'], r['high']) if r['low'] is not None else None, 4)}")
+    for r in differences:
+        print(f"probability - dedoppler, against {r['negatives']}: {fmt(r['difference'], signed=True)} "
+              f"{fmt_interval((r['low'], r['high']) if r['low'] is not None else None, 4, signed=True)}"
+              f" (paired)")
+    summary = {"args": vars(args), "windows": counts, "scan_seconds": seconds, "auc": rows,
+               "difference": differences}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     print(f"summary: {out / 'summary.json'}")
     return 0
 

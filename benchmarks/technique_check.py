@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:   # run as a script from a checkout
 import detection  # noqa: E402  (benchmarks/detection.py, next to this file)
 
 from tfseti.demo import Stage, run_stage  # noqa: E402
+from tfseti.evaluate import fmt, fmt_interval, label  # noqa: E402
 
 EPOCHS = 4
 # Each base: (recipe, overrides). The image base is cpu_demo's view (ON panels 819 x 256 -> 128 x 64,
@@ -169,12 +170,11 @@ def stack_variant(out: Path, names: list[str], bootstrap: int, seed: int) -> dic
 def format_rows(name: str, base: str | None, val: float | None, rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
-        label = row["group"] if row["kind"] == "overall" else f"{row['kind']} {row['group']}"
-        line = f"{name:<26}{label:<16}{row['n_pos']:>6}  {row['auc_' + detection.MODEL]:6.4f}"
+        line = f"{name:<26}{label(row):<16}{row['n_pos']:>6}  {fmt(row['auc_' + detection.MODEL]):>9}"
         if base is not None and "auc_base" in row:
-            ci = row.get("ci_base")
-            interval = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "n/a"
-            line += f"  {row['auc_base']:6.4f} {row['diff_base']:+7.4f} {interval:>17}"
+            interval = fmt_interval(row.get("ci_diff_base"), signed=True)
+            line += (f"  {fmt(row['auc_base']):>9} {fmt(row['diff_base'], signed=True):>9} "
+                     f"{interval:>20}")
         if row["kind"] == "overall" and val is not None:
             line += f"   val {val:.4f}"
         lines.append(line)
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
         lines += ["stack: fold-0 OOF AUC (held-out parts), each member, the mean and the stack:",
                   summary[STACK]["validation_table"], ""]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    head = f"{'variant':<26}{'group':<16}{'n_pos':>6}  {'test':>6}  {'base':>6} {'diff':>7} {'95% CI':>17}"
+    head = f"{'variant':<26}{'group':<16}{'n_pos':>6}  {'test':>9}  {'base':>9} {'diff':>9} {'95% CI':>20}"
     print("\n== techniques against the same recipe without them (test AUC; diff = variant - base) ==")
     print(head)
     print("-" * len(head))

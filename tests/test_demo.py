@@ -41,3 +41,34 @@ def test_every_stage_runs_a_command_module():
     plan = demo.build_plan(Path("out"), 10, 4, 0, 2)
     modules = [stage.argv[stage.argv.index("-m") + 1] for stage in plan.stages]
     assert [m for m in modules if not _runnable(m)] == []
+
+
+def _scored_demo_folder(tmp_path, submission_ids=None):
+    plan = demo.build_plan(tmp_path, 10, 4, 0, 2)
+    plan.data.mkdir(parents=True)
+    (plan.data / "truth.csv").write_text("id,target,split,family,snr\n"
+                                         "t0,1,train,linear,20\n"
+                                         "a,1,test,linear,20\nb,0,test,,\nc,1,test,sine,30\nd,0,test,,\n")
+    ids = submission_ids or ["a", "b", "c", "d"]
+    scores = dict(zip(["a", "b", "c", "d"], [0.9, 0.1, 0.8, 0.2]))
+    (plan.submission).write_text("id,target\n" + "".join(f"{i},{scores.get(i, 0.5)}\n" for i in ids))
+    plan.classical.write_text("id,target\na,0.9\nb,0.95\nc,0.2\nd,0.1\n")
+    return plan
+
+
+def test_test_set_scored_model_against_classical_with_paired_intervals(tmp_path, capsys):
+    plan = _scored_demo_folder(tmp_path)
+    row = demo.score_test_set(plan, n_boot=50)
+    assert row["auc_model"] == 1.0 and row["auc_classical"] == 0.5
+    assert row["diff_classical"] == 0.5 and row["ci_diff_classical"][0] <= 0.5
+    demo.print_comparison(row, 4)
+    printed = capsys.readouterr().out
+    assert "the model is ahead of the classical search by +0.5000" in printed
+
+
+def test_a_submission_missing_test_ids_is_an_error(tmp_path):
+    from tfseti.evaluate import EvaluationError
+
+    plan = _scored_demo_folder(tmp_path, submission_ids=["a", "b", "c"])
+    with pytest.raises(EvaluationError, match=r"submission.csv: 1 id\(s\) of the truth missing"):
+        demo.score_test_set(plan, n_boot=10)

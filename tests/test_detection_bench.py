@@ -35,12 +35,10 @@ def test_compare_groups_differences_and_intervals():
     assert [(r["kind"], r["group"]) for r in rows] == [
         ("overall", "all"), ("family", "linear"), ("family", "sine"), ("snr", "10"), ("snr", "40")]
     for row in rows:
-        mask = np.ones(n, bool) if row["kind"] == "overall" else None
         assert row["n_neg"] == int((truth.target == 0).sum())
         assert row["diff_weak"] == pytest.approx(row["auc_model"] - row["auc_weak"])
-        low, high = row["ci_weak"]
+        low, high = row["ci_diff_weak"]
         assert low <= row["diff_weak"] <= high
-        del mask
     overall = rows[0]
     positives = truth.target == 1
     assert overall["auc_model"] == pytest.approx(roc_auc_score(truth.target, scores["model"]))
@@ -51,6 +49,15 @@ def test_compare_groups_differences_and_intervals():
     assert flipped and all("model" in line and "strong" in line for line in flipped)
     table = bench.format_table(rows, list(scores))
     assert "snr 40" in table and "family sine" in table
+
+
+def test_undefined_groups_print_and_count_as_not_ahead():
+    truth = pd.DataFrame({"target": [1, 1, 1], "family": ["linear"] * 3, "snr": [10.0] * 3})
+    scores = {"model": np.array([0.1, 0.2, 0.3]), "strong": np.array([0.3, 0.2, 0.1])}
+    rows = bench.compare(truth, scores, bootstrap=10, seed=0)     # no negative: every AUC undefined
+    assert all(r["auc_model"] is None and r["ci_diff_strong"] is None for r in rows)
+    assert "undefined" in bench.format_table(rows, list(scores))
+    assert len(bench.verdict(rows, list(scores))) == len(rows)
 
 
 def _finished_run(root: Path, **settings) -> Path:
@@ -141,7 +148,8 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     kinds = {row["kind"] for row in results["rows"]}
     assert kinds == {"overall", "family", "snr"}
     for row in results["rows"]:
-        assert {"auc_model", "auc_two_of_three", "diff_panel_maxima", "ci_straight_line"} <= set(row)
+        assert {"auc_model", "auc_two_of_three", "diff_panel_maxima", "ci_diff_straight_line",
+                "ci_auc_model"} <= set(row)
     assert set(results["classical_background"]) == set(bench.SCORES)
     settings = json.loads((out / "settings.json").read_text())
     assert settings["tiny"] and any("tfseti.train" in " ".join(s["argv"]) for s in settings["stages"])
@@ -181,7 +189,7 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     assert set(results["tables"]) == {"round1", "shot"}
     for rows in results["tables"].values():
         assert {row["kind"] for row in rows} == {"overall", "family", "snr"}
-        assert {"auc_model", "auc_teacher", "diff_teacher", "ci_teacher",
+        assert {"auc_model", "auc_teacher", "diff_teacher", "ci_diff_teacher",
                 "auc_two_of_three"} <= set(rows[0])
     assert [row["round"] for row in results["rounds"]] == [0, 1]
     assert "synthesise" not in printed and not (students / "data").exists()

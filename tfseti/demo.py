@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfseti import child
 from tfseti.console import positive_int
 from tfseti.io.kaggle import TRUTH_FILE
 
@@ -35,6 +35,7 @@ DEMO_EPOCHS = 5
 DEMO_N_TRAIN = 2000
 DEMO_OVERRIDES = (f"train.epochs={DEMO_EPOCHS}", "model.options.stem_strides=[1, 2]",
                   "view.dedoppler.drifts=33")
+BOOTSTRAP = 1000  # paired resamples of the test set for the intervals of the summary
 
 
 @dataclass
@@ -118,32 +119,45 @@ def run_stage(index: int, total: int, stage: Stage) -> float:
     print(f"\n[{index}/{total}] {stage.name}\n$ {shlex.join(stage.argv)}", flush=True)
     start = time.perf_counter()
     # Each stage quiets TensorFlow's start-up lines itself (tfseti.console; TFSETI_TF_LOGS=1
-    # brings them back).
-    result = subprocess.run(stage.argv)
+    # brings them back). The stage dies with the demo (tfseti.child).
+    returncode = child.run(stage.argv)
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        print(f"\ndemo: stage '{stage.name}' failed with exit code {result.returncode}", file=sys.stderr)
-        raise SystemExit(result.returncode or 1)
+    if returncode != 0:
+        print(f"\ndemo: stage '{stage.name}' failed with exit code {returncode}", file=sys.stderr)
+        raise SystemExit(returncode or 1)
     print(f"[{index}/{total}] done in {seconds:.1f} s", flush=True)
     return seconds
 
 
-def _test_auc(plan: DemoPlan, scores: Path) -> float | None:
-    """A submission scored against the synthetic truth (real Kaggle test labels are hidden)."""
+def score_test_set(plan: DemoPlan, n_boot: int = BOOTSTRAP) -> dict | None:
+    """The submission and the classical search scored against the synthetic truth (real Kaggle
+    test labels are hidden): ``tfseti.evaluate.compare``'s overall row (``model`` against
+    ``classical``, paired-bootstrap intervals seeded with the demo's seed); None when a file is
+    absent. A file that does not cover the test ids raises ``EvaluationError``."""
     truth_file = plan.data / TRUTH_FILE
-    if not (truth_file.exists() and scores.exists()):
+    if not all(p.exists() for p in (truth_file, plan.submission, plan.classical)):
         return None
-    import pandas as pd
+    from tfseti import evaluate
 
-    from tfseti.metrics import auc
+    truth = evaluate.read_truth(truth_file, "test")
+    scores = {"model": evaluate.read_scores(plan.submission, truth),
+              "classical": evaluate.read_scores(plan.classical, truth)}
+    return evaluate.compare(truth, scores, n_boot=n_boot, seed=plan.seed, by=())[0]
 
-    truth = pd.read_csv(truth_file, dtype={"id": str})
-    truth = truth[truth["split"] == "test"][["id", "target"]]
-    scored = truth.merge(pd.read_csv(scores, dtype={"id": str}), on="id",
-                         suffixes=("_true", "_pred"), validate="one_to_one")
-    if len(scored) != len(truth) or scored["target_true"].nunique() < 2:
-        return None
-    return auc(scored["target_true"], scored["target_pred"])
+
+def print_comparison(row: dict, n_test: int) -> None:
+    from tfseti.evaluate import fmt, fmt_interval
+
+    print(f"test AUC against the synthetic truth.csv ({n_test} cadences, SNR {SNR}; 95 % "
+          f"paired-bootstrap intervals):")
+    for name, what in (("model", "model (cpu recipe, flip TTA)"),
+                       ("classical", "classical de-Doppler (two_of_three)")):
+        print(f"  {what:<38} {fmt(row['auc_' + name])}  {fmt_interval(row['ci_auc_' + name])}")
+    diff = row["diff_classical"]
+    verdict = ("undefined (one class in the test set)" if diff is None
+               else "ahead of" if diff > 0 else "NOT ahead of")
+    print(f"  the model is {verdict} the classical search by {fmt(diff, signed=True)} "
+          f"{fmt_interval(row['ci_diff_classical'], signed=True)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,14 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         print("validation AUC (fold 0, best epoch): "
               + ("undefined (one class in the fold)" if best is None else f"{best:.4f}"))
     print(f"submission: {plan.submission.resolve()}")
-    test_auc = _test_auc(plan, plan.submission)
-    classical_auc = _test_auc(plan, plan.classical)
-    if test_auc is not None and classical_auc is not None:
-        print(f"test AUC against the synthetic truth.csv ({args.n_test} cadences, SNR {SNR}):")
-        print(f"  model (cpu recipe, flip TTA)           {test_auc:.4f}")
-        print(f"  classical de-Doppler (two_of_three)    {classical_auc:.4f}")
-        verdict = "ahead of" if test_auc > classical_auc else "NOT ahead of"
-        print(f"  the model is {verdict} the classical search by {test_auc - classical_auc:+.4f}")
+    from tfseti.evaluate import EvaluationError
+
+    try:
+        row = score_test_set(plan)
+    except EvaluationError as err:
+        print(f"demo: cannot score the test set: {err}", file=sys.stderr)
+        return 1
+    if row is not None:
+        print_comparison(row, args.n_test)
     print(f"report: {plan.report.resolve()}")
     return 0
 

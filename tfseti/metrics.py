@@ -3,7 +3,8 @@ AUC, the report's tables and curves, the demo's test AUC and the benchmarks' com
 
 The AUC is the Mann-Whitney statistic (the fraction of positive/negative pairs in the right order,
 ties counted half), computed from ranks in O(n log n); it equals scikit-learn's
-``roc_auc_score``. With no positive or no negative it is undefined: NaN, everywhere (the report
+``roc_auc_score``. ``rank_aucs`` computes it for many resamples at once (the bootstrap of
+``tfseti.evaluate``). With no positive or no negative it is undefined: NaN, everywhere (the report
 shows "undefined", the trainer warns). No TensorFlow.
 """
 
@@ -17,14 +18,24 @@ import numpy as np
 def rank_auc(pos, neg) -> float:
     """ROC AUC of the scores of the positives ``pos`` against those of the negatives ``neg``
     (NaN when either is empty)."""
+    pos = np.asarray(pos, dtype=np.float64).reshape(1, -1)
+    neg = np.asarray(neg, dtype=np.float64).reshape(1, -1)
+    return float(rank_aucs(pos, neg)[0])
+
+
+def rank_aucs(pos, neg) -> np.ndarray:
+    """Row by row, the ROC AUC of ``pos[i]`` against ``neg[i]`` (``(B, P)`` and ``(B, N)``
+    scores: B bootstrap resamples at once); the same statistic as ``rank_auc``, NaN when P or N
+    is 0."""
     from scipy.stats import rankdata
 
-    pos = np.asarray(pos, dtype=np.float64).reshape(-1)
-    neg = np.asarray(neg, dtype=np.float64).reshape(-1)
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]))[: pos.size]
-    return float((ranks.sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    n_pos, n_neg = pos.shape[1], neg.shape[1]
+    if n_pos == 0 or n_neg == 0:
+        return np.full(pos.shape[0], np.nan)
+    ranks = rankdata(np.concatenate([pos, neg], axis=1), axis=1)[:, :n_pos]
+    return (ranks.sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def auc(target, score, mask=None) -> float:

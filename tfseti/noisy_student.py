@@ -42,11 +42,10 @@ import json
 import math
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import time
 
+from tfseti import child
 from tfseti.config import ConfigError
 from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.io.fs import normal_location
@@ -168,23 +167,15 @@ def predict_argv(args, out: str) -> list[str]:
 
 
 # -- running ----------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child: be killed when the loop dies (Linux), so that no training outlives it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_step(name: str, argv: list[str]) -> float:
+    """One step as a child process that dies with the loop (``tfseti.child``: no training
+    outlives a killed loop)."""
     print(f"\n[noisy-student] {name}\n$ {shlex.join(argv)}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run(argv, preexec_fn=_die_with_parent)
+    returncode = child.run(argv)
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise LoopError(f"step '{name}' failed with exit code {result.returncode} (rerun the same "
+    if returncode != 0:
+        raise LoopError(f"step '{name}' failed with exit code {returncode} (rerun the same "
                         f"command to continue from there)")
     print(f"[noisy-student] {name}: done in {seconds:.1f} s", flush=True)
     return seconds
@@ -263,33 +254,26 @@ def _validation_auc(run_dir: str, fold: str) -> float | None:
 
 
 def _truth(unlabelled: str):
-    """The synthetic truth of the unlabelled set (``truth.csv`` of a tfseti.synth folder)."""
+    """The synthetic truth of the unlabelled set (the test rows of the ``truth.csv`` of a
+    tfseti.synth folder), or None (no such file: real data)."""
+    from tfseti.evaluate import read_truth
     from tfseti.io.kaggle import TRUTH_FILE
 
     path = os.path.join(unlabelled, TRUTH_FILE)
     if "://" in unlabelled or not os.path.exists(path):
         return None
-    import pandas as pd
-
-    truth = pd.read_csv(path, dtype={"id": str})
-    if "split" in truth:
-        truth = truth[truth["split"] == "test"]
-    return truth[["id", "target"]]
+    return read_truth(path, "test")
 
 
 def unlabelled_auc(truth, predictions: str, column: str) -> float | None:
+    """The AUC of ``predictions`` (every unlabelled id once) against the truth; None: no truth,
+    no predictions yet, or undefined (one class). A file that does not match the truth id for id
+    is an error (``tfseti.evaluate.EvaluationError``)."""
     if truth is None or not os.path.exists(predictions):
         return None
-    import pandas as pd
+    from tfseti.evaluate import read_scores, score
 
-    from tfseti.metrics import auc
-
-    scored = truth.merge(pd.read_csv(predictions, dtype={"id": str}), on="id",
-                         suffixes=("", "_predicted"))
-    if len(scored) != len(truth):
-        return None
-    value = auc(scored["target"], scored[column])
-    return None if math.isnan(value) else float(value)
+    return score(truth, read_scores(predictions, truth, column))
 
 
 def table(args) -> list[dict]:
@@ -308,7 +292,7 @@ def table(args) -> list[dict]:
                                                      "probability"))
         else:
             row["unlabelled_auc"] = unlabelled_auc(
-                truth, os.path.join(teacher_dir(args, k), UNLABELLED_PREDICTIONS), "target_predicted")
+                truth, os.path.join(teacher_dir(args, k), UNLABELLED_PREDICTIONS), "target")
         rows.append(row)
     return rows
 

@@ -12,7 +12,8 @@ import pandas as pd
 from tfseti.io import fs as fsutil
 from tfseti.io.cadence_sources import DataSources, find_sources, load_cadences
 from tfseti.report import page, plots
-from tfseti.report.classical import CLASSICAL_SCORE, classical_scores, comparison
+from tfseti.evaluate import fmt, fmt_interval
+from tfseti.report.classical import BOOTSTRAP, CLASSICAL_SCORE, classical_scores, comparison
 from tfseti.metrics import auc
 from tfseti.report.metrics import breakdown, read_truth
 from tfseti.report.runs import Run, RunFolderError, read_run
@@ -199,16 +200,19 @@ def _classical(run: Run, sources: DataSources, truth: pd.DataFrame | None, out: 
                      os.path.join(out, CLASSICAL_PNG), "ROC: model and classical search")
     table = comparison(run.oof, classical, truth)
     rows = [page.row([page.cell(r.group), page.cell(r.positives), page.cell(r.negatives),
-                      page.auc_cell(r.model), page.auc_cell(r.classical)],
+                      page.auc_cell(r.model), page.auc_cell(r.classical),
+                      page.cell(fmt(r.difference, signed=True)),
+                      page.cell(fmt_interval(r.interval, signed=True))],
                      f' data-group="{page.esc(r.group)}"') for r in table.itertuples()]
     note = page.note(f"The out-of-fold cadences ({origin}) scored by the classical de-Doppler "
                      f"search (python -m tfseti.dedoppler, score {CLASSICAL_SCORE}, default "
                      f"settings): the baseline a model has to beat. Each row: that group's "
-                     f"positives against all negatives.")
+                     f"positives against all negatives; the difference model - classical with "
+                     f"its 95 % paired-bootstrap interval ({BOOTSTRAP} resamples, seed 0).")
     return page.section("classical", title, note + page.image(CLASSICAL_PNG, "ROC of the model "
                         "and of the classical search") + page.table(
-                        ["group", "positives", "negatives", "model AUC", "classical AUC"], rows,
-                        ' class="classical"'))
+                        ["group", "positives", "negatives", "model AUC", "classical AUC",
+                         "difference", "95 % interval"], rows, ' class="classical"'))
 
 
 def _caption(row, truth_rows: dict) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tfseti.metrics import auc
-from tfseti.report.metrics import breakdown
+from tfseti.evaluate import compare
+from tfseti.report.metrics import joined
 
 CLASSICAL_SCORE = "two_of_three"
 SCORE_BATCH = 64
+BOOTSTRAP = 1000  # paired resamples for the interval of the difference model - classical
 
 
 def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
@@ -30,22 +31,30 @@ def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def comparison(oof: pd.DataFrame, classical: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows ``group, positives, negatives, model, classical`` (AUCs; NaN where undefined):
-    overall, then per needle family and SNR bin when a truth file is known (the SNR bins are the
-    model breakdown's, so both columns score the same cadences)."""
-    rows = [{"group": "all", "positives": int((oof["target"] == 1).sum()),
-             "negatives": int((oof["target"] == 0).sum()),
-             "model": auc(oof["target"], oof["score"]),
-             "classical": auc(classical["target"], classical["score"])}]
-    if truth is None:
-        return pd.DataFrame(rows)
-    model, base = breakdown(oof, truth), breakdown(classical, truth)
-    for kind, key in (("families", "family"), ("snr_bins", "bin")):
-        a, b = getattr(model, kind), getattr(base, kind)
-        for left, right in zip(a.itertuples(), b.itertuples()):
-            label = getattr(left, key)
-            rows.append({"group": f"family {label}" if key == "family" else f"SNR {label}",
-                         "positives": left.positives, "negatives": left.negatives,
-                         "model": left.auc, "classical": right.auc})
-    return pd.DataFrame(rows)
+def comparison(oof: pd.DataFrame, classical: pd.DataFrame, truth: pd.DataFrame | None,
+               n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """Rows ``group, positives, negatives, model, classical`` (AUCs; None where undefined),
+    ``difference`` (model - classical) and ``interval`` (its 95 % paired-bootstrap interval,
+    ``tfseti.evaluate.compare``): overall (every out-of-fold row), then per needle family and SNR
+    group when a truth file is known (the rows found in it). ``classical`` holds the same ids and
+    targets as ``oof``, in the same order, with its own scores."""
+    if list(classical["id"]) != list(oof["id"]):
+        raise ValueError("comparison: the classical scores must be of the out-of-fold ids, in order")
+
+    def scored(table: pd.DataFrame, by) -> list[dict]:
+        scores = {name: table[["id"]].merge(frame[["id", "score"]], on="id")["score"]
+                  .to_numpy(np.float64) for name, frame in (("model", oof), ("classical", classical))}
+        return compare(table, scores, model="model", n_boot=n_boot, seed=seed, by=by)
+
+    rows = scored(oof[["id", "target"]].reset_index(drop=True), ())
+    if truth is not None:
+        rows += scored(joined(oof, truth), ("family", "snr"))[1:]
+    out = []
+    for r in rows:
+        group = {"overall": r["group"], "family": f"family {r['group']}",
+                 "snr": f"SNR {r['group']}"}[r["kind"]]
+        out.append({"group": group, "positives": r["n_pos"], "negatives": r["n_neg"],
+                    "model": r["auc_model"], "classical": r["auc_classical"],
+                    "difference": r["diff_classical"], "interval": r["ci_diff_classical"]})
+    return pd.DataFrame(out, columns=["group", "positives", "negatives", "model", "classical",
+                                      "difference", "interval"])
