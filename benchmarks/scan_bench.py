@@ -13,9 +13,13 @@ against the planted needles, and set against turboSETI's ``find_doppler`` on the
    (drift 0 and -0.05 Hz/s) in all six files, each in its own slice of the band. ``--data DIR``
    reuses a cadence there (its ``cadence.lst`` / ``truth.json``), or writes one there.
 2. **scan**: ``python -m tfseti.scan --cadence-list ... --max-drift-hz D`` in a child process (the
-   local runner; ``--model`` and ``--scan-args`` passed through). Seconds, windows/s and MB/s are
-   the scan's own log line (the windows streamed through the scorer, not Python's start-up or the
-   imports); peak RSS is the child's (``os.wait4``), imports included.
+   local runner; ``--model`` and ``--scan-args`` passed through). Two rows: the window search
+   (seconds, windows/s and MB/s from the scan's own log line: the windows streamed through the
+   scorer, not Python's start-up or the imports; hits: its hit windows) and the per-file search
+   (``tfseti.scan.filehits``, turboSETI's search of each file alone at ``--hit-snr``, default 10:
+   seconds from its log line, Numba compilation included; hits: the ``.dat`` rows, events: the
+   scan's own ``events.csv``, level 3). Peak RSS is the child's (``os.wait4``), imports included,
+   the same for both rows.
 3. **turboSETI** (``--turboseti-python``, default ``/tmp/tsvenv/bin/python`` when it exists):
    ``FindDoppler(max_drift=D, snr=10, n_coarse_chan=nchans // 2^20, or 1 when the band is not
    whole 2^20-channel coarse channels).search()`` on each file, run by
@@ -23,10 +27,11 @@ against the planted needles, and set against turboSETI's ``find_doppler`` on the
    of a tiny file that compiles turboSETI's numba kernels; MB/s: the cadence's bytes over those seconds); again with turboSETI's
    default ``max_drift`` 4 (``--turboseti-extra-drift``, 0: not). Then ``find_event_pipeline``
    (filter threshold 3, ON first) on turboSETI's ``.dat`` files and, separately, on the scan's
-   (``OUT/scan/<cadence>/*.dat``, paired with the data files by basename).
+   (``OUT/scan/<cadence>/*.dat``, paired with the data files by basename; shown on the window
+   row, to set against the scan's own ``events.csv`` on the per-file row).
 4. **the table**: per tool the seconds, windows/s, MB/s, peak RSS, needles found / planted, RFI
    hits, hits, and the level-3 events (and how many needles they hold); the ratio scan MB/s /
-   turboSETI MB/s (same max drift, same run). Written to ``OUT/summary.json`` too, with the load
+   turboSETI MB/s (same max drift, same run), for the window search and for the per-file search. Written to ``OUT/summary.json`` too, with the load
    average before and after (the machine may be shared: read the ratio, not the absolute numbers).
 
 Truth: a needle is *found* by the scan when a hit row's ``hit_freq_mhz`` (the path at the first
@@ -69,6 +74,7 @@ NEEDLE_SNR = (25.0, 60.0)
 NEEDLE_DRIFT = (0.05, 0.25)         # |drift| Hz/s
 RFI_LINES = ((0.0, 100.0), (-0.05, 80.0))   # (drift Hz/s, SNR)
 SCAN_LINE = re.compile(r"(\d+) windows in ([\d.]+) s \(([\d.]+) windows/s, ([\d.]+) MB/s\)")
+FILE_LINE = re.compile(r"per-file search in ([\d.]+) s")
 BENCH_DATA = "bench_data.json"
 
 
@@ -249,6 +255,25 @@ def run_scan(args, data: dict, out: str) -> dict:
            "dat_files": [os.path.join(folder, d) for d in info["dat_files"]], "folder": folder,
            "command": shlex.join(cmd)}
     row.update(scan_truth(hits, data["truth"], info["width"]))
+    row["log"] = child["log"]
+    return row
+
+
+def file_search_row(scan: dict, log: str, truth: dict) -> dict:
+    """The per-file search's row: its seconds (log line), the ``.dat`` hits against truth, and the
+    scan's own ``events.csv`` (level 3)."""
+    from tfseti.dedoppler.events import read_events_csv
+
+    match = FILE_LINE.search(log)
+    if match is None:
+        raise RuntimeError("no 'per-file search in S s' line in the scan's log")
+    seconds = float(match.group(1))
+    row = {"tool": "tfseti.scan per-file search (.dat)", "seconds": seconds, "windows": None,
+           "windows_per_s": None, "mb_per_s": scan["input_bytes"] / 1e6 / seconds if seconds > 0 else None,
+           "peak_rss_mb": scan["peak_rss_mb"], "dat_files": scan["dat_files"]}
+    row.update(dat_truth(scan["dat_files"], truth, scan["width"]))
+    rows = [dict(r, Freq=float(r["Freq"])) for r in read_events_csv(os.path.join(scan["folder"], "events.csv"))]
+    row.update(event_truth({"rows": rows}, truth, scan["width"]))
     return row
 
 
@@ -395,8 +420,12 @@ def main(argv=None) -> int:
           flush=True)
     scan = run_scan(args, data, out)
     print(f"scan: {scan['windows']} windows in {scan['seconds']:.1f} s, {scan['hits']} hits", flush=True)
-    rows, notes = [scan], []
-    ratio = None
+    files = file_search_row(scan, scan.pop("log"), truth)
+    print(f"per-file search: {files['seconds']:.1f} s, {files['hits']} .dat hits, {files['events']} events",
+          flush=True)
+    rows, notes = [scan, files], []
+    turbo = 2
+    ratio = file_ratio = None
     if python is not None:
         drifts = [args.max_drift_hz] + ([args.turboseti_extra_drift] if args.turboseti_extra_drift > 0
                                         and args.turboseti_extra_drift != args.max_drift_hz else [])
@@ -411,18 +440,20 @@ def main(argv=None) -> int:
                 row.update(run_events(python, row["dat_files"], h5s, out, f"turboseti_md{drift:g}",
                                       truth, scan["width"]))
             rows.append(row)
-        h5s = rows[1]["h5_files"]
+        h5s = rows[turbo]["h5_files"]
         if all(h is not None for h in h5s):
             scan.update(run_events(python, scan["dat_files"], h5s, out, "scan", truth, scan["width"]))
         if args.format == "fil":
             notes.append("turboSETI converts each .fil to .h5 first (its seconds include that); "
                          "find_event_pipeline read the converted .h5 headers")
-        ratio = scan["mb_per_s"] / rows[1]["mb_per_s"]
+        ratio = scan["mb_per_s"] / rows[turbo]["mb_per_s"]
+        file_ratio = files["mb_per_s"] / rows[turbo]["mb_per_s"] if files["mb_per_s"] else None
     load_end = os.getloadavg()
     print()
     print(table(rows, len(truth["needles"])))
     if ratio is not None:
-        print(f"\nscan MB/s / turboSETI MB/s (max drift {args.max_drift_hz:g} Hz/s, same run): {ratio:.2f}")
+        print(f"\nscan MB/s / turboSETI MB/s (max drift {args.max_drift_hz:g} Hz/s, same run): {ratio:.2f} "
+              f"(windows), {_fmt(file_ratio, '.2f')} (per-file search)")
     print(f"load average: {load_start[0]:.2f} before, {load_end[0]:.2f} after ({os.cpu_count()} CPUs)")
     for note in notes:
         print(f"note: {note}")
@@ -430,6 +461,7 @@ def main(argv=None) -> int:
                "truth": {"needles": truth["needles"], "rfi": truth["rfi"], "nchans": truth["nchans"],
                          "tchans": truth["tchans"], "format": truth["format"]},
                "rows": rows, "ratio_mb_per_s_scan_over_turboseti": ratio,
+               "ratio_mb_per_s_file_search_over_turboseti": file_ratio,
                "load_average": {"start": list(load_start), "end": list(load_end), "cpus": os.cpu_count()},
                "notes": notes}
     path = os.path.join(out, "summary.json")

@@ -1,13 +1,14 @@
 """turboSETI ``.dat`` tables: byte for byte what turboSETI 2.3.2 writes, read back as its
-``find_event.read_dat`` reads them, and the per-file hits of a cadence's window rows."""
+``find_event.read_dat`` reads them, and the coarse channels and windows of the per-file search."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
-from tfseti.scan.dat import DAT_COLUMNS, cadence_dat_hits, header_lines, hit_line, read_dat, write_dat
+from tfseti.scan.dat import DAT_COLUMNS, header_lines, hit_line, read_dat, write_dat
 
 # The first lines of a .dat file turboSETI 2.3.2's FindDoppler wrote (max_drift 4, snr 10) for a
 # setigen-made GBT file: header and top hit, tabs and trailing spaces as written.
@@ -93,31 +94,11 @@ def test_read_dat_names_a_broken_line(tmp_path):
         read_dat(str(path))
 
 
-def _row(window, start, hit_channel, drift, panel_snr, hit=True):
-    return {"window": window, "channel_start": start, "hit_channel": hit_channel,
-            "drift_rate_hz_s": drift, "hit": hit,
-            **{f"panel_snr_{p}": v for p, v in enumerate(panel_snr)}}
+def test_coarse_channels_and_the_window_of_a_hit():
+    from tfseti.scan.filehits import coarse_ranges, nearest_window
 
-
-def test_cadence_hits_go_to_the_files_that_hold_them():
-    foff = -2.7939677238464355e-06
-    info = {"rows": 16, "gap_rows": 2, "tsamp": 18.0, "fch1": 6000.0, "foff": foff, "nchans": 4096,
-            "fine_per_coarse": 1024, "width": 256}
-    step_s = (16 + 2) * 18.0
-    drift = 0.2                              # Hz/s: channels fall (foff < 0) as frequency rises
-    rows = [_row(3, 384, 500.0, drift, [20, 1, 18, 0, 15, 2]),
-            # the same path seen from the overlapping window: one .dat row per file
-            _row(4, 512, 500.4, drift, [19, 1, 17, 0, 14, 2]),
-            _row(9, 1152, 1300.0, 0.0, [9, 9, 9, 9, 9, 9]),          # in every file
-            _row(20, 2560, 2600.0, 0.0, [30, 0, 30, 0, 30, 0], hit=False)]
-    per_file = cadence_dat_hits(info, rows, pattern_snr=6.0)
-    assert [len(h) for h in per_file] == [2, 1, 2, 1, 2, 1]
-    for p in (0, 2, 4):
-        needle = max(per_file[p], key=lambda h: h["snr"])
-        channel = 500.0 + drift * p * step_s / (foff * 1e6)
-        assert needle["index"] == round(channel)
-        assert needle["freq"] == pytest.approx(6000.0 + round(channel) * foff)
-        assert needle["snr"] == [20, 18, 15][p // 2]      # the stronger of the two windows
-        assert needle["coarse"] == round(channel) // 1024
-        assert (needle["freq_start"], needle["freq_end"]) == (6000.0 + 384 * foff, 6000.0 + 639 * foff)
-    assert all(h["index"] == 1300 for p in (1, 3, 5) for h in per_file[p])
+    assert coarse_ranges(4096, None) == [(0, 0, 4096)]
+    assert coarse_ranges(4096, 1024) == [(0, 0, 1024), (1, 1024, 2048), (2, 2048, 3072), (3, 3072, 4096)]
+    assert coarse_ranges(2500, 1024) == [(0, 0, 1024), (1, 1024, 2048), (2, 2048, 2500)]
+    starts = np.array([0, 128, 256, 384])           # width 256, overlap 128
+    assert [nearest_window(starts, 256, c) for c in (0, 127, 191, 192, 250, 511)] == [0, 0, 0, 1, 1, 3]

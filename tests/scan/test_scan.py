@@ -1,6 +1,6 @@
 """``python -m tfseti.scan`` end to end on a setigen-made cadence: the planted needles are found
-where they are, the interference is not among the hits, the .dat tables hold the needles in the
-ON files only, the Beam DirectRunner writes the same as the local runner, scans resume, and a
+where they are, the interference is not among the hits, each .dat holds its own file's hits (the
+needles in the ON files, the RFI everywhere), the events are the drifting needles, the Beam DirectRunner writes the same as the local runner, scans resume, and a
 trained run folder scores windows."""
 
 from __future__ import annotations
@@ -84,7 +84,15 @@ def test_interference_is_not_among_the_hits(local_scan):
     assert len(windows) == 31 and windows.window.tolist() == list(range(31))    # 4096, overlap 128
 
 
-def test_dat_files_hold_the_needles_in_the_on_files(local_scan, cadences):
+def _file_channel(signal, p: int) -> float:
+    """A signal's channel at the start of file ``p`` (setigen's cadence clock)."""
+    return channel_of(signal.freq_mhz + signal.drift_hz_s * p * (16 * 18.253611008 + 30.0) / 1e6)
+
+
+def test_dat_files_hold_each_files_own_hits(local_scan, cadences):
+    """Each .dat is its file searched alone (turboSETI's find_doppler): the needles in the ON files,
+    the RFI in all six (until issue 27 the .dat rows were the hit windows' cadence paths, so OFF
+    files held nothing and RFI was in no .dat)."""
     folder = _folder(local_scan)
     for p, path in enumerate(cadences["h5"]):
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -93,17 +101,46 @@ def test_dat_files_hold_the_needles_in_the_on_files(local_scan, cadences):
         assert header["source"] == ("SYNTH_ON" if p % 2 == 0 else f"SYNTH_OFF{p // 2 + 1}")
         assert header["obs_length"] == pytest.approx(16 * 18.253611008, abs=1e-5)
         assert header["max_drift_rate"] == pytest.approx(0.52)
-        if p % 2:
-            assert hits == []
-            continue
-        # each needle at its frequency at the start of this file (setigen's truth), once
-        cadence_clock = p * (16 * 18.253611008 + 30.0)
-        for needle in NEEDLES:
-            true = channel_of(needle.freq_mhz + needle.drift_hz_s * cadence_clock / 1e6)
+        signals = [*RFI, *(NEEDLES if p % 2 == 0 else ())]
+        # each signal at its frequency at the start of this file (setigen's truth), once
+        for signal in signals:
+            true = _file_channel(signal, p)
             near = [h for h in hits if abs(h["index"] - true) <= 3]
-            assert len(near) == 1, (p, needle, [h["index"] for h in hits])
-            assert near[0]["drift"] == pytest.approx(needle.drift_hz_s, abs=0.02)
-        assert len(hits) == len(NEEDLES)
+            assert len(near) == 1, (p, signal, [h["index"] for h in hits])
+            # within 2.5 steps of the search's drift resolution (0.0102 Hz/s: one channel over 16
+            # integrations); the 20 Hz wide RFI is found up to two steps off its 0 Hz/s
+            assert near[0]["drift"] == pytest.approx(signal.drift_hz_s, abs=0.0255)
+            assert near[0]["snr"] >= 10
+        assert len(hits) == len(signals), (p, [h["index"] for h in hits])  # no noise above SNR 10
+        assert all(h["total"] == hits[0]["total"] for h in hits)     # turboSETI's count per coarse channel
+
+
+def test_events_are_the_drifting_needles(local_scan):
+    """find_event_pipeline level 3 on the six .dat files: the drifting needles are events, the RFI
+    (in the OFF files too) is not; the zero-drift needle is found at the smallest rate (turboSETI
+    does not search 0) and turboSETI's follow window then misses it in the later ONs (kept)."""
+    from tfseti.dedoppler.events import events, read_events_csv
+
+    folder = _folder(local_scan)
+    rows = read_events_csv(os.path.join(folder, "events.csv"))
+    assert open(os.path.join(local_scan, "events.csv")).read() == open(os.path.join(folder, "events.csv")).read()
+    found = events(rows)
+    drifting = [n for n in NEEDLES if n.drift_hz_s != 0]
+    assert len(found) == len(drifting)
+    for needle in drifting:
+        true = channel_of(needle.freq_mhz)
+        assert any(abs(int(r["ChanIndx"]) - true) <= 3 and r["status"] == "on_table_1" for r in rows), needle
+    for rfi in RFI:
+        assert not any(abs(int(r["ChanIndx"]) - _file_channel(rfi, 0)) <= 5 for r in rows)
+    # every .dat hit, with the window it is most central in and that window's probability
+    per_file = pd.read_csv(os.path.join(folder, "hits_per_file.csv"))
+    assert len(per_file) == sum(len(read_dat(os.path.join(folder, n))[1])
+                                for n in os.listdir(folder) if n.endswith(".dat"))
+    windows = _table(os.path.join(folder, "windows.csv")).set_index("window")
+    assert (per_file.probability.to_numpy() == windows.probability[per_file.window].to_numpy()).all()
+    for needle in drifting:
+        row = per_file[(per_file.file_index == 0) & ((per_file.channel - channel_of(needle.freq_mhz)).abs() <= 3)]
+        assert len(row) == 1 and row.probability.iloc[0] > 0.5 and row.window_hit.iloc[0]
 
 
 def test_page_shows_the_top_candidates(local_scan):
@@ -136,9 +173,11 @@ def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
                  "--direct_num_workers", "1"]) == 0
     a, b = _folder(str(tmp_path / "a")), _folder(str(tmp_path / "b"))
     names = sorted(n for n in os.listdir(a) if n != "cadence.json")
-    assert names == sorted(n for n in os.listdir(b) if n != "cadence.json") and len(names) == 8
+    assert names == sorted(n for n in os.listdir(b) if n != "cadence.json") and len(names) == 10
     match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert mismatch == [] and errors == []
+    for name in ("hits.csv", "events.csv"):
+        assert filecmp.cmp(str(tmp_path / "a" / name), str(tmp_path / "b" / name), shallow=False)
     # resumable per cadence on Beam too: a complete cadence is not scanned again
     stamp = os.path.getmtime(os.path.join(b, "windows.csv"))
     assert main([*args, "--out", str(tmp_path / "b"), "--runner", "DirectRunner"]) == 0

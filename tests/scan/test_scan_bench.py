@@ -38,9 +38,15 @@ def test_scan_bench_tiny_cadence_finds_every_needle(tmp_path, capsys):
     assert summary["data"]["bytes"] == 6 * 2048 * 16 * 4
     assert summary["data"]["reused"] is False
 
-    [row] = summary["rows"]              # no turboSETI: the scan alone, no ratio, no events
+    # no turboSETI: the scan's two searches alone, no ratio, no turboSETI events
+    [row, files] = summary["rows"]
     assert summary["ratio_mb_per_s_scan_over_turboseti"] is None
     assert row["tool"] == "tfseti.scan (classical)" and row.get("events") is None
+    # the per-file search: every needle in the ON files' .dat, the RFI in all six, the scan's own
+    # level-3 events the needles
+    assert files["tool"] == "tfseti.scan per-file search (.dat)" and files["seconds"] > 0
+    assert files["found"] == [0, 1, 2] and files["rfi_hits"] >= 6
+    assert files["event_needles"] == [0, 1, 2] and files["false_events"] == 0
     # 2048 channels in windows of 256 overlapping by 128: 15 windows
     assert row["windows"] == 15 and row["width"] == 256 and row["input_bytes"] == 6 * 2048 * 16 * 4
     assert row["seconds"] > 0 and row["peak_rss_mb"] > 50 and row["wall_s"] > row["seconds"]

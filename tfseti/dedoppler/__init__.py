@@ -7,5 +7,7 @@ Without TensorFlow (numpy + Numba): ``taylor`` holds turboSETI's Taylor-tree de-
 brute-force reference; ``hitsearch`` is turboSETI's per-file hit search of one coarse channel on
 top of it (``find_doppler``'s normalisation, drift grid, thresholds and top-hit windows, its
 ``.dat`` rows; byte for byte turboSETI 2.3.2's ``.dat`` on the files of
-``tests/dedoppler/test_hits_parity.py``).
+``tests/dedoppler/test_hits_parity.py``); ``events`` is turboSETI's ``find_event_pipeline`` on
+the ``.dat`` files; ``window_scores`` is ``scores`` (the ON/OFF window scores of the observation
+scan) without TensorFlow.
 """

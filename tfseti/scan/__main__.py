@@ -8,9 +8,12 @@ the classical de-Doppler search.
     python -m tfseti.scan --cadence-list obs.lst --model runs/demo --out scan/ \\
         --runner DirectRunner [--direct_num_workers 2 ...]    # Apache Beam (tfseti.scan.beam)
 
-Without ``--model`` only the classical search runs. Options after the known ones are Beam
-pipeline options (``--project``, ``--region``, ``--temp_location`` ... for ``DataflowRunner``) and
-are refused with the local runner. See ``tfseti.scan`` for the outputs.
+Each file of a cadence is also searched alone (turboSETI's per-file search: its ``.dat``), and
+``find_event_pipeline`` makes the cadence's events (``events.csv``) from the six ``.dat`` files.
+Without ``--model`` only the classical searches run, and TensorFlow is not imported. Options
+after the known ones are Beam pipeline options (``--project``, ``--region``,
+``--temp_location`` ... for ``DataflowRunner``) and are refused with the local runner. See
+``tfseti.scan`` for the outputs.
 """
 
 from __future__ import annotations
@@ -54,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drifts", type=word_or_int(("auto",), 1), default=d.drifts,
                    help="drift rates searched: auto (half a channel at the cadence's ends) or a number")
     p.add_argument("--pattern-snr", type=float, default=d.pattern_snr,
-                   help="a file's SNR along the path that counts as present (pattern, .dat rows)")
+                   help="a file's SNR along a window's path that counts as present (its pattern column)")
+    p.add_argument("--hit-snr", type=float, default=d.hit_snr,
+                   help="SNR threshold of the per-file search (each file's .dat: turboSETI's "
+                        f"find_doppler snr; default {d.hit_snr:g}, turboSETI's own default is 25)")
+    p.add_argument("--event-filter", type=int, choices=(1, 2, 3), default=d.event_filter,
+                   help="find_event_pipeline level of events.csv: 1 every ON hit, 2 in no OFF file, "
+                        "3 in every ON file and no OFF file (default, turboSETI's)")
     p.add_argument("--min-probability", type=float, default=d.min_probability,
                    help="a window is a hit when the model probability reaches this ...")
     p.add_argument("--min-dedoppler", type=float, default=d.min_dedoppler,
@@ -87,15 +96,19 @@ def main(argv=None) -> int:
             time_resample=args.time_resample, tta=args.tta, batch_size=args.batch_size,
             max_drift_hz=args.max_drift_hz, drifts=args.drifts, pattern_snr=args.pattern_snr,
             min_probability=args.min_probability, min_dedoppler=args.min_dedoppler,
-            read_mb=args.read_mb, top=args.top)
+            read_mb=args.read_mb, top=args.top, hit_snr=args.hit_snr,
+            event_filter=args.event_filter)
         if args.cadence:
             cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
         else:
             cadences = read_cadence_list(args.cadence_list)
-        from tfseti.predict.models import resolve_model_paths
         from tfseti.scan.run import ScanJob, run_local
 
-        models = resolve_model_paths(args.model) if args.model.strip() else []
+        models = []
+        if args.model.strip():     # TensorFlow is imported only with a model
+            from tfseti.predict.models import resolve_model_paths
+
+            models = resolve_model_paths(args.model)
         job = ScanJob(cadences, models, args.out, settings, width=args.width)
         progress = show_progress(not args.no_progress)
         # One scan writes OUT at a time: a second one would rewrite scan.json and hits.csv under

@@ -9,11 +9,14 @@ only distributes the work::
                                   runner makes them (tfseti.scan.stream.read_groups), so both
                                   score identical batches and write identical tables
       | ParDo(ScoreWindows)       the models and the classical search: (cadence, window row)
-      | GroupByKey                                          every row of a cadence
-      | ParDo(WriteCadence)       the cadence's folder, written atomically (tfseti.scan.outputs)
+    Create(the six files of every cadence not yet complete)    one element per (cadence, file)
+      | ParDo(SearchFile)         the file searched alone (tfseti.scan.filehits): (cadence, (file, hits))
+    {rows, files} | CoGroupByKey                   every window row and file's hits of a cadence
+      | ParDo(WriteCadence)       the cadence's folder (.dat, events), written atomically
+                                  (tfseti.scan.outputs)
 
-then, on the launching machine, the cadences' hits are merged into ``OUT/hits.csv`` and the page
-is written. Resumable per cadence: a rerun skips the cadences whose folders are complete, as the
+then, on the launching machine, the cadences' hits and events are merged into ``OUT/hits.csv`` and
+``OUT/events.csv`` and the page is written. Resumable per cadence: a rerun skips the cadences whose folders are complete, as the
 local runner does. The files and ``OUT`` must be reachable by the workers under the same paths
 (a shared file system on Flink/Spark clusters; for Dataflow, stage the cadences on a disk the
 workers mount, or copy them first: reads go through numpy/h5py, not Beam's file systems).
@@ -97,8 +100,27 @@ def _dofns():
         def teardown(self):
             _close(self.cache)
 
+    class SearchFile(beam.DoFn):
+        """(cadence index, file) -> (cadence index, (file, hits)): the per-file hit search."""
+
+        def __init__(self, job: ScanJob, width: int):
+            self.job, self.width = job, width
+
+        def setup(self):
+            self.cache = {}
+
+        def process(self, element):
+            from tfseti.scan.filehits import search_cadence_file
+
+            index, p = element
+            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
+            yield index, (p, search_cadence_file(cadence, p, plan.fine_per_coarse, self.job.settings))
+
+        def teardown(self):
+            _close(self.cache)
+
     class WriteCadence(beam.DoFn):
-        """(cadence index, rows) -> the cadence folder; yields its name."""
+        """(cadence index, {rows, files}) -> the cadence folder; yields its name."""
 
         def __init__(self, job: ScanJob, infos: dict):
             self.job, self.infos = job, infos
@@ -106,14 +128,15 @@ def _dofns():
         def process(self, element):
             from tfseti.scan.windows import nonfinite_notes
 
-            index, rows = element
-            rows, info = list(rows), self.infos[index]
+            index, grouped = element
+            rows, info = list(grouped["rows"]), self.infos[index]
+            per_file = [hits for _, hits in sorted(grouped["files"], key=lambda item: item[0])]
             # NaN/Inf samples were replaced (tfseti.scan.windows): a note per file, as locally.
             info = {**info, "notes": [*info["notes"], *nonfinite_notes(info["paths"], rows)]}
-            outputs.write_cadence(self.job.out, info, rows)
+            outputs.write_cadence(self.job.out, info, rows, per_file)
             yield info["name"]
 
-    return ReadWindows, ScoreWindows, WriteCadence
+    return ReadWindows, ScoreWindows, SearchFile, WriteCadence
 
 
 def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tuple[str, list[dict]]:
@@ -138,16 +161,22 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
         finally:
             cadence.close()
     if elements:
-        ReadWindows, ScoreWindows, WriteCadence = _dofns()
+        ReadWindows, ScoreWindows, SearchFile, WriteCadence = _dofns()
+        files = [(index, p) for index in infos for p in range(len(job.cadences[index]))]
         options = PipelineOptions(list(beam_args), runner=runner, save_main_session=False)
         with beam.Pipeline(options=options) as pipeline:
-            _ = (pipeline
-                 | "Groups" >> beam.Create(elements)
-                 | "Reshuffle" >> beam.Reshuffle()
-                 | "ReadWindows" >> beam.ParDo(ReadWindows(job, width))
-                 | "Batch" >> beam.GroupByKey()
-                 | "Score" >> beam.ParDo(ScoreWindows(job, width))
-                 | "ByCadence" >> beam.GroupByKey()
+            rows = (pipeline
+                    | "Groups" >> beam.Create(elements)
+                    | "Reshuffle" >> beam.Reshuffle()
+                    | "ReadWindows" >> beam.ParDo(ReadWindows(job, width))
+                    | "Batch" >> beam.GroupByKey()
+                    | "Score" >> beam.ParDo(ScoreWindows(job, width)))
+            hits = (pipeline
+                    | "Files" >> beam.Create(files)
+                    | "ReshuffleFiles" >> beam.Reshuffle()
+                    | "SearchFile" >> beam.ParDo(SearchFile(job, width)))
+            _ = ({"rows": rows, "files": hits}
+                 | "ByCadence" >> beam.CoGroupByKey()
                  | "Write" >> beam.ParDo(WriteCadence(job, infos)))
         log(f"{runner}: {len(infos)} cadence(s) written")
     return finish(job, log)

@@ -24,10 +24,12 @@ number of hits in the file. Every hit line ends with a tab; there is no blank li
 fails on one). A value after the last ``:`` of a header line is what ``read_dat`` takes, so
 ``:`` in a source name is written as ``_``; RA/DEC are written as ``17h47m15s`` / ``-28d22m59s``.
 
-The scan's rows come from the cadence-aligned path of each hit window (``tfseti.scan.scoring``):
-file ``p`` gets a row when that path's SNR in file ``p`` reaches the pattern SNR, at the path's
-frequency at the first integration of file ``p``. ``find_event_pipeline`` then applies its ON/OFF
-filters to them as to turboSETI's own hits.
+The scan's rows are each file's own hits: turboSETI's per-file search of that file alone
+(``tfseti.scan.filehits``, through ``tfseti.dedoppler.hitsearch``, which writes them with
+:func:`hit_line` in turboSETI's order and with its ``Full_number_of_hits``), not the windows'
+cadence-wide paths. ``find_event_pipeline`` (``tfseti.dedoppler.events``) then applies its ON/OFF
+filters to them as to turboSETI's own hits. (Until issue 27 a file's rows were the projections of
+the hit windows' straight cadence paths onto it; a signal off such a line was in no ``.dat``.)
 """
 
 from __future__ import annotations
@@ -121,42 +123,3 @@ def path_channel(info: dict, row: dict, panel: int, seconds=0.0):
     ``hit_channel`` at the start of file 1)."""
     offset = panel * (info["rows"] + info["gap_rows"]) * info["tsamp"] + np.asarray(seconds)
     return row["hit_channel"] + row["drift_rate_hz_s"] * offset / (info["foff"] * 1e6)
-
-
-# Rows of one file closer than this many channels are one path seen from overlapping windows.
-SAME_PATH_CHANNELS = 2
-
-
-def cadence_dat_hits(info: dict, rows: list[dict], pattern_snr: float) -> list[list[dict]]:
-    """Per file (6 lists) the ``.dat`` hits of the hit rows of one cadence's window table.
-
-    ``info``: the cadence facts (``tfseti.scan.outputs.cadence_info``). A path seen from several
-    overlapping windows is written once per file: of rows within ``SAME_PATH_CHANNELS`` channels
-    of each other, the one with the highest SNR in that file.
-    """
-    candidates: list[list[dict]] = [[] for _ in range(6)]
-    fch1, foff, fpc, width = info["fch1"], info["foff"], info["fine_per_coarse"], info["width"]
-    for row in rows:
-        if not row["hit"]:
-            continue
-        for p in range(6):
-            snr = row[f"panel_snr_{p}"]
-            if not snr >= pattern_snr:
-                continue
-            # The path's channel at file p's first integration (the cadence clock of the search).
-            channel = path_channel(info, row, p)
-            index = int(np.clip(np.rint(channel), 0, info["nchans"] - 1))
-            start = row["channel_start"]
-            candidates[p].append({"drift": row["drift_rate_hz_s"], "snr": snr,
-                                  "freq": fch1 + index * foff, "index": index,
-                                  "freq_start": fch1 + start * foff,
-                                  "freq_end": fch1 + (start + width - 1) * foff,
-                                  "coarse": index // fpc if fpc else 0})
-    per_file = []
-    for hits in candidates:
-        kept: list[dict] = []
-        for hit in sorted(hits, key=lambda h: (-h["snr"], h["index"])):
-            if all(abs(hit["index"] - k["index"]) > SAME_PATH_CHANNELS for k in kept):
-                kept.append(hit)
-        per_file.append(kept)
-    return per_file

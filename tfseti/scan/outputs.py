@@ -6,13 +6,22 @@
       .tfseti.lock           the writer's lock (tfseti.io.folder_lock): one scan writes OUT at a time
       scan.json              settings, models, and every cadence scanned into OUT so far (written
                              once every check passed, before the first cadence is scanned)
-      hits.csv               the hits of every complete cadence listed in scan.json, best first
-                             (written last, from the folders below)
+      hits.csv               the hit windows of every complete cadence listed in scan.json, best
+                             first (written last, from the folders below)
+      events.csv             the events of every complete cadence listed there, in that order:
+                             each cadence's events.csv rows under one header (turboSETI's format)
       index.html, png/       the top-N candidates' waterfalls (tfseti.scan.page)
       <cadence>/
         windows.csv          one row per window (tfseti.scan.scoring.WINDOW_COLUMNS)
-        hits.csv             the rows with hit = True, best first
-        <file stem>.dat x 6  turboSETI hit tables (tfseti.scan.dat)
+        hits.csv             the windows with hit = True, best first
+        <file stem>.dat x 6  each file's own hits: turboSETI's per-file search of that file alone
+                             (tfseti.scan.filehits), in turboSETI's .dat format (tfseti.scan.dat)
+        hits_per_file.csv    the same hits, one row each, with the window they are most central
+                             in and its model probability / classical score
+                             (tfseti.scan.filehits.HIT_COLUMNS)
+        events.csv           find_event_pipeline on the six .dat files at --event-filter (1/2/3;
+                             tfseti.dedoppler.events): turboSETI's columns, byte for byte as its
+                             to_csv writes them (a header line alone when there is no event)
         cadence.json         the cadence's facts, and the fingerprint of the scan that wrote it
 
 A cadence folder is written under ``<cadence>.partial/`` and renamed when complete, so a folder
@@ -22,8 +31,8 @@ and settings) and refuses one written by another scan, rather than mixing them. 
 one scan's settings and models (:func:`check_same_scan`); a rerun with other or fewer cadences
 adds to it: ``scan.json`` lists the earlier cadences and this run's, and ``hits.csv`` merges every
 complete cadence folder listed there, so a shorter rerun does not drop the earlier cadences'
-hits. ``scan.json`` and ``hits.csv`` are written atomically (``tfseti.io.atomic``), and a refused
-rerun (other settings, a cadence folder of another scan) writes nothing.
+hits. ``scan.json``, ``hits.csv`` and ``events.csv`` are written atomically (``tfseti.io.atomic``),
+and a refused rerun (other settings, a cadence folder of another scan) writes nothing.
 """
 
 from __future__ import annotations
@@ -37,12 +46,15 @@ import shutil
 import numpy as np
 
 from tfseti.io.atomic import atomic_open, write_json
-from tfseti.scan.dat import cadence_dat_hits, header_lines, write_dat
+from tfseti.scan.dat import header_lines
+from tfseti.scan.filehits import HIT_COLUMNS, cadence_events, hit_rows
 from tfseti.scan.scoring import WINDOW_COLUMNS
 
 CADENCE_JSON = "cadence.json"
 WINDOWS_CSV = "windows.csv"
 HITS_CSV = "hits.csv"
+EVENTS_CSV = "events.csv"
+FILE_HITS_CSV = "hits_per_file.csv"
 SCAN_JSON = "scan.json"
 
 
@@ -67,7 +79,8 @@ def cadence_info(cadence, plan, cfg, settings, width: int, fp: str) -> dict:
             "fine_per_coarse": plan.fine_per_coarse, "width": width, "overlap": plan.overlap,
             "windows": len(plan), "input_bytes": cadence.input_bytes, "notes": list(cadence.notes),
             "dedoppler": asdict(cfg), "max_drift_hz_s": settings.max_drift_hz,
-            "pattern_snr": settings.pattern_snr}
+            "pattern_snr": settings.pattern_snr, "hit_snr": settings.hit_snr,
+            "event_filter": settings.event_filter}
 
 
 def cadence_dir(out: str, name: str) -> str:
@@ -102,20 +115,29 @@ def _sort_hits(rows: list[dict]) -> list[dict]:
 CSV_FLOAT_FORMAT = "%.13g"
 
 
-def _write_csv(path: str, rows: list[dict]) -> None:
+def _write_csv(path: str, rows: list[dict], columns=WINDOW_COLUMNS) -> None:
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=list(WINDOW_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(columns))
     with atomic_open(path, "w", newline="") as handle:  # OUT/hits.csv is replaced on every rerun
         table.to_csv(handle, index=False, float_format=CSV_FLOAT_FORMAT)
 
 
-def write_cadence(out: str, info: dict, rows: list[dict]) -> str:
-    """Write a cadence's folder (windows, hits, six ``.dat``) atomically; returns its path."""
+def write_cadence(out: str, info: dict, rows: list[dict], per_file: list[list]) -> str:
+    """Write a cadence's folder atomically; returns its path. ``rows``: its window rows;
+    ``per_file``: the six files' hits (``tfseti.dedoppler.hitsearch.Hit``, in ``.dat`` order) of
+    the per-file search (``tfseti.scan.filehits``): the ``.dat`` files, ``hits_per_file.csv`` and,
+    from the ``.dat`` files, ``events.csv``."""
+    from tfseti.dedoppler.events import write_events_csv
+    from tfseti.dedoppler.hitsearch import write_hits_dat
+
     rows = sorted(rows, key=lambda r: r["window"])
     if [r["window"] for r in rows] != list(range(info["windows"])):
         raise RuntimeError(f"cadence {info['name']}: {len(rows)} window rows for "
                            f"{info['windows']} windows; not writing an incomplete scan")
+    if len(per_file) != len(info["paths"]):
+        raise RuntimeError(f"cadence {info['name']}: hit searches of {len(per_file)} files for "
+                           f"{len(info['paths'])}; not writing an incomplete scan")
     final = cadence_dir(out, info["name"])
     tmp = f"{final}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -123,15 +145,22 @@ def write_cadence(out: str, info: dict, rows: list[dict]) -> str:
     _write_csv(os.path.join(tmp, WINDOWS_CSV), rows)
     hits = _sort_hits(rows)
     _write_csv(os.path.join(tmp, HITS_CSV), hits)
-    per_file = cadence_dat_hits(info, hits, info["pattern_snr"])
-    info = {**info, "hits": len(hits), "dat_files": []}
+    info = {**info, "hits": len(hits), "dat_files": [], "file_hits": [len(h) for h in per_file]}
+    dat_paths = []
     for p, (path, file_hits) in enumerate(zip(info["paths"], per_file)):
         stem = os.path.splitext(os.path.basename(path))[0]
         header = header_lines(os.path.basename(path), info["sources"][p], info["tstarts"][p] or 0.0,
                               info["ra"][p], info["dec"][p], info["tsamp"], info["foff"],
                               info["max_drift_hz_s"], info["rows"] * info["tsamp"])
-        write_dat(os.path.join(tmp, f"{stem}.dat"), header, file_hits)
+        dat_paths.append(os.path.join(tmp, f"{stem}.dat"))
+        write_hits_dat(dat_paths[-1], header, file_hits)
         info["dat_files"].append(f"{stem}.dat")
+    _write_csv(os.path.join(tmp, FILE_HITS_CSV), hit_rows(info, rows, per_file), HIT_COLUMNS)
+    events = cadence_events(dat_paths, info, info["event_filter"])
+    write_events_csv(os.path.join(tmp, EVENTS_CSV), events)
+    # rows of events.csv, and at level 3 the events (its distinct Hit_IDs; levels 1-2 have none)
+    info["event_rows"] = len(events)
+    info["events"] = len({e["Hit_ID"] for e in events}) if info["event_filter"] == 3 else None
     with open(os.path.join(tmp, CADENCE_JSON), "w") as handle:
         json.dump(info, handle, indent=2, default=_json_default)
     if os.path.exists(final):
@@ -244,3 +273,26 @@ def merge_hits(out: str, names: list[str]) -> tuple[str, list[dict]]:
     path = os.path.join(out, HITS_CSV)
     _write_csv(path, rows)
     return path, rows
+
+
+def merge_events(out: str, names: list[str]) -> tuple[str, int]:
+    """``OUT/events.csv``: the ``events.csv`` rows of the cadences ``names`` (complete folders), in
+    that order, under one header line (turboSETI's ``find_event_pipeline`` over several cadences
+    concatenates them the same way: each cadence's ``index`` column starts again at 0). Returns
+    the path and the number of rows."""
+    from tfseti.dedoppler.events import COLUMNS
+
+    header = ",".join(("",) + COLUMNS) + "\n"
+    body = []
+    for name in names:
+        path = os.path.join(cadence_dir(out, name), EVENTS_CSV)
+        with open(path, newline="") as handle:
+            text = handle.read()
+        if not text.startswith(header):
+            raise ValueError(f"{path}: not an events CSV of this scan (first line "
+                             f"{text.split(chr(10))[0]!r})")
+        body.append(text[len(header):])
+    path = os.path.join(out, EVENTS_CSV)
+    with atomic_open(path, "w", newline="") as handle:
+        handle.write(header + "".join(body))
+    return path, sum(part.count("\n") for part in body)

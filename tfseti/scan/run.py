@@ -3,8 +3,10 @@
 Set-up shared with the Beam runner (``tfseti.scan.beam``): :func:`load_models` (SavedModels of one
 input shape), :func:`plan_cadence` (open and check the six files, plan the windows, make the
 classical search's config, the fingerprint), :func:`prepare` (every check against ``OUT``, then
-``scan.json``; a refused scan writes nothing) and :func:`finish` (merge the hits of every complete
-cadence scanned into ``OUT``, write the page). The caller holds ``OUT``'s lock
+``scan.json``; a refused scan writes nothing) and :func:`finish` (merge the hits and the events of
+every complete cadence scanned into ``OUT``, write the page). A cadence is its windows streamed
+through the scorer, then each of its six files searched alone (``tfseti.scan.filehits``: the
+``.dat`` files and the events), then its folder written. The caller holds ``OUT``'s lock
 (``tfseti.io.folder_lock``; ``python -m tfseti.scan`` takes it).
 """
 
@@ -47,7 +49,7 @@ class ScanJob:
 
 # Names a cadence folder may not take: the scan's own top-level files (OUT/hits.csv next to
 # OUT/<cadence>/ ...). A first file named ``hits.csv.h5`` made the folder OUT/hits.csv.
-RESERVED_NAMES = (outputs.HITS_CSV, outputs.SCAN_JSON, PAGE, PNG_DIR)
+RESERVED_NAMES = (outputs.HITS_CSV, outputs.EVENTS_CSV, outputs.SCAN_JSON, PAGE, PNG_DIR)
 
 
 def _reserved(name: str) -> bool:
@@ -79,7 +81,10 @@ def unique_names(cadences: list[list[str]]) -> list[str]:
 
 
 def load_models(paths: list[str]) -> tuple[list, tuple[int, int, int] | None]:
-    """Loaded SavedModels and the ``(P, rows, channels)`` they all take (None without models)."""
+    """Loaded SavedModels and the ``(P, rows, channels)`` they all take (None without models:
+    nothing of TensorFlow is imported then)."""
+    if not paths:
+        return [], None
     from tfseti.predict.models import load_model
 
     models = [load_model(p) for p in paths]
@@ -135,6 +140,14 @@ def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: Win
     return rows
 
 
+def search_files(cadence: ObservationCadence, plan: WindowPlan, settings: ScanSettings) -> list[list]:
+    """The six files' hits of the per-file search (``tfseti.scan.filehits``), in file order."""
+    from tfseti.scan.filehits import search_cadence_file
+
+    return [search_cadence_file(cadence, p, plan.fine_per_coarse, settings)
+            for p in range(len(cadence.files))]
+
+
 def scan_document(job: ScanJob, model_shape, runner: str) -> dict:
     import tfseti
 
@@ -167,8 +180,8 @@ def prepare(job: ScanJob, model_shape, runner: str, log=print) -> dict[int, dict
 
 
 def finish(job: ScanJob, log=print) -> tuple[str, list[dict]]:
-    """Merge the hits of every complete cadence listed in ``OUT/scan.json`` (this run's and the
-    earlier runs') into ``OUT/hits.csv`` and write the top-N page."""
+    """Merge the hits and events of every complete cadence listed in ``OUT/scan.json`` (this run's
+    and the earlier runs') into ``OUT/hits.csv`` and ``OUT/events.csv``, and write the top-N page."""
     from tfseti.scan.page import write_page
 
     doc = outputs.read_scan_json(job.out) or {}
@@ -181,6 +194,8 @@ def finish(job: ScanJob, log=print) -> tuple[str, list[dict]]:
             f"{outputs.cadence_dir(job.out, name)}; not in hits.csv (rerun with it to finish it)")
     path, hits = outputs.merge_hits(job.out, names)
     log(f"hits: {path} ({len(hits)} over {len(names)} cadence(s))")
+    events_path, count = outputs.merge_events(job.out, names)
+    log(f"events: {events_path} ({count} row(s), filter level {job.settings.event_filter})")
     if job.settings.top:
         log(f"page: {write_page(job.out, hits[:job.settings.top])}")
     return path, hits
@@ -206,15 +221,21 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
             start = time.perf_counter()
             rows = scan_cadence(cadence, plan, cfg, scorer, progress)
             seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            per_file = search_files(cadence, plan, job.settings)
+            file_seconds = time.perf_counter() - start
             # NaN/Inf samples were replaced (tfseti.scan.windows): say so, per file.
             blanked = nonfinite_notes(info["paths"], rows)
             for note in blanked:
                 log(f"  note: {note}")
             info = {**info, "notes": [*info["notes"], *blanked]}
-            folder = outputs.write_cadence(job.out, info, rows)
+            folder = outputs.write_cadence(job.out, info, rows, per_file)
             hits = sum(r["hit"] for r in rows)
             log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "
                 f"{info['input_bytes'] / 1e6 / seconds:.1f} MB/s): {hits} hit(s) -> {folder}")
+            log(f"  per-file search in {file_seconds:.1f} s: "
+                f"{'/'.join(str(len(h)) for h in per_file)} .dat hit(s) (SNR >= "
+                f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")
         finally:
             cadence.close()
     return finish(job, log)

@@ -8,8 +8,11 @@ streams). Batches are always padded to ``batch_size`` so every batch runs the sa
 function and a window's score does not depend on which windows shared its batch (the local and
 the Beam scan batch windows differently and must agree).
 
-Classical: ``tfseti.dedoppler.scores.score_batch`` on the windows at their native time resolution
-(the search turboSETI does; no resampled rows), with a ``DedopplerConfig`` made from the headers
+Classical: ``tfseti.dedoppler.window_scores.score_batch`` (the scores of
+``tfseti.dedoppler.scores`` in numpy + Numba, equal to the TensorFlow ones up to float32 rounding,
+so that a scan without ``--model`` never imports TensorFlow; with a model the classical columns
+are the same numbers) on the windows at their native time resolution (the search turboSETI does;
+no resampled rows), with a ``DedopplerConfig`` made from the headers
 (:func:`classical_config`): the drift range in channels per integration from ``max_drift_hz``,
 the slew from the files' ``tstart`` s, rows summed per block so that a path moves at most
 ``BLOCK_SMEAR_CHANNELS`` inside a block.
@@ -91,7 +94,7 @@ class WindowScorer:
     def rows(self, cadence: ObservationCadence, cfg, plan, windows: np.ndarray,
              native: np.ndarray) -> list[dict]:
         """Window-table rows (``WINDOW_COLUMNS``) of windows ``windows`` (indices into ``plan``)."""
-        from tfseti.dedoppler.scores import score_batch
+        from tfseti.dedoppler.window_scores import score_batch
 
         s = self.settings
         # NaN/Inf samples are replaced before anything scores them (tfseti.scan.windows).
@@ -99,7 +102,7 @@ class WindowScorer:
         starts = plan.starts
         probability = self.probabilities(native)
         # The per-panel maxima score is not reported: leaving its maps out saves ~17% of a batch.
-        result = score_batch(native, cfg, s.pattern_snr, pad_to=s.batch_size, panel_maxima=False)
+        result = score_batch(native, cfg, s.pattern_snr, panel_maxima=False)
         drift = drift_hz_s(cadence, result.drift)
         width = native.shape[3]
         out = []

@@ -28,6 +28,18 @@ Defaults and why:
   1 GB cadence the peak grew by ~730 MB at 256 (measured for issue 26) and by under 250 MB at 32
   (``tests/scan/test_scan_large.py``). 256 is kept as the default for fewer, larger reads (an
   ``.h5`` chunk split between two blocks is decompressed twice); pass 32 where memory is short.
+* ``hit_snr`` 10: the threshold of the per-file hit search (``tfseti.scan.filehits``: turboSETI's
+  ``find_doppler`` on each file alone, its ``.dat`` rows), in turboSETI's SNR (the drift sum over
+  one file's integrations, normalised by the median and the 5-95 % clipped std of the coarse
+  channel's zero-drift spectrum). turboSETI's ``FindDoppler`` default is 25 (Enriquez et al. 2017
+  searched at 25); 10 is what later Breakthrough Listen searches and ``benchmarks/scan_bench.py``
+  use. On the tests' setigen cadence (16 integrations, chi^2 noise, 4096 channels) a needle of
+  setigen SNR 20 measured 22-25, one of SNR 40 46-48, and noise at most 6: 25 would lose the
+  SNR-20 needle in two of its three ON files. Pass ``--hit-snr 25`` for turboSETI's default.
+  The search's drift range is ``max_drift_hz`` (written as the ``.dat``'s ``max_drift_rate``).
+* ``event_filter`` 3: the level of ``find_event_pipeline`` run on the six ``.dat`` files
+  (``tfseti.dedoppler.events``; turboSETI's default): 1 every ON hit, 2 ON hits with no OFF hit
+  within ``max_drift_rate x obs_length``, 3 level-2 hits found in every ON file along their drift.
 """
 
 from __future__ import annotations
@@ -57,6 +69,8 @@ class ScanSettings:
     min_dedoppler: float = 6.0
     read_mb: float = 256.0
     top: int = 24
+    hit_snr: float = 10.0
+    event_filter: int = 3
 
     def __post_init__(self):
         if self.time_resample not in TIME_RESAMPLES:
@@ -79,6 +93,10 @@ class ScanSettings:
             if not math.isfinite(float(getattr(self, name))):
                 raise ValueError(f"--{name.replace('_', '-')}: expected a finite number, got "
                                  f"{getattr(self, name)!r}")
+        if not (math.isfinite(float(self.hit_snr)) and self.hit_snr > 0):
+            raise ValueError(f"--hit-snr: expected a finite number > 0, got {self.hit_snr!r}")
+        if self.event_filter not in (1, 2, 3) or isinstance(self.event_filter, bool):
+            raise ValueError(f"--event-filter: expected 1, 2 or 3, got {self.event_filter!r}")
         if not 0.0 <= self.min_probability <= 1.0:
             raise ValueError(f"--min-probability: expected a number in [0, 1], got {self.min_probability!r}")
         fpc = self.fine_per_coarse
