@@ -194,7 +194,7 @@ def near_needle(truth: dict, file: int, freq_mhz: float, width: int) -> list[int
 
 def dat_truth(dats: list[str], truth: dict, width: int) -> dict:
     """Needles found (ON-file hits) and RFI hits among the hits of six ``.dat`` files."""
-    from tfseti.scan.dat import read_dat
+    from tfseti.dedoppler.dat import read_dat
 
     found, rfi, total = set(), 0, 0
     for dat in dats:

@@ -6,7 +6,7 @@ How the references were made (2026-12-07), all by ``data/events/make_events_pari
     .venv/bin/python tests/dedoppler/data/events/make_events_parity.py OUT /tmp/tsvenv/bin/python
 
 * Inputs (``data/events/*.dat``, committed): two six-file cadences written line by line with
-  ``tfseti.scan.dat.header_lines`` / ``hit_line`` (the script's ``CASES`` and ``_edge_hits``), and
+  ``tfseti.dedoppler.dat.header_lines`` / ``hit_line`` (the script's ``CASES`` and ``_edge_hits``), and
   a header-only ``.h5`` next to each (setigen 2.7.0 / blimpy 2.1.4 in this project's venv; not
   committed: ``find_event_pipeline`` reads only ``tstart``, ``source_name``, ``fch1``, ``foff``,
   ``nchans`` from them).

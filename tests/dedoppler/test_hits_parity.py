@@ -43,7 +43,7 @@ import sys
 import pytest
 
 from tfseti.dedoppler import hitsearch as hs
-from tfseti.scan.dat import read_dat
+from tfseti.dedoppler.dat import read_dat
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 CASES = {  # file: turboSETI's parameters

@@ -134,7 +134,7 @@ def test_window_of_a_coarse_channel_matches_the_whole():
 
 
 def test_dat_rows_write_with_scan_writer(tmp_path):
-    from tfseti.scan.dat import header_lines, read_dat, write_dat
+    from tfseti.dedoppler.dat import header_lines, read_dat, write_dat
 
     x = _noise(16, 2048, 11)
     _plant(x, 300, 0.2, 3.0)

@@ -20,7 +20,7 @@ from scan.scan_helpers import NEEDLES, channel_of, shared_cadences
 
 from tfseti.io.observations import open_observation, read_cadence_list
 from tfseti.scan.__main__ import main as scan_main
-from tfseti.scan.dat import read_dat
+from tfseti.dedoppler.dat import read_dat
 from tfseti.scan.run import RESERVED_NAMES, unique_names
 from tfseti.scan.windows import (NONFINITE_KEY, WindowPlan, nonfinite_notes, nonfinite_summary,
                                  own_channels, remove_dc, repair_nonfinite)

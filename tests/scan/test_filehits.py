@@ -16,7 +16,7 @@ from tfseti.dedoppler.events import find_event_pipeline, read_dat as read_event_
 from tfseti.dedoppler.hitsearch import search_coarse_channel
 from tfseti.io.observations import open_observation
 from tfseti.scan.__main__ import main
-from tfseti.scan.dat import read_dat
+from tfseti.dedoppler.dat import read_dat
 from tfseti.synth.observation import ObservationNeedle, ObservationRFI, write_observation_cadence
 
 FILE_STEP_S = 16 * 18.253611008 + 30.0        # start to start of consecutive files (setigen's clock)

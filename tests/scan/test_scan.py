@@ -14,7 +14,7 @@ import pytest
 from scan_helpers import DF_HZ, FCH1, NEEDLES, RFI, channel_of, shared_cadences, shared_oracle
 
 from tfseti.scan.__main__ import main
-from tfseti.scan.dat import read_dat
+from tfseti.dedoppler.dat import read_dat
 
 WIDTH = 256
 

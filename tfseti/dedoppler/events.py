@@ -69,7 +69,7 @@ Deviations (none changes a CSV turboSETI would write):
   skipped (turboSETI fails with ``IndexError``).
 * ``tstart`` / ``source_name`` come from :class:`DatFile` (default: the ``.dat``'s ``MJD`` and
   ``Source``); turboSETI reads them from the ``.h5`` header. They agree for ``.dat`` files written
-  by turboSETI or :mod:`tfseti.scan.dat` except for a source name with ``:`` (written as ``_``).
+  by turboSETI or :mod:`tfseti.dedoppler.dat` except for a source name with ``:`` (written as ``_``).
 
 ``tests/dedoppler/test_events_parity.py`` checks the CSVs against turboSETI 2.3.2's on a six-file
 cadence (levels 1-3, zero drift, SNR and drift cuts, complex cadence).
@@ -177,7 +177,7 @@ def dat_file_from_hits(hits: Sequence, header: str, path: str = "", **extra) -> 
     order) under ``header`` (:func:`tfseti.dedoppler.hitsearch.dat_header`): the ``.dat`` text that
     :func:`~tfseti.dedoppler.hitsearch.write_hits_dat` would write, parsed back, so that the
     numbers are the 6-decimal ones turboSETI reads from the file."""
-    from tfseti.scan.dat import hit_line
+    from tfseti.dedoppler.dat import hit_line
 
     lines = [hit_line(k, h.drift_rate, h.snr, h.freq_mhz, h.index, h.freq_start_mhz, h.freq_end_mhz,
                       h.coarse_channel, h.n_hits) for k, h in enumerate(hits, 1)]

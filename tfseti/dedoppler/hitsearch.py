@@ -73,8 +73,8 @@ scan calls it per coarse channel, or per window of one with ``stats`` / ``channe
 its notes and :func:`window_margin`);
 :func:`search_h5` runs it over the coarse channels of a BL ``.h5`` file as ``FindDoppler.search``
 does; :func:`write_hits_dat` writes a ``.dat`` in turboSETI's row order and counts (through
-:mod:`tfseti.scan.dat`'s line formats); :meth:`Hit.dat_row` is the dict that
-:func:`tfseti.scan.dat.write_dat` takes (which numbers ``Full_number_of_hits`` as its own row count).
+:mod:`tfseti.dedoppler.dat`'s line formats); :meth:`Hit.dat_row` is the dict that
+:func:`tfseti.dedoppler.dat.write_dat` takes (which numbers ``Full_number_of_hits`` as its own row count).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class Hit:
     drift_index: int
 
     def dat_row(self) -> dict:
-        """The dict :func:`tfseti.scan.dat.write_dat` writes (its keys)."""
+        """The dict :func:`tfseti.dedoppler.dat.write_dat` writes (its keys)."""
         return {"drift": self.drift_rate, "snr": self.snr, "freq": self.freq_mhz, "index": self.index,
                 "freq_start": self.freq_start_mhz, "freq_end": self.freq_end_mhz,
                 "coarse": self.coarse_channel}
@@ -358,7 +358,7 @@ def dat_header(file_name: str, header: dict, max_drift: float) -> str:
     ``time * tsamp``."""
     import os
 
-    from tfseti.scan.dat import header_lines
+    from tfseti.dedoppler.dat import header_lines
 
     stem = os.path.basename(file_name)
     for ext in (".h5", ".fits", ".fil"):
@@ -371,10 +371,10 @@ def dat_header(file_name: str, header: dict, max_drift: float) -> str:
 def write_hits_dat(path: str, header: str, hits: list[Hit]) -> None:
     """A ``.dat`` with ``hits`` in the given order (turboSETI's: coarse channel, then channel),
     numbered from 1, each with its own ``n_hits`` as ``Full_number_of_hits`` (turboSETI's count);
-    ``header`` from :func:`tfseti.scan.dat.header_lines`. Written to a temporary file, then renamed."""
+    ``header`` from :func:`tfseti.dedoppler.dat.header_lines`. Written to a temporary file, then renamed."""
     import os
 
-    from tfseti.scan.dat import hit_line
+    from tfseti.dedoppler.dat import hit_line
 
     lines = [hit_line(k, h.drift_rate, h.snr, h.freq_mhz, h.index, h.freq_start_mhz, h.freq_end_mhz,
                       h.coarse_channel, h.n_hits) for k, h in enumerate(hits, 1)]

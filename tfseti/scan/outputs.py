@@ -15,7 +15,7 @@
         windows.csv          one row per window (tfseti.scan.scoring.WINDOW_COLUMNS)
         hits.csv             the windows with hit = True, best first
         <file stem>.dat x 6  each file's own hits: turboSETI's per-file search of that file alone
-                             (tfseti.scan.filehits), in turboSETI's .dat format (tfseti.scan.dat)
+                             (tfseti.scan.filehits), in turboSETI's .dat format (tfseti.dedoppler.dat)
         hits_per_file.csv    the same hits, one row each, with the window they are most central
                              in and its model probability / classical score
                              (tfseti.scan.filehits.HIT_COLUMNS)
@@ -46,7 +46,7 @@ import shutil
 import numpy as np
 
 from tfseti.io.atomic import atomic_open, write_json
-from tfseti.scan.dat import header_lines
+from tfseti.dedoppler.dat import header_lines
 from tfseti.scan.filehits import HIT_COLUMNS, cadence_events, hit_rows
 from tfseti.scan.scoring import WINDOW_COLUMNS
 

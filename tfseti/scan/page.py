@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from tfseti.report import page as html
-from tfseti.scan.dat import path_channel
+from tfseti.dedoppler.dat import path_channel
 
 PNG_DIR = "png"
 PAGE = "index.html"

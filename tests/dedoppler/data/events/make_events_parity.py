@@ -5,7 +5,7 @@ cadences) and the event CSVs turboSETI 2.3.2's ``find_event_pipeline`` makes fro
 
 Stage 1 (this project's venv: setigen 2.7.0, blimpy 2.1.4): the ``.dat`` files -- ``on1 .. off3``
 (ABACAD, ``CASES`` below) and ``edge_on1 .. edge_off3`` (``_edge_hits``), written line by line
-with :func:`tfseti.scan.dat.header_lines` / ``hit_line`` -- and, next to each, a header-only
+with :func:`tfseti.dedoppler.dat.header_lines` / ``hit_line`` -- and, next to each, a header-only
 ``.h5`` (all-zero data, 16 x 16384, through setigen's ``Frame.save_h5``): ``find_event_pipeline``
 reads ``tstart`` / ``source_name`` / ``fch1`` / ``foff`` / ``nchans`` from the ``.h5`` of each
 ``.dat`` (same stem), nothing else.
@@ -163,7 +163,7 @@ def file_hits(k: int) -> list[tuple[float, float, int]]:
 
 def write_inputs(out_dir: str) -> None:
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")))
-    from tfseti.scan.dat import header_lines, hit_line
+    from tfseti.dedoppler.dat import header_lines, hit_line
 
     window = 2 * 8  # channels at each side written as freq_start / freq_end (informative only)
     for k, name in enumerate(NAMES):

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from tfseti.scan.dat import DAT_COLUMNS, header_lines, hit_line, read_dat, write_dat
+from tfseti.dedoppler.dat import DAT_COLUMNS, header_lines, hit_line, read_dat, write_dat
 
 # The first lines of a .dat file turboSETI 2.3.2's FindDoppler wrote (max_drift 4, snr 10) for a
 # setigen-made GBT file: header and top hit, tabs and trailing spaces as written.
