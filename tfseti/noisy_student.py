@@ -47,6 +47,7 @@ import time
 
 from tfseti import child
 from tfseti.config import ConfigError
+from tfseti.io.atomic import finite_or_none, write_json
 from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
 from tfseti.io.fs import normal_location
 from tfseti.pseudo.selection import FORMS, parse_selection
@@ -235,8 +236,7 @@ def _check_settings(out: str, settings: dict) -> None:
                             f"({'; '.join(differences)}); choose another --out")
         return
     os.makedirs(out, exist_ok=True)
-    with open(path, "w") as handle:
-        json.dump(settings, handle, indent=2)
+    write_json(path, settings)  # read back by every rerun: whole or absent
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -357,8 +357,7 @@ def _rounds(args) -> list[dict]:
                 run_step(f"round {k}: predict the unlabelled set", predict_argv(args, partial))
                 os.replace(partial, final)  # present only once complete
     rows = table(args)
-    with open(os.path.join(args.out, TABLE_FILE), "w") as handle:
-        json.dump(rows, handle, indent=2)
+    write_json(os.path.join(args.out, TABLE_FILE), finite_or_none(rows))
     return rows
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from tfseti.io.atomic import write_text
 from tfseti.report import page as html
 from tfseti.dedoppler.dat import path_channel
 
@@ -125,6 +126,5 @@ def write_page(out: str, hits: list[dict]) -> str:
         sections = [html.section("candidates", "No candidates",
                                  html.note("No window reached the hit thresholds."))]
     path = os.path.join(out, PAGE)
-    with open(path, "w") as handle:
-        handle.write(html.document("tfseti scan", sections))
+    write_text(path, html.document("tfseti scan", sections))  # a reload never sees half a page
     return path
