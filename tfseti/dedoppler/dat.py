@@ -34,10 +34,11 @@ the hit windows' straight cadence paths onto it; a signal off such a line was in
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
+
+from tfseti.io.atomic import write_text
 
 DAT_COLUMNS = ("Top_Hit_#", "Drift_Rate", "SNR", "Uncorrected_Frequency", "Corrected_Frequency",
                "Index", "freq_start", "freq_end", "SEFD", "SEFD_freq", "Coarse_Channel_Number",
@@ -80,10 +81,7 @@ def write_dat(path: str, header: str, hits: list[dict]) -> None:
     hits = sorted(hits, key=lambda h: (h["index"], -h["snr"]))
     lines = [hit_line(n, h["drift"], h["snr"], h["freq"], h["index"], h["freq_start"], h["freq_end"],
                       h["coarse"], len(hits)) for n, h in enumerate(hits, 1)]
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as handle:
-        handle.write(header + "".join(lines))
-    os.replace(tmp, path)
+    write_text(path, header + "".join(lines))
 
 
 def read_dat(path: str) -> tuple[dict, list[dict]]:

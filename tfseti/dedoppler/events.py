@@ -84,6 +84,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from tfseti.io.atomic import atomic_open
+
 # turboSETI's event CSV columns (after the unnamed index column), in order.
 HIT_COLUMNS = ("TopHitNum", "DriftRate", "SNR", "Freq", "ChanIndx", "FreqStart", "FreqEnd",
                "CoarseChanNum", "FullNumHitsInRange")
@@ -371,13 +373,11 @@ def write_events_csv(path: str, rows: Sequence[dict]) -> None:
     then :data:`COLUMNS`; floats as Python's ``repr``, ``''`` as empty, minimal quoting, ``\\n``
     line ends. Written to a temporary file, then renamed. turboSETI writes no file when there are
     no events; this writes the header line alone."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("",) + COLUMNS)
         for row in rows:
             writer.writerow([_cell(row["index"])] + [_cell(row[c]) for c in COLUMNS])
-    os.replace(tmp, path)
 
 
 def read_events_csv(path: str) -> list[dict]:

@@ -372,13 +372,9 @@ def write_hits_dat(path: str, header: str, hits: list[Hit]) -> None:
     """A ``.dat`` with ``hits`` in the given order (turboSETI's: coarse channel, then channel),
     numbered from 1, each with its own ``n_hits`` as ``Full_number_of_hits`` (turboSETI's count);
     ``header`` from :func:`tfseti.dedoppler.dat.header_lines`. Written to a temporary file, then renamed."""
-    import os
-
     from tfseti.dedoppler.dat import hit_line
+    from tfseti.io.atomic import write_text
 
     lines = [hit_line(k, h.drift_rate, h.snr, h.freq_mhz, h.index, h.freq_start_mhz, h.freq_end_mhz,
                       h.coarse_channel, h.n_hits) for k, h in enumerate(hits, 1)]
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as handle:
-        handle.write(header + "".join(lines))
-    os.replace(tmp, path)
+    write_text(path, header + "".join(lines))

@@ -49,7 +49,8 @@ def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8", newl
 
 
 def write_text(path: str, text: str) -> None:
-    with atomic_open(path, "w") as handle:
+    """``text`` exactly as given (no newline translation), written atomically."""
+    with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
 
 
