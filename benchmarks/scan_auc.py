@@ -12,8 +12,11 @@ against the classical search, on a synthetic cadence with many needles and inter
    channels, so no window holds two).
 2. **scan**: ``python -m tfseti.scan`` (local runner) with ``--model`` and ``--scan-args``.
 3. **labels per window**: *needle* when a needle's whole track over the cadence (first to last
-   integration) lies inside the window; *RFI* when an interferer's whole track does and no needle
-   touches it; *empty* when no signal touches it. Windows holding part of a track are left out.
+   integration) lies inside the window and the window owns the track (its channel at the
+   cadence's reference time, the middle of file 3, is one of the window's own channels: the scan
+   reports a path in that window only, see ``tfseti.scan.scoring``); *RFI* likewise for an
+   interferer that no needle touches; *empty* when no signal touches it. Every other window that
+   touches a track is left out, so each signal is one labelled window.
 4. **AUC** of the model's probability and of the classical ``two_of_three`` score: needle windows
    against every negative (empty + RFI) and against the RFI windows alone, with 95% bootstrap
    intervals (``--boot`` resamples of the windows, per class), and the difference model - search
@@ -78,20 +81,30 @@ def track_extent(signal: dict, truth: dict) -> tuple[float, float]:
     return min(ch[0], end) - width, max(ch[0], end) + width
 
 
+def reference_channel(signal: dict, truth: dict) -> float:
+    """A signal's channel at the cadence's reference time (the middle of file 3)."""
+    starts = np.asarray(truth["file_start_s"])
+    ch = np.asarray(signal["channel_per_file"])
+    rate = (ch[1] - ch[0]) / (starts[1] - starts[0])          # channels per second
+    return float(ch[2] + rate * (truth["tchans"] - 1) / 2 * truth["tsamp_s"])
+
+
 def label_windows(starts: np.ndarray, truth: dict) -> np.ndarray:
-    """Per window: 1 needle, 0 RFI, -1 empty, 2 left out (part of a track)."""
+    """Per window: 1 needle, 0 RFI, -1 empty, 2 left out (module notes)."""
     labels = np.full(len(starts), -1)
+    own_end = np.append(starts[1:], starts[-1] + WIDTH)
     for kind, signals in (("rfi", truth["rfi"]), ("needle", truth["needles"])):
         for signal in signals:
             lo, hi = track_extent(signal, truth)
+            ref = reference_channel(signal, truth)
             touches = (starts < hi) & (starts + WIDTH > lo)
-            inside = (starts <= lo) & (starts + WIDTH >= hi)
+            owner = touches & (starts <= lo) & (starts + WIDTH >= hi) & (starts <= ref) & (ref < own_end)
             if kind == "rfi":
-                labels[touches & ~inside] = 2
-                labels[inside & (labels == -1)] = 0
+                labels[touches & ~owner] = 2
+                labels[owner & (labels == -1)] = 0
             else:
                 labels[touches] = 2
-                labels[inside] = 1
+                labels[owner] = 1
     return labels
 
 

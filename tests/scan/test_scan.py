@@ -235,3 +235,18 @@ def test_a_trained_run_scores_the_windows(cadences, tmp_path_factory, worker_id,
 
     doc = json.load(open(os.path.join(out, "scan.json")))
     assert len(doc["models"]) == 2 and doc["model_input"] == [6, 273, 256]
+
+
+def test_each_needle_is_one_candidate(local_scan):
+    """Overlapping windows see a needle twice (the model scores every window); the scan reports it
+    once: one row of hits.csv per needle, and its windows in windows.csv name that row."""
+    hits = _table(os.path.join(local_scan, "hits.csv"))
+    windows = _table(os.path.join(_folder(local_scan), "windows.csv"))
+    needles = np.array([channel_of(n.freq_mhz) for n in NEEDLES])
+    nearest = [int(np.abs(needles - c).argmin()) for c in hits.hit_channel]
+    assert sorted(nearest) == list(range(len(NEEDLES))), hits[["window", "hit_channel", "dedoppler"]]
+    assert (windows.hit > windows.probability.isna()).sum() >= len(NEEDLES)
+    assert set(windows.candidate[windows.hit]) == set(hits.window)
+    assert (windows.candidate[~windows.hit] == -1).all()
+    # the model sees the needles in more windows than there are candidates
+    assert windows.hit.sum() > len(hits)

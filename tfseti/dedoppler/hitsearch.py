@@ -61,8 +61,10 @@ Deviations from turboSETI (all at the band edges or in float rounding):
 * A zero (or non-finite) ``std`` -- a constant spectrum -- gives no hits here (turboSETI divides by
   it).
 
-The per-rate loop (step 6) is one Numba pass per tree (:func:`_hitsearch_rows`), so the search
-costs about its ``2 nblock + 2`` trees.
+Steps 5 and 6 are one Numba kernel (:func:`tfseti.dedoppler.taylor.hitsearch_fused`): per block of channels, each tree
+of the plan is built in a cache-sized buffer and searched at once, so the search costs about its
+``2 nblock + 2`` trees and never holds a tree of the whole coarse channel (memory: the spectra and
+three per-channel arrays).
 
 Everything else (float32 normalisation, the order in which rates are visited, strict
 comparisons, the window rule and its quirk, the total count) follows turboSETI, and
@@ -84,9 +86,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from numba import njit
-
-from tfseti.dedoppler.taylor import CHUNK, padded_time, taylor_tree
+from tfseti.dedoppler.taylor import CHUNK, hitsearch_fused, padded_time
 
 # FindDoppler's defaults (turboSETI 2.3.2).
 DEFAULT_MAX_DRIFT = 10.0
@@ -202,40 +202,6 @@ def _top_hits(maxsnr: np.ndarray, distance: int) -> list[int]:
     return out
 
 
-@njit(cache=False)
-def _hitsearch_rows(tree, rows, rates, grid, median, std, threshold, maxsnr, maxdrift, maxindex, chunk):
-    """turboSETI's ``hitsearch`` over tree rows ``rows`` in that order: ``snr = (tree[row] - median)
-    / std`` (float32); a value ``> threshold`` counts, and replaces ``maxsnr`` (with its rate and
-    grid integer) when it is strictly larger. Returns the count. By blocks of channels, each
-    channel visited in the rows' order (the sequential result). Sums below ``bound`` (``median +
-    threshold std`` less a relative 1e-5: float32 rounding cannot lift them over the threshold)
-    are skipped without the division."""
-    bound = -np.inf
-    if threshold > 0:
-        bound = np.float64(median) + np.float64(threshold) * np.float64(std) * (1.0 - 1e-5)
-    width = tree.shape[1]
-    nchunks = (width + chunk - 1) // chunk
-    counts = np.zeros(nchunks, np.int64)
-    for job in range(nchunks):
-        c0 = job * chunk
-        c1 = min(width, c0 + chunk)
-        count = 0
-        for k in range(rows.shape[0]):
-            src = tree[rows[k]]
-            for i in range(c0, c1):
-                if src[i] <= bound:
-                    continue
-                v = (src[i] - median) / std
-                if v > threshold:
-                    count += 1
-                    if v > maxsnr[i]:
-                        maxsnr[i] = v
-                        maxdrift[i] = rates[k]
-                        maxindex[i] = grid[k]
-        counts[job] = count
-    return counts.sum()
-
-
 def search_coarse_channel(spectra, *, fch1_mhz: float, foff_mhz: float, tsamp_s: float,
                           max_drift: float = DEFAULT_MAX_DRIFT, min_drift: float = DEFAULT_MIN_DRIFT,
                           snr: float = DEFAULT_SNR, coarse_channel: int = 0, channel_offset: int = 0,
@@ -285,17 +251,24 @@ def search_coarse_channel(spectra, *, fch1_mhz: float, foff_mhz: float, tsamp_s:
     maxsnr = np.zeros(width, np.float32)
     maxdrift = np.zeros(width, np.float32)
     maxindex = np.zeros(width, np.int64)
-    n_hits = 0
     flip = foff_mhz < 0
-    threshold = np.float32(snr)
+    blocks, negatives, row_lo, rows, grids = [], [], [0], [], []
     for block, negative, g in drift_plan(time, max_drift, resolution):
         g = g[np.abs(resolution * g) > min_drift]
         if g.size == 0:
             continue
-        tree = taylor_tree(x, negative=negative, drift_block=abs(block))
-        rates = (-resolution if flip else resolution) * g
-        n_hits += int(_hitsearch_rows(tree, np.abs(g) - abs(block) * (n - 1), rates.astype(np.float32),
-                                      g.astype(np.int64), median, std, threshold,
+        blocks.append(abs(block))
+        negatives.append(negative)
+        rows.append(np.abs(g) - abs(block) * (n - 1))
+        grids.append(g)
+        row_lo.append(row_lo[-1] + g.size)
+    n_hits = 0
+    if blocks:
+        grid = np.concatenate(grids).astype(np.int64)
+        rates = ((-resolution if flip else resolution) * grid).astype(np.float32)
+        n_hits = int(hitsearch_fused(x[None], np.array(blocks, np.int64), np.array(negatives),
+                                      np.array(row_lo, np.int64), np.concatenate(rows).astype(np.int64),
+                                      rates, grid, median, std, np.float32(snr),
                                       maxsnr, maxdrift, maxindex, CHUNK))
 
     distance = 2 * math.ceil(max_drift / abs(resolution))

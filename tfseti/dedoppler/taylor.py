@@ -136,7 +136,7 @@ def _as_batch(x, what: str) -> tuple[np.ndarray, bool]:
     return x, single
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _add_shifted(out, a, b, shift, width):
     """out[j] = a[j] + b[j + shift], with b read as zero past ``width`` (1-D rows: vectorised)."""
     m = width - shift
@@ -146,27 +146,35 @@ def _add_shifted(out, a, b, shift, width):
         out[j] = a[j]
 
 
-@njit(cache=False)
-def _tree_job(x, out, n, drift_block, width_k, negative, b, c0, c1, row0, row_step, d_first):
-    """The tree of channels ``c0 .. c1 - 1`` of spectrogram ``b``: tree drift ``d >= d_first``
-    goes to ``out[b, row0 + row_step * d]``."""
+@njit(cache=True)
+def tree_in_buffer(x, bufs, n, drift_block, width_k, negative, b, lo, width):
+    """The tree of ``width`` local channels of spectrogram ``x[b]`` ``(B, T, F)``, in the work
+    buffers ``bufs`` ``(2, >= n, >= width)`` float32; returns the buffer index (0 or 1) that holds
+    the result: ``bufs[i][d, j]`` is tree drift ``d`` of local channel ``j``.
+
+    Local channel ``j`` is global channel ``lo + j`` of the band, or, when ``negative``, of the
+    flipped band (global ``F - 1 - lo - j``). Row ``t`` is read ``drift_block t`` channels further
+    on (turboSETI's ``drift_block`` roll); ``width_k > 1`` adds that many neighbouring channels
+    per row (desmearing). Channels past the band read as zero, and so do the paths' channels past
+    ``width`` (only local outputs ``j < width - (n - 1)`` hold whole paths)."""
     time, freq = x.shape[1], x.shape[2]
-    # Local channels 0 .. width-1 are global c0 .. c0 + width - 1 (of the flipped band when
-    # negative); every path of an output channel < c1 - c0 stays below width.
-    width = c1 - c0 + n - 1
-    bufs = np.zeros((2, n, width), np.float32)
     cur = bufs[0]
+    for t in range(n):
+        row = cur[t]
+        for j in range(width):
+            row[j] = 0.0
     for t in range(time):
         row = cur[t]
         src = x[b, t]
         for k in range(width_k):
-            p0 = c0 + drift_block * t + k          # global channel of local 0, this k
+            p0 = lo + drift_block * t + k          # global channel of local 0, this k
+            j0 = max(0, -p0)
             m = min(width, freq - p0)              # in-band channels
             if negative:
-                for j in range(m):
+                for j in range(j0, m):
                     row[j] += src[freq - 1 - p0 - j]
             else:
-                for j in range(m):
+                for j in range(j0, m):
                     row[j] += src[p0 + j]
     half = 1
     stage = 0
@@ -180,7 +188,17 @@ def _tree_job(x, out, n, drift_block, width_k, negative, b, c0, c1, row0, row_st
                 _add_shifted(dst[g + d], src2[g + h], src2[g + half + h], d - h, width)
         half = size
         stage += 1
-    res = bufs[stage % 2]
+    return stage % 2
+
+
+@njit(cache=True)
+def _tree_job(x, out, bufs, n, drift_block, width_k, negative, b, c0, c1, row0, row_step, d_first):
+    """The tree of channels ``c0 .. c1 - 1`` of spectrogram ``b``: tree drift ``d >= d_first``
+    goes to ``out[b, row0 + row_step * d]``."""
+    freq = x.shape[2]
+    # Every path of an output channel < c1 - c0 stays below width.
+    width = c1 - c0 + n - 1
+    res = bufs[tree_in_buffer(x, bufs, n, drift_block, width_k, negative, b, c0, width)]
     for d in range(d_first, n):
         row = res[d]
         dest = out[b, row0 + row_step * d]
@@ -192,7 +210,7 @@ def _tree_job(x, out, n, drift_block, width_k, negative, b, c0, c1, row0, row_st
                 dest[c0 + j] = row[j]
 
 
-@njit(parallel=True, cache=False)
+@njit(parallel=True, cache=True)
 def _tree_kernel(x, out, n, drift_block, width_k, negative, chunk, row0, row_step, d_first):
     """Parallel over (spectrogram, block of ``chunk`` channels); see ``_tree_job``."""
     batch, freq = x.shape[0], x.shape[2]
@@ -200,7 +218,8 @@ def _tree_kernel(x, out, n, drift_block, width_k, negative, chunk, row0, row_ste
     for job in prange(batch * nchunks):
         b = job // nchunks
         c0 = (job % nchunks) * chunk
-        _tree_job(x, out, n, drift_block, width_k, negative, b, c0, min(freq, c0 + chunk),
+        bufs = np.empty((2, n, chunk + n - 1), np.float32)
+        _tree_job(x, out, bufs, n, drift_block, width_k, negative, b, c0, min(freq, c0 + chunk),
                   row0, row_step, d_first)
 
 
@@ -250,14 +269,216 @@ def taylor_dedoppler(x) -> tuple[np.ndarray, np.ndarray]:
     return maps[0] if single else maps, np.concatenate([-rates[:0:-1], rates])
 
 
-@njit(cache=False)
+@njit(parallel=True, cache=True)
+def hitsearch_fused(x, blocks, negatives, row_lo, rows, rates, grid, median, std, threshold,
+                     maxsnr, maxdrift, maxindex, chunk):
+    """turboSETI's ``hitsearch`` (:mod:`tfseti.dedoppler.hitsearch`) over the trees of a drift plan, fused per block of
+    ``chunk`` channels (parallel over blocks): tree ``i`` (``drift_block = blocks[i]``, flipped band
+    when ``negatives[i]``) is computed for the block's channels in a cache-sized buffer, and its
+    rows ``rows[row_lo[i]:row_lo[i + 1]]`` (tree drifts, in search order, with their ``rates`` and
+    ``grid`` integers) are searched at once, so no tree of the whole band is ever stored.
+
+    Per row ``snr = (sum - median) / std`` (float32); a value ``> threshold`` counts, and replaces
+    ``maxsnr`` (with its rate and grid integer) when strictly larger. Each channel sees the trees
+    and rows in plan order, so the result is the sequential one. Sums below ``bound`` (``median +
+    threshold std`` less a relative 1e-5: float32 rounding cannot lift them over the threshold) are
+    skipped without the division. Returns the count of values above the threshold."""
+    time, freq = x.shape[1], x.shape[2]
+    n = 1
+    while n < time:
+        n *= 2
+    bound = -np.inf
+    if threshold > 0:
+        bound = np.float64(median) + np.float64(threshold) * np.float64(std) * (1.0 - 1e-5)
+    nchunks = (freq + chunk - 1) // chunk
+    counts = np.zeros(nchunks, np.int64)
+    for job in prange(nchunks):
+        c0 = job * chunk
+        c1 = min(freq, c0 + chunk)
+        out_w = c1 - c0
+        bufs = np.empty((2, n, chunk + n - 1), np.float32)
+        count = 0
+        for i in range(blocks.shape[0]):
+            neg = negatives[i]
+            # Natural channels c0 .. c1-1 are local 0 .. out_w-1, or (flipped band) local
+            # out_w-1 .. 0 starting at flipped channel freq - c1.
+            lo = freq - c1 if neg else c0
+            res = bufs[tree_in_buffer(x, bufs, n, blocks[i], 1, neg, 0, lo, out_w + n - 1)]
+            for k in range(row_lo[i], row_lo[i + 1]):
+                src = res[rows[k]]
+                for j in range(out_w):
+                    v0 = src[j]
+                    if v0 <= bound:
+                        continue
+                    v = (v0 - median) / std
+                    if v > threshold:
+                        count += 1
+                        c = c1 - 1 - j if neg else c0 + j
+                        if v > maxsnr[c]:
+                            maxsnr[c] = v
+                            maxdrift[c] = rates[k]
+                            maxindex[c] = grid[k]
+        counts[job] = count
+    return counts.sum()
+
+
+@njit(cache=True)
+def _max_window(src, dst, size, n):
+    """``dst[j] = max(src[j .. j + size - 1])`` for ``j < n`` (``src`` holds ``n + size - 1``):
+    by doubling, about ``log2(size) + 1`` vectorised passes."""
+    tmp = src.copy()
+    width = 1
+    while 2 * width <= size:
+        for j in range(n + size - 2 * width):
+            tmp[j] = max(tmp[j], tmp[j + width])
+        width *= 2
+    rest = size - width          # the windows of ``width`` cover [j, j + width); add the rest
+    for j in range(n):
+        dst[j] = max(tmp[j], tmp[j + rest])
+
+
+@njit(cache=True)
+def _cadence_job(x, tree_block, tree_neg, n, rate_tree, rate_row, offsets, off_panels, on_panels,
+                 scale, half_k, half_f, c0, c1, best_line, best_k, best_two, panel_snr):
+    """One block of output channels ``c0 .. c1 - 1`` of :func:`cadence_search` (see there)."""
+    panels, freq = x.shape[0], x.shape[2]
+    ntree = tree_block.shape[0]
+    nrate = rate_tree.shape[0]
+    omin = offsets.min()
+    omax = offsets.max()
+    # Start channels every path of an output channel (with the OFF filter's channel halo) reads.
+    s0 = c0 - half_f + omin
+    s1 = c1 + half_f + omax
+    span = s1 - s0
+    width = span + n - 1
+    store = np.zeros((panels, ntree, n, span), np.float32)
+    bufs = np.empty((2, n, width), np.float32)
+    for p in range(panels):
+        for i in range(ntree):
+            neg = tree_neg[i]
+            lo = freq - s1 if neg else s0
+            res = bufs[tree_in_buffer(x, bufs, n, tree_block[i], 1, neg, p, lo, width)]
+            for d in range(n):
+                dst = store[p, i, d]
+                src = res[d]
+                if neg:        # local j is start channel s1 - 1 - j: stored in channel order
+                    for j in range(span):
+                        dst[span - 1 - j] = src[j] * scale
+                else:
+                    for j in range(span):
+                        dst[j] = src[j] * scale
+    out_w = c1 - c0
+    wide = out_w + 2 * half_f
+    # Channels outside the band take no part in the veto (TF's max_pool2d SAME ignores them).
+    j_lo = max(0, half_f - c0)
+    j_hi = min(wide, freq - c0 + half_f)
+    near = np.empty((nrate, out_w), np.float32)
+    second = np.empty((nrate, out_w), np.float32)
+    om = np.empty(wide, np.float32)
+    bl = np.full(out_w, -np.inf, np.float32)
+    bk = np.zeros(out_w, np.int32)
+    root6 = np.float32(1.0 / np.sqrt(6.0))
+    o1, o3, o5 = off_panels[0], off_panels[1], off_panels[2]
+    e0, e2, e4 = on_panels[0], on_panels[1], on_panels[2]
+    for k in range(nrate):
+        i = rate_tree[k]
+        d = rate_row[k]
+        a1 = store[o1, i, d]
+        a3 = store[o3, i, d]
+        a5 = store[o5, i, d]
+        b1 = offsets[o1, k] - omin
+        b3 = offsets[o3, k] - omin
+        b5 = offsets[o5, k] - omin
+        for j in range(wide):
+            om[j] = max(max(a1[b1 + j], a3[b3 + j]), a5[b5 + j])
+        for j in range(j_lo):
+            om[j] = -np.inf
+        for j in range(j_hi, wide):
+            om[j] = -np.inf
+        _max_window(om, near[k], 2 * half_f + 1, out_w)
+        v0 = store[e0, i, d]
+        v2 = store[e2, i, d]
+        v4 = store[e4, i, d]
+        f0 = offsets[e0, k] - omin + half_f
+        f2 = offsets[e2, k] - omin + half_f
+        f4 = offsets[e4, k] - omin + half_f
+        g1, g3, g5 = b1 + half_f, b3 + half_f, b5 + half_f
+        sec = second[k]
+        kk = np.int32(k)
+        for j in range(out_w):
+            p0 = v0[f0 + j]
+            p2 = v2[f2 + j]
+            p4 = v4[f4 + j]
+            total = p0 + p2 + p4
+            sec[j] = total - max(max(p0, p2), p4) - min(min(p0, p2), p4)
+            v = (total - (a1[g1 + j] + a3[g3 + j] + a5[g5 + j])) * root6
+            better = v > bl[j]
+            bl[j] = v if better else bl[j]
+            bk[j] = kk if better else bk[j]
+    # The OFF veto near each path: max over +-half_k rates (channels were done above).
+    bt = np.full(out_w, -np.inf, np.float32)
+    m = np.empty(out_w, np.float32)
+    for k in range(nrate):
+        k0 = max(0, k - half_k)
+        k1 = min(nrate, k + half_k + 1)
+        m[:] = near[k0]
+        for a in range(k0 + 1, k1):
+            row = near[a]
+            for j in range(out_w):
+                m[j] = max(m[j], row[j])
+        sec = second[k]
+        for j in range(out_w):
+            bt[j] = max(bt[j], sec[j] - m[j])
+    for j in range(out_w):
+        best_line[c0 + j] = bl[j]
+        best_two[c0 + j] = bt[j]
+        k = bk[j]
+        best_k[c0 + j] = k
+        i = rate_tree[k]
+        d = rate_row[k]
+        for p in range(panels):
+            panel_snr[p, c0 + j] = store[p, i, d, offsets[p, k] - omin + half_f + j]
+
+
+@njit(parallel=True, cache=True)
+def cadence_search(x, tree_block, tree_neg, rate_tree, rate_row, offsets, off_panels, on_panels,
+                   scale, half_k, half_f, out_lo, out_hi, chunk):
+    """The straight-line and two-of-three searches of a cadence over a band, from per-panel trees
+    (the kernel of :mod:`tfseti.dedoppler.band_search`, which documents the paths and scores).
+
+    ``x`` ``(6, R, F)``: the cleaned block rows of the six panels. Tree ``i`` is the tree of each
+    panel at ``drift_block = tree_block[i]`` (flipped band when ``tree_neg[i]``); cadence rate
+    ``k`` reads, in panel ``p``, tree ``rate_tree[k]`` row ``rate_row[k]`` at start channel
+    ``f + offsets[p, k]`` for output channel ``f``. Returns, for output channels ``out_lo ..
+    out_hi - 1`` (parallel over blocks of ``chunk``): the best straight-line score and its rate
+    index, the best two-of-three score, and the six panels' sums on the best straight path
+    ``(6, F)`` (each scaled by ``scale``); channels outside ``[out_lo, out_hi)`` are NaN."""
+    panels, freq = x.shape[0], x.shape[2]
+    n = 1
+    while n < x.shape[1]:
+        n *= 2
+    best_line = np.full(freq, np.nan, np.float32)
+    best_k = np.zeros(freq, np.int64)
+    best_two = np.full(freq, np.nan, np.float32)
+    panel_snr = np.full((panels, freq), np.nan, np.float32)
+    nchunks = (out_hi - out_lo + chunk - 1) // chunk
+    for job in prange(nchunks):
+        c0 = out_lo + job * chunk
+        c1 = min(out_hi, c0 + chunk)
+        _cadence_job(x, tree_block, tree_neg, n, rate_tree, rate_row, offsets, off_panels,
+                     on_panels, scale, half_k, half_f, c0, c1, best_line, best_k, best_two,
+                     panel_snr)
+    return best_line, best_k, best_two, panel_snr
+
+
+@njit(cache=True)
 def _accumulate(acc, src, j0, j1, offset):
     """acc[j] += src[j + offset] for j in [j0, j1) (1-D rows: vectorised)."""
     for j in range(j0, j1):
         acc[j] += src[j + offset]
 
 
-@njit(parallel=True, cache=False)
+@njit(parallel=True, cache=True)
 def _brute_kernel(x, lo, hi, out, chunk):
     batch, time, freq = x.shape
     ndrift = lo.shape[0]

@@ -24,7 +24,7 @@ and ``tfseti.dedoppler.scores._score_function``, for raw cadences ``(N, 6, T, F)
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, OFF_WINDOW, CadenceScores
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
@@ -59,32 +59,102 @@ def block_shifts(cfg, reference: str, panels: int, time: int) -> np.ndarray:
     return np.rint(drift_rates(cfg)[None, :, None] * block_time[:, None, :]).astype(np.int64)
 
 
-def clean(cadence: np.ndarray, cfg) -> np.ndarray:
-    """Steps 1-2: raw ``(N, 6, T, F)`` -> cleaned block sums ``(N, 6, Bk, F)`` float32."""
+def clean(cadence: np.ndarray, cfg, edges: np.ndarray | None = None) -> np.ndarray:
+    """Steps 1-2: raw ``(N, 6, T, F)`` -> cleaned block sums ``(N, 6, Bk, F)`` float32.
+
+    ``edges`` (first channel of each tile, then ``F``; default ``[0, F]``): the channels are
+    cleaned tile by tile (each tile as a window of its own), as the band search does
+    (:mod:`tfseti.dedoppler.band_search`)."""
+    cadence = np.ascontiguousarray(cadence, dtype=np.float32)
     n, panels, time, freq = cadence.shape
-    blocks = -(-time // cfg.block)
-    x = np.zeros((n, panels, blocks * cfg.block, freq), np.float32)
-    x[:, :, :time] = cadence
-    sums = x.reshape(n, panels, blocks, cfg.block, freq).sum(axis=3, dtype=np.float32)
-    rows = np.minimum(cfg.block, time - cfg.block * np.arange(blocks)).astype(np.float32)[:, None]
-    per_row = sums / rows
-    if cfg.background == "off_median":
-        off = per_row[:, list(OFF_PANELS)].reshape(n, -1, freq)
-        level = np.median(off, axis=1)[:, None, None, :].astype(np.float32)
-    else:
-        level = np.median(per_row, axis=2, keepdims=True).astype(np.float32)
-    per_row = per_row - level
-    per_row = per_row - np.median(per_row, axis=3, keepdims=True).astype(np.float32)
-    root = np.sqrt(rows)
-    x = per_row * root
-    std = np.sqrt(np.mean(np.square(x), axis=(2, 3), keepdims=True, dtype=np.float32)) + np.float32(1e-6)
-    inside = (np.abs(x) < NOISE_CLIP * std).astype(np.float32)
-    var = (np.sum(np.square(x) * inside, axis=(2, 3), keepdims=True, dtype=np.float32)
-           / (np.sum(inside, axis=(2, 3), keepdims=True, dtype=np.float32) + np.float32(1.0)))
-    x = x / (np.sqrt(var) + np.float32(1e-6))
-    if cfg.clip > 0:
-        x = np.clip(x, -cfg.clip, cfg.clip)
-    return (x * root).astype(np.float32)
+    edges = np.array([0, freq], np.int64) if edges is None else np.asarray(edges, np.int64)
+    if panels != 6 and cfg.background == "off_median":
+        raise ValueError(f"clean: the off_median background needs 6 panels, got {panels}")
+    return _clean_tiles(cadence, edges, int(cfg.block), cfg.background == "off_median",
+                        np.float32(cfg.clip), np.array(OFF_PANELS, np.int64))
+
+
+@njit(parallel=True, cache=True)
+def _clean_tiles(x, edges, block, off_median, clip, off_panels):
+    """:func:`clean` in one pass per (cadence, tile), parallel over them: the same steps and
+    float32 results as the numpy version it replaced (medians as ``np.median``; the noise sums in
+    float64, so the last bits may differ)."""
+    n, panels, time, freq = x.shape
+    blocks = (time + block - 1) // block
+    out = np.empty((n, panels, blocks, freq), np.float32)
+    ntile = edges.shape[0] - 1
+    root = np.empty(blocks, np.float32)
+    for b in range(blocks):
+        root[b] = np.sqrt(np.float32(min(block, time - block * b)))
+    noff = off_panels.shape[0]
+    for job in prange(n * ntile):
+        c = job // ntile
+        t = job % ntile
+        lo, hi = edges[t], edges[t + 1]
+        w = hi - lo
+        per_row = np.zeros((panels, blocks, w), np.float32)
+        for p in range(panels):
+            for r in range(time):
+                row = per_row[p, r // block]
+                src = x[c, p, r]
+                for j in range(w):
+                    row[j] += src[lo + j]
+            for b in range(blocks):
+                rows = np.float32(min(block, time - block * b))
+                row = per_row[p, b]
+                for j in range(w):
+                    row[j] = row[j] / rows
+        # The per-channel level: the OFF panels' median (or each panel's own) over block rows.
+        if off_median:
+            vals = np.empty(noff * blocks, np.float32)
+            for j in range(w):
+                for q in range(noff):
+                    for b in range(blocks):
+                        vals[q * blocks + b] = per_row[off_panels[q], b, j]
+                level = np.float32(np.median(vals))
+                for p in range(panels):
+                    for b in range(blocks):
+                        per_row[p, b, j] -= level
+        else:
+            vals = np.empty(blocks, np.float32)
+            for p in range(panels):
+                for j in range(w):
+                    for b in range(blocks):
+                        vals[b] = per_row[p, b, j]
+                    level = np.float32(np.median(vals))
+                    for b in range(blocks):
+                        per_row[p, b, j] -= level
+        for p in range(panels):
+            for b in range(blocks):
+                row = per_row[p, b]
+                m = np.float32(np.median(row))
+                for j in range(w):
+                    row[j] = (row[j] - m) * root[b]
+            # Unit noise per panel, from the values within NOISE_CLIP of a first estimate.
+            sq = 0.0
+            for b in range(blocks):
+                for j in range(w):
+                    sq += np.float64(per_row[p, b, j]) ** 2
+            std = np.float32(np.sqrt(sq / (blocks * w))) + np.float32(1e-6)
+            cut = np.float32(NOISE_CLIP) * std
+            sq_in = 0.0
+            count = 0.0
+            for b in range(blocks):
+                for j in range(w):
+                    v = per_row[p, b, j]
+                    if abs(v) < cut:
+                        sq_in += np.float64(v) ** 2
+                        count += 1.0
+            scale = np.float32(np.sqrt(np.float32(sq_in / (count + 1.0)))) + np.float32(1e-6)
+            for b in range(blocks):
+                dst = out[c, p, b]
+                row = per_row[p, b]
+                for j in range(w):
+                    v = row[j] / scale
+                    if clip > 0:
+                        v = min(max(v, -clip), clip)
+                    dst[lo + j] = v * root[b]
+    return out
 
 
 @njit(cache=False)

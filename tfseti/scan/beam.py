@@ -4,11 +4,13 @@ Same windows, same scorer, same cadence folders as the local runner (``tfseti.sc
 only distributes the work::
 
     Create(read groups of every cadence not yet complete)      one element per (cadence, group)
-      | ParDo(ReadWindows)        one element per window: ((cadence, batch), (window, native))
+      | ParDo(ReadWindows)        the group read, and the band search over its own channels
+                                  (the classical columns): one element per window,
+                                  ((cadence, batch), (window, native, classical columns))
       | GroupByKey                batches: windows [k B, (k + 1) B) of a cadence, as the local
                                   runner makes them (tfseti.scan.stream.read_groups), so both
                                   score identical batches and write identical tables
-      | ParDo(ScoreWindows)       the models and the classical search: (cadence, window row)
+      | ParDo(ScoreWindows)       the models: (cadence, window row)
     Create(the six files of every cadence not yet complete)    one element per (cadence, file)
       | ParDo(SearchFile)         the file searched alone (tfseti.scan.filehits): (cadence, (file, hits))
     {rows, files} | CoGroupByKey                   every window row and file's hits of a cadence
@@ -36,7 +38,7 @@ import numpy as np
 
 from tfseti.scan import outputs
 from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, prepare
-from tfseti.scan.stream import group_windows, read_groups
+from tfseti.scan.stream import read_group, read_groups
 
 
 def _opened(job: ScanJob, width: int, cache: dict, index: int):
@@ -56,27 +58,33 @@ def _dofns():
     import apache_beam as beam
 
     class ReadWindows(beam.DoFn):
-        """(cadence index, read group) -> ((cadence, batch), (window, native)) per window."""
+        """(cadence index, read group) -> ((cadence, batch), (window, native, classical)) per window."""
 
         def __init__(self, job: ScanJob, width: int):
             self.job, self.width = job, width
 
         def setup(self):
+            from tfseti.scan.scoring import WindowScorer
+
             self.cache = {}
+            self.scorer = WindowScorer([], self.job.settings, None)   # the band search only
 
         def process(self, element):
+            from tfseti.dedoppler.band_search import halo
+
             index, group = element
-            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
-            windows, native = group_windows(cadence, plan, tuple(group))
+            cadence, plan, cfg, _ = _opened(self.job, self.width, self.cache, index)
+            data = read_group(cadence, plan, tuple(group), halo(cfg, cadence.rows))
+            classical = self.scorer.classical(plan, self.scorer.band(cfg, plan, data), data.indices)
             batch = self.job.settings.batch_size
-            for w, x in zip(windows, native):
-                yield (index, int(w) // batch), (int(w), np.ascontiguousarray(x))
+            for w, x, c in zip(data.indices, data.native, classical):
+                yield (index, int(w) // batch), (int(w), np.ascontiguousarray(x), c)
 
         def teardown(self):
             _close(self.cache)
 
     class ScoreWindows(beam.DoFn):
-        """((cadence, batch), [(window, native), ...]) -> (cadence index, window row) per window."""
+        """((cadence, batch), [(window, native, classical), ...]) -> (cadence index, window row)."""
 
         def __init__(self, job: ScanJob, width: int):
             self.job, self.width = job, width
@@ -91,10 +99,10 @@ def _dofns():
         def process(self, element):
             (index, _), items = element
             items = sorted(items, key=lambda item: item[0])
-            cadence, plan, cfg, _ = _opened(self.job, self.width, self.cache, index)
-            windows = np.array([w for w, _ in items])
-            native = np.stack([x for _, x in items])
-            for row in self.scorer.rows(cadence, cfg, plan, windows, native):
+            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
+            windows = np.array([w for w, _, _ in items])
+            native = np.stack([x for _, x, _ in items])
+            for row in self.scorer.rows(cadence, plan, windows, native, [c for _, _, c in items]):
                 yield index, row
 
         def teardown(self):

@@ -6,14 +6,15 @@
       .tfseti.lock           the writer's lock (tfseti.io.folder_lock): one scan writes OUT at a time
       scan.json              settings, models, and every cadence scanned into OUT so far (written
                              once every check passed, before the first cadence is scanned)
-      hits.csv               the hit windows of every complete cadence listed in scan.json, best
+      hits.csv               the candidates of every complete cadence listed in scan.json, best
                              first (written last, from the folders below)
       events.csv             the events of every complete cadence listed there, in that order:
                              each cadence's events.csv rows under one header (turboSETI's format)
       index.html, png/       the top-N candidates' waterfalls (tfseti.scan.page)
       <cadence>/
         windows.csv          one row per window (tfseti.scan.scoring.WINDOW_COLUMNS)
-        hits.csv             the windows with hit = True, best first
+        hits.csv             the candidates (:func:`mark_candidates`: one row per run of touching
+                             hit windows), best first
         <file stem>.dat x 6  each file's own hits: turboSETI's per-file search of that file alone
                              (tfseti.scan.filehits), in turboSETI's .dat format (tfseti.dedoppler.dat)
         hits_per_file.csv    the same hits, one row each, with the window they are most central
@@ -102,12 +103,50 @@ def done_info(out: str, name: str, fp: str) -> dict | None:
     return info
 
 
+def _probability(row: dict) -> float:
+    return -1.0 if math.isnan(row["probability"]) else row["probability"]
+
+
+def _rank(row: dict) -> tuple:
+    """Best first: the model's probability (none: last), then the classical score."""
+    return (-_probability(row), -row["dedoppler"], row["cadence"], row["window"])
+
+
 def _sort_hits(rows: list[dict]) -> list[dict]:
-    def key(row):
-        prob = row["probability"]
-        return (-(prob if not math.isnan(prob) else -1.0), -row["dedoppler"], row["cadence"],
-                row["window"])
-    return sorted((r for r in rows if r["hit"]), key=key)
+    """The candidates among ``rows`` (hit windows that are their candidate's best), best first."""
+    return sorted((r for r in rows if r["hit"] and r["candidate"] == r["window"]), key=_rank)
+
+
+# Hit windows whose best paths are this close (channels at the first integration) are one
+# candidate even when the windows do not overlap: twice the OFF veto's channel reach.
+MERGE_CHANNELS = 8
+
+
+def mark_candidates(rows: list[dict], width: int) -> list[dict]:
+    """Set every row's ``candidate`` (in place; rows of one cadence sorted by window): a hit
+    window and the next hit window are one candidate when they overlap or their best straight
+    paths lie within :data:`MERGE_CHANNELS` of each other (a needle is seen by every window that
+    overlaps it, by the model at least); a run of such windows is one candidate, named by the
+    window with the best classical score (a path is counted in the one window that owns its
+    channel, so that window's path, drift and pattern describe the signal; then the best
+    probability). ``-1`` for the windows that are no hit. Returns ``rows``."""
+    runs, run = [], []
+    for row in rows:
+        row["candidate"] = -1
+        if not row["hit"]:
+            continue
+        if run and not (row["channel_start"] < run[-1]["channel_start"] + width
+                        or abs(row["hit_channel"] - run[-1]["hit_channel"]) <= MERGE_CHANNELS):
+            runs.append(run)
+            run = []
+        run.append(row)
+    if run:
+        runs.append(run)
+    for run in runs:
+        best = max(run, key=lambda r: (r["dedoppler"], _probability(r), -r["window"]))["window"]
+        for row in run:
+            row["candidate"] = best
+    return rows
 
 
 # Significant digits of the tables' numbers: frequencies near 10 GHz to 1e-7 MHz (0.1 Hz, a
@@ -131,7 +170,7 @@ def write_cadence(out: str, info: dict, rows: list[dict], per_file: list[list]) 
     from tfseti.dedoppler.events import write_events_csv
     from tfseti.dedoppler.hitsearch import write_hits_dat
 
-    rows = sorted(rows, key=lambda r: r["window"])
+    rows = mark_candidates(sorted(rows, key=lambda r: r["window"]), info["width"])
     if [r["window"] for r in rows] != list(range(info["windows"])):
         raise RuntimeError(f"cadence {info['name']}: {len(rows)} window rows for "
                            f"{info['windows']} windows; not writing an incomplete scan")

@@ -22,7 +22,7 @@ from tfseti.scan import outputs
 from tfseti.scan.page import PAGE, PNG_DIR
 from tfseti.scan.scoring import WindowScorer, classical_config
 from tfseti.scan.settings import ScanSettings
-from tfseti.scan.stream import batches, read_groups
+from tfseti.scan.stream import read_group, read_groups
 from tfseti.scan.windows import WindowPlan, fine_per_coarse_for, nonfinite_notes
 
 DEFAULT_WIDTH = 256
@@ -123,18 +123,26 @@ def describe(info: dict) -> str:
 
 def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: WindowScorer,
                  progress: bool = False) -> list[dict]:
-    """Window-table rows of every window of a cadence, streamed."""
+    """Window-table rows of every window of a cadence, streamed: per read group, the band search
+    over its own channels, then its windows in batches through the models."""
+    from tfseti.dedoppler.band_search import halo
+
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(plan), unit="window", desc=cadence.name, file=sys.stderr)
     rows = []
-    groups = read_groups(plan, cadence.rows, scorer.settings.read_mb, scorer.settings.batch_size)
-    for indices, native in batches(cadence, plan, groups, scorer.settings.batch_size):
-        rows.extend(scorer.rows(cadence, cfg, plan, indices, native))
-        if bar is not None:
-            bar.update(len(indices))
+    size = scorer.settings.batch_size
+    reach = halo(cfg, cadence.rows)
+    for group in read_groups(plan, cadence.rows, scorer.settings.read_mb, size):
+        data = read_group(cadence, plan, group, reach)
+        classical = scorer.classical(plan, scorer.band(cfg, plan, data), data.indices)
+        for i in range(0, len(data.indices), size):
+            rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], data.native[i:i + size],
+                                    classical[i:i + size]))
+            if bar is not None:
+                bar.update(len(data.indices[i:i + size]))
     if bar is not None:
         bar.close()
     return rows
@@ -231,8 +239,10 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
             info = {**info, "notes": [*info["notes"], *blanked]}
             folder = outputs.write_cadence(job.out, info, rows, per_file)
             hits = sum(r["hit"] for r in rows)
+            found = sum(r["hit"] and r["candidate"] == r["window"] for r in rows)
             log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "
-                f"{info['input_bytes'] / 1e6 / seconds:.1f} MB/s): {hits} hit(s) -> {folder}")
+                f"{info['input_bytes'] / 1e6 / seconds:.1f} MB/s): {hits} hit window(s), "
+                f"{found} candidate(s) -> {folder}")
             log(f"  per-file search in {file_seconds:.1f} s: "
                 f"{'/'.join(str(len(h)) for h in per_file)} .dat hit(s) (SNR >= "
                 f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")

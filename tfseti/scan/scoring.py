@@ -8,14 +8,20 @@ streams). Batches are always padded to ``batch_size`` so every batch runs the sa
 function and a window's score does not depend on which windows shared its batch (the local and
 the Beam scan batch windows differently and must agree).
 
-Classical: ``tfseti.dedoppler.window_scores.score_batch`` (the scores of
-``tfseti.dedoppler.scores`` in numpy + Numba, equal to the TensorFlow ones up to float32 rounding,
-so that a scan without ``--model`` never imports TensorFlow; with a model the classical columns
-are the same numbers) on the windows at their native time resolution (the search turboSETI does;
-no resampled rows), with a ``DedopplerConfig`` made from the headers
+Classical: the cadence-wide band search (``tfseti.dedoppler.band_search``: the
+``straight_line`` and ``two_of_three`` scores of ``tfseti.dedoppler.scores`` from per-panel
+Taylor trees, numpy + Numba, so that a scan without ``--model`` never imports TensorFlow), run
+once per read group over the group's own channels at the files' native time resolution (the
+search turboSETI does; no resampled rows), with a ``DedopplerConfig`` made from the headers
 (:func:`classical_config`): the drift range in channels per integration from ``max_drift_hz``,
 the slew from the files' ``tstart`` s, rows summed per block so that a path moves at most
-``BLOCK_SMEAR_CHANNELS`` inside a block.
+``BLOCK_SMEAR_CHANNELS`` inside a block, tiles of the window width. A window's classical columns
+are those of its *own* channels (``tfseti.scan.windows.own_channels``: the channels no later
+window starts in; every channel is the own channel of one window), where a path is placed by its
+channel at the cadence's reference time: ``dedoppler`` the best ``two_of_three`` there, and the
+best straight path there (its score, drift rate, channel at the first integration of file 1,
+per-file SNRs and pattern). So a needle's best path is counted in one window, not in every
+window that overlaps it, and each channel's paths are searched once, however large the overlap.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import math
 
 import numpy as np
 
+from tfseti.io.kaggle import ON_PANELS
 from tfseti.io.observations import ObservationCadence
 from tfseti.scan.settings import BLOCK_SMEAR_CHANNELS, MAX_DRIFTS, ScanSettings
 from tfseti.scan.windows import (NONFINITE_FLAG, NONFINITE_KEY, make_snippets, nonfinite_summary,
@@ -34,7 +41,7 @@ PANELS = 6
 WINDOW_COLUMNS = (
     "cadence", "window", "channel_start", "freq_start_mhz", "freq_end_mhz", "flags",
     "probability", "dedoppler", "straight_line", "drift_rate_hz_s", "hit_channel", "hit_freq_mhz",
-    "snr", *(f"panel_snr_{p}" for p in range(PANELS)), "pattern", "hit")
+    "snr", *(f"panel_snr_{p}" for p in range(PANELS)), "pattern", "hit", "candidate")
 
 
 def classical_config(cadence: ObservationCadence, settings: ScanSettings):
@@ -69,6 +76,7 @@ class WindowScorer:
         self.settings = settings
         self.model_shape = model_shape     # (P, rows, width) the models take; None: classical only
         self._matrices: dict = {}
+        self._band_plan = None
 
     def snippets(self, native: np.ndarray) -> np.ndarray:
         rows_in, rows_out = native.shape[2], self.model_shape[1]
@@ -91,37 +99,67 @@ class WindowScorer:
         per_model = predict_batch(self.models, self._pad(self.snippets(native)), self.settings.tta)
         return per_model.mean(axis=0)[:n].astype(np.float32)
 
-    def rows(self, cadence: ObservationCadence, cfg, plan, windows: np.ndarray,
-             native: np.ndarray) -> list[dict]:
-        """Window-table rows (``WINDOW_COLUMNS``) of windows ``windows`` (indices into ``plan``)."""
-        from tfseti.dedoppler.window_scores import score_batch
+    def band(self, cfg, plan, group) -> "BandScores":
+        """The classical band search over a read group's own channels
+        (``tfseti.dedoppler.band_search``; the group from ``tfseti.scan.stream.read_group``)."""
+        from tfseti.dedoppler.band_search import band_plan, search_block
 
+        key = (cfg, group.band.shape[1])
+        if self._band_plan is None or self._band_plan[0] != key:
+            self._band_plan = (key, band_plan(cfg, group.band.shape[1]))
+        return search_block(group.band, cfg, group.band_start, plan.nchans, plan.width,
+                            group.own[0], group.own[1], self._band_plan[1])
+
+    def classical(self, plan, band, windows: np.ndarray) -> list[dict]:
+        """The classical columns of windows ``windows`` from their own channels' band scores
+        (module notes)."""
+        starts = plan.starts
+        on = list(ON_PANELS)
+        out = []
+        for w in windows:
+            start = int(starts[w])
+            i0 = start - band.lo
+            i1 = i0 + own_channels(plan, starts, int(w))
+            line = band.straight_line[i0:i1]
+            j = i0 + int(np.argmax(line))
+            panel_snr = band.panel_snr[:, j]
+            out.append({"dedoppler": float(np.max(band.two_of_three[i0:i1])),
+                        "straight_line": float(band.straight_line[j]),
+                        "drift": float(band.rates[band.rate_index[j]]),
+                        "hit_channel": band.start_channel(j),
+                        "snr": float(panel_snr[on].sum() / np.sqrt(3.0)),
+                        "panel_snr": panel_snr.astype(np.float64),
+                        "pattern": "".join("1" if v >= self.settings.pattern_snr else "0"
+                                           for v in panel_snr)})
+        return out
+
+    def rows(self, cadence: ObservationCadence, plan, windows: np.ndarray, native: np.ndarray,
+             classical: list[dict]) -> list[dict]:
+        """Window-table rows (``WINDOW_COLUMNS``) of windows ``windows`` (indices into ``plan``):
+        the models on ``native`` and the classical columns ``classical`` (:meth:`classical`)."""
         s = self.settings
         # NaN/Inf samples are replaced before anything scores them (tfseti.scan.windows).
         blanked = repair_nonfinite(native)
         starts = plan.starts
         probability = self.probabilities(native)
-        # The per-panel maxima score is not reported: leaving its maps out saves ~17% of a batch.
-        result = score_batch(native, cfg, s.pattern_snr, panel_maxima=False)
-        drift = drift_hz_s(cadence, result.drift)
         width = native.shape[3]
         out = []
         for i, w in enumerate(windows):
             start = int(starts[w])
-            # The best path's channel at the first integration of file 1 (turboSETI's convention).
-            hit_channel = start + float(result.start_channel[i])
-            dedoppler = float(result.scores["two_of_three"][i])
+            c = classical[i]
+            dedoppler = c["dedoppler"]
             prob = float(probability[i])
             row = {"cadence": cadence.name, "window": int(w), "channel_start": start,
                    "freq_start_mhz": float(cadence.freq_mhz(start)),
                    "freq_end_mhz": float(cadence.freq_mhz(start + width - 1)),
                    "flags": plan.flags(start), "probability": prob, "dedoppler": dedoppler,
-                   "straight_line": float(result.scores["straight_line"][i]),
-                   "drift_rate_hz_s": float(drift[i]), "hit_channel": hit_channel,
-                   "hit_freq_mhz": float(cadence.freq_mhz(hit_channel)),
-                   "snr": float(result.snr[i]),
-                   **{f"panel_snr_{p}": float(result.panel_snr[i, p]) for p in range(PANELS)},
-                   "pattern": result.pattern[i],
+                   "straight_line": c["straight_line"],
+                   "drift_rate_hz_s": float(drift_hz_s(cadence, c["drift"])),
+                   "hit_channel": c["hit_channel"],
+                   "hit_freq_mhz": float(cadence.freq_mhz(c["hit_channel"])),
+                   "snr": c["snr"],
+                   **{f"panel_snr_{p}": float(c["panel_snr"][p]) for p in range(PANELS)},
+                   "pattern": c["pattern"],
                    "hit": bool((not math.isnan(prob) and prob >= s.min_probability)
                                or dedoppler >= s.min_dedoppler)}
             if blanked is not None and blanked[i].any():
