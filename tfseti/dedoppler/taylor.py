@@ -137,77 +137,86 @@ def _as_batch(x, what: str) -> tuple[np.ndarray, bool]:
 
 
 @njit(cache=True)
-def _add_shifted(out, a, b, shift, width):
-    """out[j] = a[j] + b[j + shift], with b read as zero past ``width`` (1-D rows: vectorised)."""
-    m = width - shift
-    for j in range(m):
-        out[j] = a[j] + b[j + shift]
-    for j in range(m, width):
-        out[j] = a[j]
+def tree_in_buffer(x, first, second, n, drift_block, width_k, negative, b, lo, width):
+    """The tree of ``width`` local channels of spectrogram ``x[b]`` ``(B, T, F)`` in the work
+    buffers ``first`` and ``second`` (each ``(>= n, >= width)`` float32); returns 0 when the
+    result is in ``first``, 1 when in ``second`` (``first`` holds it after an even number of
+    stages, ``log2 n``): row ``d`` of it is tree drift ``d`` of local channel ``j``, global
+    channel ``lo + j`` (``lo`` may be negative: channels outside the band read as zero).
 
-
-@njit(cache=True)
-def tree_in_buffer(x, bufs, n, drift_block, width_k, negative, b, lo, width):
-    """The tree of ``width`` local channels of spectrogram ``x[b]`` ``(B, T, F)``, in the work
-    buffers ``bufs`` ``(2, >= n, >= width)`` float32; returns the buffer index (0 or 1) that holds
-    the result: ``bufs[i][d, j]`` is tree drift ``d`` of local channel ``j``.
-
-    Local channel ``j`` is global channel ``lo + j`` of the band, or, when ``negative``, of the
-    flipped band (global ``F - 1 - lo - j``). Row ``t`` is read ``drift_block t`` channels further
-    on (turboSETI's ``drift_block`` roll); ``width_k > 1`` adds that many neighbouring channels
-    per row (desmearing). Channels past the band read as zero, and so do the paths' channels past
-    ``width`` (only local outputs ``j < width - (n - 1)`` hold whole paths)."""
+    The path of local ``j`` goes up from ``lo + j`` (row ``t`` at ``lo + j + drift_block t +
+    tree_offsets(n, d)[t]``), or, when ``negative``, down (``lo + j - drift_block t - ...``): the
+    mirror image, the same sums as the tree of the flipped band (turboSETI's negative drifts)
+    without flipping anything. ``width_k > 1`` adds that many neighbouring channels per row, the
+    path's own and those it moves on to (desmearing). Paths that leave the local buffer read zero
+    there: only local ``j < width - (n - 1)`` (up) or ``j >= n - 1`` (down) are whole."""
+    # Numba vectorises a loop only when its indices are the loop variable itself (an index
+    # computed from it is checked for wrap-around, element by element): hence the sliced views.
     time, freq = x.shape[1], x.shape[2]
-    cur = bufs[0]
     for t in range(n):
-        row = cur[t]
+        row = first[t]
         for j in range(width):
             row[j] = 0.0
     for t in range(time):
-        row = cur[t]
         src = x[b, t]
         for k in range(width_k):
-            p0 = lo + drift_block * t + k          # global channel of local 0, this k
+            shift = drift_block * t + k
+            p0 = lo - shift if negative else lo + shift     # global channel of local 0
             j0 = max(0, -p0)
-            m = min(width, freq - p0)              # in-band channels
-            if negative:
-                for j in range(j0, m):
-                    row[j] += src[freq - 1 - p0 - j]
-            else:
-                for j in range(j0, m):
-                    row[j] += src[p0 + j]
+            m = min(width, freq - p0)                      # in-band channels
+            if m <= j0:
+                continue
+            row = first[t, j0:m]
+            np.add(row, src[p0 + j0:p0 + m], row)
     half = 1
     stage = 0
     while half < n:
         size = 2 * half
-        src2 = bufs[stage % 2]
-        dst = bufs[(stage + 1) % 2]
+        src2 = first if stage % 2 == 0 else second
+        dst = second if stage % 2 == 0 else first
         for g in range(0, n, size):
             for d in range(size):
                 h = d // 2
-                _add_shifted(dst[g + d], src2[g + h], src2[g + half + h], d - h, width)
+                # first half + second half moved d - h channels along the path (zero past the
+                # buffer), written out here, not as a call: Numba vectorises it only inlined.
+                shift = d - h
+                a = src2[g + h]
+                bb = src2[g + half + h]
+                out = dst[g + d]
+                if negative:
+                    for j in range(shift):
+                        out[j] = a[j]
+                    ao = out[shift:]
+                    aa = a[shift:]
+                    for j in range(width - shift):
+                        ao[j] = aa[j] + bb[j]
+                else:
+                    ahead = bb[shift:]
+                    for j in range(width - shift):
+                        out[j] = a[j] + ahead[j]
+                    for j in range(width - shift, width):
+                        out[j] = a[j]
         half = size
         stage += 1
     return stage % 2
 
 
 @njit(cache=True)
-def _tree_job(x, out, bufs, n, drift_block, width_k, negative, b, c0, c1, row0, row_step, d_first):
+def _tree_job(x, out, first, second, n, drift_block, width_k, negative, b, c0, c1, row0, row_step,
+              d_first):
     """The tree of channels ``c0 .. c1 - 1`` of spectrogram ``b``: tree drift ``d >= d_first``
     goes to ``out[b, row0 + row_step * d]``."""
-    freq = x.shape[2]
-    # Every path of an output channel < c1 - c0 stays below width.
+    # Every path of an output channel stays inside width: n - 1 more channels above (up) or
+    # below (down).
     width = c1 - c0 + n - 1
-    res = bufs[tree_in_buffer(x, bufs, n, drift_block, width_k, negative, b, c0, width)]
+    lo = c0 - (n - 1) if negative else c0
+    org = n - 1 if negative else 0
+    res = second if tree_in_buffer(x, first, second, n, drift_block, width_k, negative, b, lo, width) else first
     for d in range(d_first, n):
-        row = res[d]
-        dest = out[b, row0 + row_step * d]
-        if negative:
-            for j in range(c1 - c0):
-                dest[freq - 1 - c0 - j] = row[j]
-        else:
-            for j in range(c1 - c0):
-                dest[c0 + j] = row[j]
+        row = res[d, org:org + c1 - c0]
+        dest = out[b, row0 + row_step * d, c0:c1]
+        for j in range(c1 - c0):
+            dest[j] = row[j]
 
 
 @njit(parallel=True, cache=True)
@@ -218,9 +227,10 @@ def _tree_kernel(x, out, n, drift_block, width_k, negative, chunk, row0, row_ste
     for job in prange(batch * nchunks):
         b = job // nchunks
         c0 = (job % nchunks) * chunk
-        bufs = np.empty((2, n, chunk + n - 1), np.float32)
-        _tree_job(x, out, bufs, n, drift_block, width_k, negative, b, c0, min(freq, c0 + chunk),
-                  row0, row_step, d_first)
+        first = np.empty((n, chunk + n - 1), np.float32)
+        second = np.empty((n, chunk + n - 1), np.float32)
+        _tree_job(x, out, first, second, n, drift_block, width_k, negative, b, c0,
+                  min(freq, c0 + chunk), row0, row_step, d_first)
 
 
 def taylor_tree(x, negative: bool = False, drift_block: int = 0, desmear: bool = False) -> np.ndarray:
@@ -296,16 +306,18 @@ def hitsearch_fused(x, blocks, negatives, row_lo, rows, rates, grid, median, std
         c0 = job * chunk
         c1 = min(freq, c0 + chunk)
         out_w = c1 - c0
-        bufs = np.empty((2, n, chunk + n - 1), np.float32)
+        first = np.empty((n, chunk + n - 1), np.float32)
+        second = np.empty((n, chunk + n - 1), np.float32)
         count = 0
         for i in range(blocks.shape[0]):
             neg = negatives[i]
-            # Natural channels c0 .. c1-1 are local 0 .. out_w-1, or (flipped band) local
-            # out_w-1 .. 0 starting at flipped channel freq - c1.
-            lo = freq - c1 if neg else c0
-            res = bufs[tree_in_buffer(x, bufs, n, blocks[i], 1, neg, 0, lo, out_w + n - 1)]
+            # Channels c0 .. c1-1 are local 0 .. out_w-1 (up), or n-1 .. (down: the paths
+            # reach n - 1 channels below).
+            org = n - 1 if neg else 0
+            res = second if tree_in_buffer(x, first, second, n, blocks[i], 1, neg, 0, c0 - org,
+                                           out_w + n - 1) else first
             for k in range(row_lo[i], row_lo[i + 1]):
-                src = res[rows[k]]
+                src = res[rows[k], org:org + out_w]
                 for j in range(out_w):
                     v0 = src[j]
                     if v0 <= bound:
@@ -313,28 +325,13 @@ def hitsearch_fused(x, blocks, negatives, row_lo, rows, rates, grid, median, std
                     v = (v0 - median) / std
                     if v > threshold:
                         count += 1
-                        c = c1 - 1 - j if neg else c0 + j
+                        c = c0 + j
                         if v > maxsnr[c]:
                             maxsnr[c] = v
                             maxdrift[c] = rates[k]
                             maxindex[c] = grid[k]
         counts[job] = count
     return counts.sum()
-
-
-@njit(cache=True)
-def _max_window(src, dst, size, n):
-    """``dst[j] = max(src[j .. j + size - 1])`` for ``j < n`` (``src`` holds ``n + size - 1``):
-    by doubling, about ``log2(size) + 1`` vectorised passes."""
-    tmp = src.copy()
-    width = 1
-    while 2 * width <= size:
-        for j in range(n + size - 2 * width):
-            tmp[j] = max(tmp[j], tmp[j + width])
-        width *= 2
-    rest = size - width          # the windows of ``width`` cover [j, j + width); add the rest
-    for j in range(n):
-        dst[j] = max(tmp[j], tmp[j + rest])
 
 
 @njit(cache=True)
@@ -351,93 +348,121 @@ def _cadence_job(x, tree_block, tree_neg, n, rate_tree, rate_row, offsets, off_p
     s1 = c1 + half_f + omax
     span = s1 - s0
     width = span + n - 1
-    store = np.zeros((panels, ntree, n, span), np.float32)
-    bufs = np.empty((2, n, width), np.float32)
+    # Each panel's trees, computed in place: start channel s of tree i is store[p, i, :, s - s0 +
+    # org[i]] (org: the n - 1 channels a downward path reaches below its start).
+    store = np.empty((panels, ntree, n, width), np.float32)
+    spare = np.empty((n, width), np.float32)
+    org = np.zeros(ntree, np.int64)
+    for i in range(ntree):
+        if tree_neg[i]:
+            org[i] = n - 1
     for p in range(panels):
         for i in range(ntree):
-            neg = tree_neg[i]
-            lo = freq - s1 if neg else s0
-            res = bufs[tree_in_buffer(x, bufs, n, tree_block[i], 1, neg, p, lo, width)]
-            for d in range(n):
-                dst = store[p, i, d]
-                src = res[d]
-                if neg:        # local j is start channel s1 - 1 - j: stored in channel order
-                    for j in range(span):
-                        dst[span - 1 - j] = src[j] * scale
-                else:
-                    for j in range(span):
-                        dst[j] = src[j] * scale
+            if tree_in_buffer(x, store[p, i], spare, n, tree_block[i], 1, tree_neg[i], p,
+                              s0 - org[i], width):
+                store[p, i, :, :] = spare
     out_w = c1 - c0
     wide = out_w + 2 * half_f
     # Channels outside the band take no part in the veto (TF's max_pool2d SAME ignores them).
     j_lo = max(0, half_f - c0)
     j_hi = min(wide, freq - c0 + half_f)
-    near = np.empty((nrate, out_w), np.float32)
-    second = np.empty((nrate, out_w), np.float32)
-    om = np.empty(wide, np.float32)
-    bl = np.full(out_w, -np.inf, np.float32)
-    bk = np.zeros(out_w, np.int32)
+    # Rows k - half_k .. k of the OFF maxima and the ON second-best, in rings: the veto of rate
+    # k - half_k is taken as soon as rate k is done, so the work stays in the cache.
+    # Numba (LLVM) vectorises a loop that writes one array and only reads others, or a ufunc with
+    # out=; a loop updating an array in place (a[j] = max(a[j], b[j])) runs element by element.
+    # Hence the ufuncs, the ping-pong buffers and the sliced views (see tree_in_buffer) below.
+    ring = 2 * half_k + 1
+    near = np.empty((ring, out_w), np.float32)
+    second = np.empty((ring, out_w), np.float32)
+    om = np.empty((2, wide), np.float32)
+    veto = np.empty(out_w, np.float32)
+    diff = np.empty(out_w, np.float32)
+    line = np.empty(out_w, np.float32)
+    bl = np.full((2, out_w), -np.inf, np.float32)     # best straight line so far (ping-pong)
+    bk = np.zeros((2, out_w), np.int32)               # its rate
+    bt = np.full(out_w, -np.inf, np.float32)
+    cur = 0
     root6 = np.float32(1.0 / np.sqrt(6.0))
     o1, o3, o5 = off_panels[0], off_panels[1], off_panels[2]
     e0, e2, e4 = on_panels[0], on_panels[1], on_panels[2]
-    for k in range(nrate):
-        i = rate_tree[k]
-        d = rate_row[k]
-        a1 = store[o1, i, d]
-        a3 = store[o3, i, d]
-        a5 = store[o5, i, d]
-        b1 = offsets[o1, k] - omin
-        b3 = offsets[o3, k] - omin
-        b5 = offsets[o5, k] - omin
-        for j in range(wide):
-            om[j] = max(max(a1[b1 + j], a3[b3 + j]), a5[b5 + j])
-        for j in range(j_lo):
-            om[j] = -np.inf
-        for j in range(j_hi, wide):
-            om[j] = -np.inf
-        _max_window(om, near[k], 2 * half_f + 1, out_w)
-        v0 = store[e0, i, d]
-        v2 = store[e2, i, d]
-        v4 = store[e4, i, d]
-        f0 = offsets[e0, k] - omin + half_f
-        f2 = offsets[e2, k] - omin + half_f
-        f4 = offsets[e4, k] - omin + half_f
-        g1, g3, g5 = b1 + half_f, b3 + half_f, b5 + half_f
-        sec = second[k]
-        kk = np.int32(k)
-        for j in range(out_w):
-            p0 = v0[f0 + j]
-            p2 = v2[f2 + j]
-            p4 = v4[f4 + j]
-            total = p0 + p2 + p4
-            sec[j] = total - max(max(p0, p2), p4) - min(min(p0, p2), p4)
-            v = (total - (a1[g1 + j] + a3[g3 + j] + a5[g5 + j])) * root6
-            better = v > bl[j]
-            bl[j] = v if better else bl[j]
-            bk[j] = kk if better else bk[j]
-    # The OFF veto near each path: max over +-half_k rates (channels were done above).
-    bt = np.full(out_w, -np.inf, np.float32)
-    m = np.empty(out_w, np.float32)
-    for k in range(nrate):
-        k0 = max(0, k - half_k)
-        k1 = min(nrate, k + half_k + 1)
-        m[:] = near[k0]
-        for a in range(k0 + 1, k1):
-            row = near[a]
+    for k in range(nrate + half_k):
+        if k < nrate:
+            i = rate_tree[k]
+            d = rate_row[k]
+            base = org[i] - omin
+            b1 = offsets[o1, k] + base
+            b3 = offsets[o3, k] + base
+            b5 = offsets[o5, k] + base
+            a1 = store[o1, i, d, b1:]
+            a3 = store[o3, i, d, b3:]
+            a5 = store[o5, i, d, b5:]
+            m0 = om[0]
+            for j in range(wide):
+                m0[j] = max(max(a1[j], a3[j]), a5[j])
+            for j in range(j_lo):
+                m0[j] = -np.inf
+            for j in range(j_hi, wide):
+                m0[j] = -np.inf
+            # the OFF maxima within +-half_f channels, by doubling: log2(2 half_f + 1) + 1 passes
+            src = 0
+            width2 = 1
+            while 2 * width2 <= 2 * half_f + 1:
+                here = om[src]
+                ahead = om[src, width2:]
+                there = om[1 - src]
+                for j in range(wide - width2):
+                    there[j] = max(here[j], ahead[j])
+                src = 1 - src
+                width2 *= 2
+            here = om[src]
+            ahead = om[src, 2 * half_f + 1 - width2:]
+            dst2 = near[k % ring]
             for j in range(out_w):
-                m[j] = max(m[j], row[j])
-        sec = second[k]
-        for j in range(out_w):
-            bt[j] = max(bt[j], sec[j] - m[j])
+                dst2[j] = max(here[j], ahead[j])
+            v0 = store[e0, i, d, offsets[e0, k] + base + half_f:]
+            v2 = store[e2, i, d, offsets[e2, k] + base + half_f:]
+            v4 = store[e4, i, d, offsets[e4, k] + base + half_f:]
+            w1 = a1[half_f:]
+            w3 = a3[half_f:]
+            w5 = a5[half_f:]
+            sec = second[k % ring]
+            for j in range(out_w):
+                p0 = v0[j]
+                p2 = v2[j]
+                p4 = v4[j]
+                sec[j] = p0 + p2 + p4 - max(max(p0, p2), p4) - min(min(p0, p2), p4)
+            for j in range(out_w):
+                line[j] = (v0[j] + v2[j] + v4[j] - (w1[j] + w3[j] + w5[j])) * root6
+            old_l, old_k = bl[cur], bk[cur]
+            new_l, new_k = bl[1 - cur], bk[1 - cur]
+            kk = np.int32(k)
+            for j in range(out_w):
+                better = line[j] > old_l[j]
+                new_l[j] = line[j] if better else old_l[j]
+                new_k[j] = kk if better else old_k[j]
+            cur = 1 - cur
+        c = k - half_k
+        if c >= 0:
+            # the veto of rate c: the OFF maxima of rates c - half_k .. c + half_k
+            k0 = max(0, c - half_k)
+            k1 = min(nrate, c + half_k + 1)
+            veto[:] = near[k0 % ring]
+            for a in range(k0 + 1, k1):
+                np.maximum(veto, near[a % ring], veto)
+            np.subtract(second[c % ring], veto, diff)
+            np.maximum(bt, diff, bt)
+    bl = bl[cur]
+    bk = bk[cur]
     for j in range(out_w):
-        best_line[c0 + j] = bl[j]
-        best_two[c0 + j] = bt[j]
+        # the sums are scaled here, once (every score is linear in them)
+        best_line[c0 + j] = bl[j] * scale
+        best_two[c0 + j] = bt[j] * scale
         k = bk[j]
         best_k[c0 + j] = k
         i = rate_tree[k]
         d = rate_row[k]
         for p in range(panels):
-            panel_snr[p, c0 + j] = store[p, i, d, offsets[p, k] - omin + half_f + j]
+            panel_snr[p, c0 + j] = store[p, i, d, offsets[p, k] + org[i] - omin + half_f + j] * scale
 
 
 @njit(parallel=True, cache=True)

@@ -64,96 +64,110 @@ def clean(cadence: np.ndarray, cfg, edges: np.ndarray | None = None) -> np.ndarr
 
     ``edges`` (first channel of each tile, then ``F``; default ``[0, F]``): the channels are
     cleaned tile by tile (each tile as a window of its own), as the band search does
-    (:mod:`tfseti.dedoppler.band_search`)."""
+    (:mod:`tfseti.dedoppler.band_search`). The medians are numpy's (its vectorised partition,
+    several times faster than a compiled loop); the rest is one Numba pass per (cadence, tile)."""
     cadence = np.ascontiguousarray(cadence, dtype=np.float32)
     n, panels, time, freq = cadence.shape
     edges = np.array([0, freq], np.int64) if edges is None else np.asarray(edges, np.int64)
     if panels != 6 and cfg.background == "off_median":
         raise ValueError(f"clean: the off_median background needs 6 panels, got {panels}")
-    return _clean_tiles(cadence, edges, int(cfg.block), cfg.background == "off_median",
-                        np.float32(cfg.clip), np.array(OFF_PANELS, np.int64))
+    block = int(cfg.block)
+    blocks = -(-time // block)
+    rows = np.minimum(block, time - block * np.arange(blocks)).astype(np.float32)
+    if block == 1:
+        per_row = cadence
+    else:
+        padded = np.zeros((n, panels, blocks * block, freq), np.float32)
+        padded[:, :, :time] = cadence
+        per_row = padded.reshape(n, panels, blocks, block, freq).sum(axis=3, dtype=np.float32)
+        per_row /= rows[:, None]
+    if cfg.background == "off_median":
+        level = median_last(np.moveaxis(per_row[:, list(OFF_PANELS)].reshape(n, -1, freq), 1, 2))
+        level = level[:, None, None, :]
+    else:
+        level = median_last(np.moveaxis(per_row, 2, 3))[:, :, None, :]
+    residual = per_row - level.astype(np.float32)
+    medians = _tile_medians(residual, edges)                         # (N, P, Bk, tiles)
+    return _scale_tiles(residual, medians, edges, np.sqrt(rows), np.float32(cfg.clip))
 
 
-@njit(parallel=True, cache=True)
-def _clean_tiles(x, edges, block, off_median, clip, off_panels):
-    """:func:`clean` in one pass per (cadence, tile), parallel over them: the same steps and
-    float32 results as the numpy version it replaced (medians as ``np.median``; the noise sums in
-    float64, so the last bits may differ)."""
-    n, panels, time, freq = x.shape
-    blocks = (time + block - 1) // block
+def median_last(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=-1)`` (the same float32 values), about four times faster: one
+    ``np.partition`` at the upper middle element (numpy's vectorised path, which ``np.median``'s
+    two-element partition does not take), the lower middle being the largest element before it."""
+    x = np.ascontiguousarray(x)
+    size = x.shape[-1]
+    k = size // 2
+    part = np.partition(x, k, axis=-1)
+    upper = part[..., k]
+    if size % 2:
+        return upper
+    lower = part[..., :k].max(axis=-1)
+    return ((lower + upper) / x.dtype.type(2)).astype(x.dtype)
+
+
+def _tile_medians(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Median over each tile's channels of every row: ``(N, P, R, F)`` -> ``(N, P, R, tiles)``."""
+    widths = np.diff(edges)
+    out = np.empty((*x.shape[:3], len(widths)), np.float32)
+    regular = np.flatnonzero(widths == widths[0])
+    if len(regular) == len(widths) and edges[0] == 0:       # equal tiles: one call
+        tiles = x[..., :edges[-1]].reshape(*x.shape[:3], len(widths), widths[0])
+        out[:] = median_last(tiles)
+        return out
+    for t in range(len(widths)):
+        out[..., t] = median_last(x[..., edges[t]:edges[t + 1]])
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+def _scale_tiles(x, medians, edges, root, clip):
+    """The rest of :func:`clean` per (cadence, tile), parallel over them: each row's median
+    taken away, times ``sqrt(rows)``, scaled to unit noise per panel from the values within
+    ``NOISE_CLIP`` of a first estimate, clipped, times ``sqrt(rows)``. Three passes, each reading
+    the input and writing at most once, so that they vectorise (the noise sums in float64, in
+    vector order: the last bits may differ from numpy's)."""
+    n, panels, blocks, freq = x.shape
     out = np.empty((n, panels, blocks, freq), np.float32)
     ntile = edges.shape[0] - 1
-    root = np.empty(blocks, np.float32)
-    for b in range(blocks):
-        root[b] = np.sqrt(np.float32(min(block, time - block * b)))
-    noff = off_panels.shape[0]
     for job in prange(n * ntile):
         c = job // ntile
         t = job % ntile
         lo, hi = edges[t], edges[t + 1]
         w = hi - lo
-        per_row = np.zeros((panels, blocks, w), np.float32)
         for p in range(panels):
-            for r in range(time):
-                row = per_row[p, r // block]
-                src = x[c, p, r]
-                for j in range(w):
-                    row[j] += src[lo + j]
-            for b in range(blocks):
-                rows = np.float32(min(block, time - block * b))
-                row = per_row[p, b]
-                for j in range(w):
-                    row[j] = row[j] / rows
-        # The per-channel level: the OFF panels' median (or each panel's own) over block rows.
-        if off_median:
-            vals = np.empty(noff * blocks, np.float32)
-            for j in range(w):
-                for q in range(noff):
-                    for b in range(blocks):
-                        vals[q * blocks + b] = per_row[off_panels[q], b, j]
-                level = np.float32(np.median(vals))
-                for p in range(panels):
-                    for b in range(blocks):
-                        per_row[p, b, j] -= level
-        else:
-            vals = np.empty(blocks, np.float32)
-            for p in range(panels):
-                for j in range(w):
-                    for b in range(blocks):
-                        vals[b] = per_row[p, b, j]
-                    level = np.float32(np.median(vals))
-                    for b in range(blocks):
-                        per_row[p, b, j] -= level
-        for p in range(panels):
-            for b in range(blocks):
-                row = per_row[p, b]
-                m = np.float32(np.median(row))
-                for j in range(w):
-                    row[j] = (row[j] - m) * root[b]
-            # Unit noise per panel, from the values within NOISE_CLIP of a first estimate.
             sq = 0.0
             for b in range(blocks):
+                src = x[c, p, b, lo:hi]
+                m = medians[c, p, b, t]
+                r = root[b]
                 for j in range(w):
-                    sq += np.float64(per_row[p, b, j]) ** 2
+                    v = (src[j] - m) * r
+                    sq += np.float64(v * v)
             std = np.float32(np.sqrt(sq / (blocks * w))) + np.float32(1e-6)
             cut = np.float32(NOISE_CLIP) * std
             sq_in = 0.0
             count = 0.0
             for b in range(blocks):
+                src = x[c, p, b, lo:hi]
+                m = medians[c, p, b, t]
+                r = root[b]
                 for j in range(w):
-                    v = per_row[p, b, j]
-                    if abs(v) < cut:
-                        sq_in += np.float64(v) ** 2
-                        count += 1.0
+                    v = (src[j] - m) * r
+                    inside = abs(v) < cut
+                    sq_in += np.float64(v * v) if inside else 0.0
+                    count += 1.0 if inside else 0.0
             scale = np.float32(np.sqrt(np.float32(sq_in / (count + 1.0)))) + np.float32(1e-6)
             for b in range(blocks):
-                dst = out[c, p, b]
-                row = per_row[p, b]
+                src = x[c, p, b, lo:hi]
+                dst = out[c, p, b, lo:hi]
+                m = medians[c, p, b, t]
+                r = root[b]
                 for j in range(w):
-                    v = row[j] / scale
+                    v = (src[j] - m) * r / scale
                     if clip > 0:
                         v = min(max(v, -clip), clip)
-                    dst[lo + j] = v * root[b]
+                    dst[j] = v * r
     return out
 
 

@@ -74,11 +74,13 @@ def _dofns():
 
             index, group = element
             cadence, plan, cfg, _ = _opened(self.job, self.width, self.cache, index)
-            data = read_group(cadence, plan, tuple(group), halo(cfg, cadence.rows))
+            data = read_group(cadence, plan, tuple(group), halo(cfg, cadence.rows),
+                              windows=bool(self.job.models))
             classical = self.scorer.classical(plan, self.scorer.band(cfg, plan, data), data.indices)
             batch = self.job.settings.batch_size
-            for w, x, c in zip(data.indices, data.native, classical):
-                yield (index, int(w) // batch), (int(w), np.ascontiguousarray(x), c)
+            natives = [None] * len(data.indices) if data.native is None else data.native
+            for w, x, c in zip(data.indices, natives, classical):
+                yield (index, int(w) // batch), (int(w), None if x is None else np.ascontiguousarray(x), c)
 
         def teardown(self):
             _close(self.cache)
@@ -101,7 +103,8 @@ def _dofns():
             items = sorted(items, key=lambda item: item[0])
             cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
             windows = np.array([w for w, _, _ in items])
-            native = np.stack([x for _, x, _ in items])
+            # a batch is within one read group: its windows were all cut, or none (no model)
+            native = None if items[0][1] is None else np.stack([x for _, x, _ in items])
             for row in self.scorer.rows(cadence, plan, windows, native, [c for _, _, c in items]):
                 yield index, row
 

@@ -136,10 +136,11 @@ def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: Win
     size = scorer.settings.batch_size
     reach = halo(cfg, cadence.rows)
     for group in read_groups(plan, cadence.rows, scorer.settings.read_mb, size):
-        data = read_group(cadence, plan, group, reach)
+        data = read_group(cadence, plan, group, reach, windows=bool(scorer.models))
         classical = scorer.classical(plan, scorer.band(cfg, plan, data), data.indices)
         for i in range(0, len(data.indices), size):
-            rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], data.native[i:i + size],
+            native = None if data.native is None else data.native[i:i + size]
+            rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], native,
                                     classical[i:i + size]))
             if bar is not None:
                 bar.update(len(data.indices[i:i + size]))

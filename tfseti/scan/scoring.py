@@ -111,27 +111,26 @@ class WindowScorer:
                             group.own[0], group.own[1], self._band_plan[1])
 
     def classical(self, plan, band, windows: np.ndarray) -> list[dict]:
-        """The classical columns of windows ``windows`` from their own channels' band scores
-        (module notes)."""
+        """The classical columns of windows ``windows`` (consecutive) from their own channels'
+        band scores (module notes)."""
         starts = plan.starts
-        on = list(ON_PANELS)
-        out = []
-        for w in windows:
-            start = int(starts[w])
-            i0 = start - band.lo
-            i1 = i0 + own_channels(plan, starts, int(w))
-            line = band.straight_line[i0:i1]
-            j = i0 + int(np.argmax(line))
-            panel_snr = band.panel_snr[:, j]
-            out.append({"dedoppler": float(np.max(band.two_of_three[i0:i1])),
-                        "straight_line": float(band.straight_line[j]),
-                        "drift": float(band.rates[band.rate_index[j]]),
-                        "hit_channel": band.start_channel(j),
-                        "snr": float(panel_snr[on].sum() / np.sqrt(3.0)),
-                        "panel_snr": panel_snr.astype(np.float64),
-                        "pattern": "".join("1" if v >= self.settings.pattern_snr else "0"
-                                           for v in panel_snr)})
-        return out
+        windows = np.asarray(windows)
+        lo = starts[windows] - band.lo                                    # own channels [lo, hi)
+        hi = np.array([int(starts[w]) + own_channels(plan, starts, int(w)) for w in windows]) - band.lo
+        dedoppler = np.maximum.reduceat(band.two_of_three, lo)
+        best_line = np.maximum.reduceat(band.straight_line, lo)
+        # first channel of each window reaching its maximum
+        at_max = band.straight_line == np.repeat(best_line, hi - lo)
+        first = lo + np.array([int(np.argmax(at_max[a:b])) for a, b in zip(lo, hi)])
+        panel_snr = band.panel_snr[:, first].T.astype(np.float64)           # (n, 6)
+        rates = band.rates[band.rate_index[first]]
+        snr = panel_snr[:, list(ON_PANELS)].sum(axis=1) / np.sqrt(3.0)
+        present = panel_snr >= self.settings.pattern_snr
+        return [{"dedoppler": float(dedoppler[i]), "straight_line": float(best_line[i]),
+                 "drift": float(rates[i]), "hit_channel": band.start_channel(int(first[i])),
+                 "snr": float(snr[i]), "panel_snr": panel_snr[i],
+                 "pattern": "".join("1" if v else "0" for v in present[i])}
+                for i in range(len(windows))]
 
     def rows(self, cadence: ObservationCadence, plan, windows: np.ndarray, native: np.ndarray,
              classical: list[dict]) -> list[dict]:
@@ -139,10 +138,12 @@ class WindowScorer:
         the models on ``native`` and the classical columns ``classical`` (:meth:`classical`)."""
         s = self.settings
         # NaN/Inf samples are replaced before anything scores them (tfseti.scan.windows).
-        blanked = repair_nonfinite(native)
+        # native is None when there is no model and the windows hold none (stream.read_group).
+        blanked = None if native is None else repair_nonfinite(native)
         starts = plan.starts
-        probability = self.probabilities(native)
-        width = native.shape[3]
+        probability = (np.full(len(windows), np.nan, np.float32) if native is None
+                       else self.probabilities(native))
+        width = plan.width
         out = []
         for i, w in enumerate(windows):
             start = int(starts[w])

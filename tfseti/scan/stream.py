@@ -52,16 +52,18 @@ class Group:
     """One read group: its windows, and the block the band search reads for its own channels."""
 
     indices: np.ndarray         # window indices
-    native: np.ndarray          # (n, 6, rows, width) float32, the windows as read (DC repaired)
+    native: np.ndarray | None   # (n, 6, rows, width) float32, the windows as read (DC repaired)
     band: np.ndarray            # (6, rows, C) channels [band_start, band_start + C), NaN/Inf repaired
     band_start: int
     own: tuple[int, int]        # the channels the band search reports (own_span)
 
 
 def read_group(cadence: ObservationCadence, plan: WindowPlan, group: tuple[int, int],
-               reach: int) -> Group:
+               reach: int, windows: bool = True) -> Group:
     """Read one group (module notes); ``reach``: the band search's halo
-    (``tfseti.dedoppler.band_search.halo``)."""
+    (``tfseti.dedoppler.band_search.halo``). ``windows=False`` (no model to feed): the windows
+    are cut only when the block holds NaN/Inf samples (their flags come from the windows), else
+    ``native`` is None."""
     from tfseti.dedoppler.band_search import read_span, tile_edges
 
     first, stop = group
@@ -70,9 +72,12 @@ def read_group(cadence: ObservationCadence, plan: WindowPlan, group: tuple[int, 
     a, b = read_span(own[0], own[1], plan.nchans, plan.width, reach)
     lo, hi = min(a, int(starts[0])), max(b, int(starts[-1]) + plan.width)
     block = remove_dc(cadence.read(lo, hi), lo, plan)
-    native = np.stack([block[..., s - lo:s - lo + plan.width] for s in starts])   # copies
+    finite = bool(np.isfinite(block).all())
+    native = None
+    if windows or not finite:
+        native = np.stack([block[..., s - lo:s - lo + plan.width] for s in starts])   # copies
     band = block[..., a - lo:b - lo]
-    if not np.isfinite(band).all():
+    if not finite:
         # Replaced tile by tile, as each window's samples are (repair_nonfinite, in place).
         edges = tile_edges(plan.nchans, plan.width)
         edges = edges[(edges >= a) & (edges <= b)] - a
