@@ -171,25 +171,27 @@ def _scale_tiles(x, medians, edges, root, clip):
     return out
 
 
-@njit(cache=False)
+@njit(parallel=True, cache=True)
 def _shift_sum(x, shifts, scale):
-    """``out[n, p, d, f] = scale * sum_b x[n, p, b, f + shifts[p, d, b]]`` (0 outside the band)."""
+    """``out[n, p, d, f] = scale * sum_b x[n, p, b, f + shifts[p, d, b]]`` (0 outside the band),
+    parallel over cadences and panels (ufuncs with ``out=`` on sliced rows: the loops Numba
+    vectorises, see ``tfseti.dedoppler.taylor.tree_in_buffer``)."""
     n_cad, panels, blocks, freq = x.shape
     drifts = shifts.shape[1]
     out = np.zeros((n_cad, panels, drifts, freq), np.float32)
-    for n in range(n_cad):
-        for p in range(panels):
-            for d in range(drifts):
-                row = out[n, p, d]
-                for b in range(blocks):
-                    s = shifts[p, d, b]
-                    src = x[n, p, b]
-                    lo = max(0, -s)
-                    hi = min(freq, freq - s)
-                    for f in range(lo, hi):
-                        row[f] += src[f + s]
-                for f in range(freq):
-                    row[f] *= scale
+    for job in prange(n_cad * panels):
+        n = job // panels
+        p = job % panels
+        for d in range(drifts):
+            row = out[n, p, d]
+            for b in range(blocks):
+                s = shifts[p, d, b]
+                lo = max(0, -s)
+                hi = min(freq, freq - s)
+                if hi > lo:
+                    part = row[lo:hi]
+                    np.add(part, x[n, p, b, lo + s:hi + s], part)
+            np.multiply(row, scale, row)
     return out
 
 
