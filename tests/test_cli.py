@@ -24,8 +24,10 @@ def test_every_subcommand_names_an_entry_point_module():
             spec.submodule_search_locations[0], "__main__.py")
         with open(path) as handle:
             text = handle.read()
-        # A package's __main__.py runs main() unguarded; a module guards it.
-        assert "main()" in text and (path.endswith("__main__.py") or '__name__ == "__main__"' in text), \
+        # Every entry point runs as a command (tfseti.command: console set-up, exit code); a
+        # package's __main__.py does it unguarded, a module guards it.
+        assert "run_command(main)" in text and (path.endswith("__main__.py")
+                                                or '__name__ == "__main__"' in text), \
             f"{name}: {path} is no entry point"
         assert summary
 

@@ -1,10 +1,12 @@
-"""tfseti.console: TensorFlow's start-up lines filtered, progress only on terminals, shared flags."""
+"""tfseti.console: TensorFlow's start-up lines filtered (by every command, not by importing
+tfseti), progress only on terminals, shared flags."""
 
 from __future__ import annotations
 
 import argparse
 import io
 import os
+import subprocess
 import sys
 
 import pytest
@@ -67,7 +69,7 @@ def test_tfseti_tf_logs_brings_the_lines_back(noisy_module, capfd, monkeypatch):
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 
 
-def test_importing_tfseti_sets_the_log_level_unless_set(monkeypatch):
+def test_install_sets_the_log_level_unless_set(monkeypatch):
     monkeypatch.delenv(console.TF_LOGS_ENV, raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     console.install(())
@@ -75,6 +77,25 @@ def test_importing_tfseti_sets_the_log_level_unless_set(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
     console.install(())
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+
+
+def _tfseti_script() -> str:
+    return os.path.join(os.path.dirname(sys.executable), "tfseti")
+
+
+@pytest.mark.parametrize("argv", [
+    # tfseti.predict's package __init__ imports TensorFlow before its __main__ runs: the console
+    # is set up while Python locates the -m module (tfseti.command.setup_python_m).
+    [sys.executable, "-m", "tfseti.predict", "--help"],
+    # the installed program sets it up before it runs the subcommand's module
+    [_tfseti_script(), "convert", "--help"],
+], ids=["python-m", "tfseti-program"])
+def test_commands_quiet_tensorflow_start_up(argv):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", console.TF_LOGS_ENV)}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ")
+    assert done.stderr == ""  # no absl banner, oneDNN, cuda drivers, cpu_feature_guard lines
 
 
 class _Stream(io.StringIO):

@@ -16,7 +16,7 @@ too. This package depends on ``tfseti`` and nothing in ``tfseti`` imports it (th
 command only names its programs).
 """
 
-import tfseti  # noqa: F401  first: quiets TensorFlow's start-up lines (tfseti.console)
+import tfseti  # noqa: F401  first: `python -m tfrecords_tools.<x>` quiets TensorFlow (tfseti.command)
 from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, fold_pattern, parse_shard_name, shard_name
 
 

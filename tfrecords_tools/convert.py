@@ -48,9 +48,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
-from tfseti.console import json_object, positive_int, show_progress
+from tfseti.command import command, common_flags, run_command, workers_flag
+from tfseti.console import show_progress
 from tfseti.io import fs as fsutil
-from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 from tfseti.io.kaggle import (LABEL_FILES, ON_PANELS, CadenceError, CadenceIdError, KaggleDataset,
                               check_ids, plain, split_root)
 from tfseti.io.records import PANELS_SHAPES, SCHEMA_VERSION, encode_example
@@ -446,6 +447,8 @@ def _run(ds, dest, plans, params, options, digest, shape, recorded, compression,
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfrecords_tools.convert",
+        parents=[workers_flag("shards written in parallel", shown=default_workers()),
+                 common_flags("storage_options", "no_progress", "break_lock")],
         description="Convert a Kaggle-layout split (.npy cadences) to lossless sharded TFRecords "
                     "on a local folder or gs://, resumably.")
     parser.add_argument("--data", required=True,
@@ -462,38 +465,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--panels", default="all", choices=sorted(PANELS_SHAPES),
                         help="all: (6,273,256); on: ON panels 0,2,4 only, (3,273,256)")
     parser.add_argument("--compression", default="none", choices=sorted(COMPRESSIONS))
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help=f"shards written in parallel (default {default_workers()})")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave bad .npy files out and list them in the manifest")
     parser.add_argument("--renormalize", action="store_true",
                         help="re-normalise every panel to mean 0, std 1 (removes the leak of "
                              "the old data)")
-    parser.add_argument("--storage-options", type=json_object, default=None,
-                        help="JSON dict of fsspec options for --data and --out, e.g. "
-                             "'{\"token\": \"anon\"}'")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (there is none when stderr is not a terminal)")
-    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     # The old spelling, still accepted (benchmarks/domain_shift.py passes it).
     parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
+@command(ConvertError, FileNotFoundError, FolderLocked)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        convert(args.data, args.out, split=args.split, folds=args.folds, seed=args.seed,
-                shard_mb=args.shard_mb, panels=args.panels,
-                compression=COMPRESSIONS[args.compression], workers=args.workers,
-                skip_bad=args.skip_bad, renormalize=args.renormalize,
-                storage_options=args.storage_options,
-                progress=not args.no_progress, break_lock=args.break_lock)
-    except (ConvertError, FileNotFoundError, FolderLocked) as err:  # exit 1, as every refusal here
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    convert(args.data, args.out, split=args.split, folds=args.folds, seed=args.seed,
+            shard_mb=args.shard_mb, panels=args.panels,
+            compression=COMPRESSIONS[args.compression], workers=args.workers,
+            skip_bad=args.skip_bad, renormalize=args.renormalize,
+            storage_options=args.storage_options,
+            progress=not args.no_progress, break_lock=args.break_lock)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

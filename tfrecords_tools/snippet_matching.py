@@ -47,14 +47,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from tfseti.console import json_object, positive_int
+from tfseti.command import command, common_flags, run_command, workers_flag
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, check_ids, save_cadence
 
@@ -352,9 +351,11 @@ def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchC
     return table
 
 
+@command(OSError, ValueError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfrecords_tools.snippet_matching",
+        parents=[workers_flag("threads for reading/writing", 4), common_flags("storage_options")],
         description="Find each cadence's best-matching overlapping cadence and write the difference "
                     "of the aligned overlap as a Kaggle-layout folder (plus matches.csv).")
     parser.add_argument("--data", required=True, help="Kaggle-layout folder or URL")
@@ -375,21 +376,13 @@ def main(argv=None) -> int:
     parser.add_argument("--refine", type=int, default=defaults.refine,
                         help="shifts tried either side of the voted one (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="projection seed (default 0)")
-    parser.add_argument("--workers", type=positive_int, default=4,
-                        help="threads for reading/writing (default 4)")
-    parser.add_argument("--storage-options", type=json_object, default=None,
-                        help="JSON dict of fsspec options")
     args = parser.parse_args(argv)
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
-    try:
-        cfg = MatchConfig(bits=args.bits, stride=args.stride,
-                          candidates=args.candidates, refine=args.refine,
-                          min_confidence=args.min_confidence, min_overlap=args.min_overlap, seed=args.seed)
-        table = remove_background(args.data, args.out, splits, cfg, workers=args.workers,
-                                  storage_options=args.storage_options)
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = MatchConfig(bits=args.bits, stride=args.stride,
+                      candidates=args.candidates, refine=args.refine,
+                      min_confidence=args.min_confidence, min_overlap=args.min_overlap, seed=args.seed)
+    table = remove_background(args.data, args.out, splits, cfg, workers=args.workers,
+                              storage_options=args.storage_options)
     matched = table[table.matched]
     detail = (f" (median confidence {matched.confidence.median():.3f}, median overlap "
               f"{matched.overlap.median():.0f} channels)" if len(matched) else "")
@@ -399,4 +392,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfseti.console import json_object, positive_int, show_progress
+from tfseti.command import common_flags, run_command, workers_flag
+from tfseti.console import show_progress
 from tfseti.io.kaggle import valid_id
 from tfseti.io.shard_writer import HASH_CHUNK, TMP_DIR, Destination, crc32c_hasher, hash_file
 from tfseti.io.shards import NoShardsError, check_shard_folder
@@ -252,16 +253,12 @@ def verify(path: str, *, storage_options: dict | None = None, decode: bool = Tru
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfrecords_tools.verify",
+        parents=[workers_flag("shards checked in parallel"),
+                 common_flags("storage_options", "no_progress")],
         description="Check TFRecord shards (local or gs://) against their manifest.json.")
     parser.add_argument("path", help="shard prefix: local folder or URL (gs://bucket/prefix)")
     parser.add_argument("--no-decode", action="store_true",
                         help="check existence, sizes and checksums only (no record decoding)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="shards checked in parallel")
-    parser.add_argument("--storage-options", type=json_object, default=None,
-                        help="JSON dict of fsspec options")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (there is none when stderr is not a terminal)")
     args = parser.parse_args(argv)
     try:
         report = verify(args.path, storage_options=args.storage_options, decode=not args.no_decode,
@@ -274,4 +271,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -36,12 +36,12 @@ import json
 import math
 import os
 import shutil
-import sys
 
 import numpy as np
 
+from tfseti.command import command, common_flags, run_command
 from tfseti.io.atomic import write_json
-from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked, is_lock_file
+from tfseti.io.folder_lock import FolderLock, FolderLocked, is_lock_file
 from tfseti.train.train_config import MAX_LEARNING_RATE
 
 MODEL_FILE = "model.keras"
@@ -222,7 +222,7 @@ def _contents(folder: str) -> list[str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.adapt",
+        prog="python -m tfseti.adapt", parents=[common_flags("break_lock")],
         description="SHOT: adapt a trained model's feature extractor to an unlabelled set "
                     "(head frozen; information maximisation + self-supervised pseudo-labels).")
     parser.add_argument("--model", required=True, help="a run folder (every fold) or a fold folder")
@@ -238,10 +238,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "uniform diversity)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return parser.parse_args(argv)
 
 
+@command(ValueError, FileNotFoundError, FolderLocked)  # AdaptError is a ValueError
 def main(argv=None) -> int:
     args = parse_args(argv)
     lock = None
@@ -279,9 +279,6 @@ def main(argv=None) -> int:
                        learning_rate=args.learning_rate, batch_size=args.batch_size,
                        beta=args.beta, prior=args.prior, seed=args.seed,
                        log=lambda line: print(line, flush=True))
-    except (AdaptError, ValueError, FileNotFoundError, FolderLocked) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     finally:
         if lock is not None:
             lock.release()
@@ -290,4 +287,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -2,7 +2,8 @@
 
 ``tfseti train ...`` runs exactly what ``python -m tfseti.train ...`` runs (the entry point's
 module is executed as ``__main__`` with the same arguments), so every flag, message and exit
-code is the entry point's own and ``python -m`` keeps working unchanged. ``tfseti --help`` lists
+code is the entry point's own and ``python -m`` keeps working unchanged. Before the module runs,
+the console is set up as for every command (``tfseti.command``). ``tfseti --help`` lists
 the subcommands, ``tfseti --version`` prints the version, and a misspelt subcommand gets one
 line with the nearest names.
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import difflib
 import runpy
 import sys
+
+from tfseti.command import EXIT_REFUSED, refuse, setup_console
 
 # subcommand -> (module run as __main__, one-line summary). In the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,7 +62,7 @@ def main(argv=None) -> int:
             print(_usage(), flush=True)
         except BrokenPipeError:  # `tfseti --help | head`: the reader left, nothing to report
             sys.stdout = None
-        return 0 if argv else 2
+        return 0 if argv else EXIT_REFUSED
     if argv[0] == "--version":
         from tfseti import __version__
 
@@ -69,10 +72,10 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         near = difflib.get_close_matches(name, list(COMMANDS), n=3)
         hint = f"; did you mean {' or '.join(near)}?" if near else ""
-        print(f"error: tfseti: unknown command {name!r}{hint} (tfseti --help lists them)",
-              file=sys.stderr)
-        return 2
+        refuse(f"tfseti: unknown command {name!r}{hint} (tfseti --help lists them)")
+        return EXIT_REFUSED
     module = COMMANDS[name][0]
+    setup_console()  # before the module's imports (TensorFlow)
     saved = sys.argv
     sys.argv = [f"tfseti {name}", *rest]
     try:

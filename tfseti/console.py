@@ -7,8 +7,8 @@
   call to cuInit". The import-time ones come from absl's static initializers in TensorFlow's
   shared libraries, before TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL``: no environment variable
   stops them (``TF_CPP_MIN_LOG_LEVEL``, ``GLOG_minloglevel`` tried; ``TF_ENABLE_ONEDNN_OPTS=0``
-  would change numerics). :func:`install` (run by ``import tfseti``, so before any submodule
-  imports TensorFlow) therefore
+  would change numerics). :func:`install` (run when a command starts, before TensorFlow is
+  imported: see :mod:`tfseti.command`; importing tfseti does not) therefore
 
   - sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless it is set already (the later lines), and
   - while ``tensorflow`` is first imported, points file descriptor 2 at a temporary file, then
@@ -21,9 +21,9 @@
   :func:`show_progress` for tqdm bars (``--no-progress`` turns them off everywhere),
   :func:`keras_verbose` for ``fit`` (one line per epoch when stdout is a file or a pipe).
 * **Shared argparse types**: :func:`positive_int` (``--workers``), :func:`json_object`
-  (``--storage-options``).
+  (``--storage-options``); the shared flags themselves are :mod:`tfseti.command`'s.
 
-Standard library only: ``import tfseti`` stays cheap.
+Standard library only: the commands import it before anything else.
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
 def install(modules: tuple[str, ...] = QUIET_MODULES) -> None:
     """Quiet TensorFlow's start-up (see the module doc); a no-op with ``TFSETI_TF_LOGS=1``.
 
-    Call before TensorFlow is imported; ``import tfseti`` does. Installs the import hook once.
+    Call before TensorFlow is imported; every command does (:func:`tfseti.command.setup_console`).
+    Installs the import hook once.
     """
     if tf_logs_wanted():
         return

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfseti import child
-from tfseti.console import positive_int
+from tfseti.command import run_command, workers_flag
 from tfseti.io.kaggle import TRUTH_FILE
 
 
@@ -161,12 +161,13 @@ def print_comparison(row: dict, n_test: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfseti.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tfseti.demo", description=__doc__.split("\n")[0],
+                                     parents=[workers_flag("parallel workers of the synth and "
+                                                           "convert stages", 2)])
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument("--n-train", type=int, default=DEMO_N_TRAIN)
     parser.add_argument("--n-test", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=positive_int, default=2)
     args = parser.parse_args(argv)
 
     plan = build_plan(Path(args.out), args.n_train, args.n_test, args.seed, args.workers)
@@ -198,4 +199,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -27,7 +27,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tfseti.console import positive_int, show_progress
+from tfseti.command import command, common_flags, run_command, workers_flag
+from tfseti.console import show_progress
 from tfseti.io.kaggle import OLD_DATA_DIR
 
 COMPETITION = "seti-breakthrough-listen"
@@ -335,9 +336,12 @@ def download(out: str, *, competition: str = COMPETITION, parts=PARTS, old_data:
     return result
 
 
+@command(DownloadError, code=1)  # exit 1, as it always was (a refusal is 2 elsewhere)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfseti.download",
+        parents=[workers_flag("parallel extraction threads", DEFAULT_WORKERS),
+                 common_flags("no_progress")],
         description="Download the SETI Breakthrough Listen competition data with the kaggle "
                     "package and extract it into the Kaggle layout.")
     parser.add_argument("--out", required=True, metavar="DIR", help="destination folder")
@@ -349,19 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-zip", metavar="ZIP", help="extract this archive, no download")
     parser.add_argument("--delete-zip", action="store_true",
                         help="delete the downloaded archive once extracted and checked")
-    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
-                        help=f"parallel extraction threads (default {DEFAULT_WORKERS})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        download(args.out, competition=args.competition, parts=args.parts,
-                 old_data=args.old_data, from_zip=args.from_zip, delete_zip=args.delete_zip,
-                 workers=args.workers, progress=not args.no_progress)
-    except DownloadError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    download(args.out, competition=args.competition, parts=args.parts,
+             old_data=args.old_data, from_zip=args.from_zip, delete_zip=args.delete_zip,
+             workers=args.workers, progress=not args.no_progress)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

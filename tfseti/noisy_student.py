@@ -46,9 +46,9 @@ import sys
 import time
 
 from tfseti import child
-from tfseti.config import ConfigError
+from tfseti.command import command, common_flags, run_command
 from tfseti.io.atomic import finite_or_none, write_json
-from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 from tfseti.io.fs import normal_location
 from tfseti.pseudo.selection import FORMS, parse_selection
 
@@ -64,7 +64,7 @@ class LoopError(RuntimeError):
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.noisy_student",
+        prog="python -m tfseti.noisy_student", parents=[common_flags("no_progress", "break_lock")],
         description="Noisy-student rounds: a teacher pseudo-labels the unlabelled set, a student "
                     "trains on the labelled folds plus those pseudo-labels, and becomes the "
                     "next teacher.")
@@ -95,8 +95,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="an override for the students only (repeatable)")
     parser.add_argument("--last", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for the last round only (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides for every round (as tfseti.train)")
     return parser.parse_args(argv)
@@ -361,16 +359,13 @@ def _rounds(args) -> list[dict]:
     return rows
 
 
+@command(LoopError, FileNotFoundError, ValueError, FolderLocked)  # ConfigError is a ValueError
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        rows = run_loop(args)
-    except (LoopError, ConfigError, FileNotFoundError, ValueError, FolderLocked) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    rows = run_loop(args)
     print(f"\n{format_table(rows, args.fold)}\n(table: {os.path.join(args.out, TABLE_FILE)})")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

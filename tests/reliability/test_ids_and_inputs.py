@@ -98,7 +98,7 @@ def test_convert_refuses_a_traversal_id(tmp_path, capsys):
 
     data, out, _, line = traversal_setup(tmp_path, "sample_submission.csv")
     assert main(["--data", str(data), "--out", str(out), "--split", "test", "--workers", "1",
-                 "--no-progress"]) == 1   # the converter's exit status for a refused input
+                 "--no-progress"]) == 2   # a refused input, as every command
     assert_refused(one_error_line(capsys), data / "sample_submission.csv", line)
     assert written(out) == []
 

@@ -253,7 +253,7 @@ def test_convert_into_a_locked_out_is_refused_and_keeps_the_first_writers_tempor
         (out / TMP_DIR).mkdir()
         (out / TMP_DIR / "train-f0-00000-of-00001.tfrec.part").write_bytes(b"half a shard")
         before = snapshot(out)
-        assert convert_main(args) == 1
+        assert convert_main(args) == 2
         assert_one_line_refusal(capsys.readouterr().err, out,
                                 "python -m tfrecords_tools.convert (the first)")
         assert snapshot(out) == before

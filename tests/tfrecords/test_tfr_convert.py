@@ -217,7 +217,7 @@ def test_skip_bad_lists_skipped_files_in_the_manifest(small_dir, tmp_path, capsy
     spoiled = {ids[i]: _spoil(data, ids[i], kind) for i, kind in enumerate(BAD_KINDS)}
     out = str(tmp_path / "out")
     assert convert_main(["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4",
-                         "--no-progress"]) == 1
+                         "--no-progress"]) == 2
     assert "bad cadence file" in capsys.readouterr().err
     assert convert_main(["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4",
                          "--skip-bad", "--quiet"]) == 0  # the old spelling is still accepted
@@ -246,9 +246,9 @@ def test_skip_bad_that_leaves_no_record_fails_and_is_refused(tmp_path, capsys):
     out = str(tmp_path / "out")
     args = ["--data", data, "--out", out, "--folds", "2", "--shard-mb", "4", "--skip-bad",
             "--quiet"]
-    assert convert_main(args) == 1
+    assert convert_main(args) == 2
     assert "error: no records written: 4 file(s) were bad" in capsys.readouterr().err
-    assert convert_main(args) == 1  # the rerun (nothing left to write) fails the same way
+    assert convert_main(args) == 2  # the rerun (nothing left to write) fails the same way
     assert "no records written" in capsys.readouterr().err
     report = verify(out)
     assert not report.ok and any("the manifest lists 0 records" in p for p in report.problems)
@@ -268,7 +268,7 @@ def test_a_fold_left_without_records_fails(small_dir, tmp_path, capsys):
             _spoil(data, cid, "nan")
     out = str(tmp_path / "out")
     assert convert_main(["--data", data, "--out", out, "--folds", "2", "--seed", "0",
-                         "--shard-mb", "4", "--skip-bad", "--quiet"]) == 1
+                         "--shard-mb", "4", "--skip-bad", "--quiet"]) == 2
     assert "error: fold(s) [1] hold no records" in capsys.readouterr().err
     problems = verify(out).problems
     assert any("fold(s) [1] hold no records" in p for p in problems), problems

@@ -11,6 +11,7 @@ import argparse
 
 import tensorflow as tf
 
+from tfseti.command import run_command
 from tfseti.data.augmenter import Augmenter
 from tfseti.data.config import VIEWS, AugmentConfig, DataConfig, MixupConfig, ViewConfig
 from tfseti.data.pipeline import eval_dataset, fold_files, train_dataset
@@ -55,4 +56,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

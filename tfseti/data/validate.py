@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from tfseti.console import positive_int, show_progress
+from tfseti.command import common_flags, run_command, workers_flag
+from tfseti.console import show_progress
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import (CADENCE_DTYPE, CADENCE_SHAPE, ID_EXPECTATION, OLD_SPLITS, CadenceError,
                               KaggleDataset, cadence_problems, cadence_relpath, plain, split_root,
@@ -303,6 +304,7 @@ def _ordered_parallel(fn, items: Iterable, workers: int) -> Iterator:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfseti.data.validate",
+        parents=[workers_flag("parallel file reads", DEFAULT_WORKERS), common_flags("no_progress")],
         description="Check every file of a Kaggle-layout SETI folder (local path or fsspec URL): "
                     f"{CADENCE_DTYPE} {CADENCE_SHAPE} cadences, finite values, readable .npy files, "
                     "csv rows and files matching, unique well-formed ids, label values.")
@@ -311,9 +313,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="which split to check (default: every split present)")
     parser.add_argument("--max-errors", type=int, default=None, metavar="N",
                         help="stop after N problems")
-    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
-                        help=f"parallel file reads (default {DEFAULT_WORKERS})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser.error(f"--max-errors must be >= 1, got {args.max_errors}")
@@ -330,4 +329,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

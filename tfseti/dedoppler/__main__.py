@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+from tfseti.command import command, common_flags, run_command
 from tfseti.console import show_progress
 from tfseti.dedoppler.scores import DEFAULT_PATTERN_SNR, SCORES
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = DedopplerConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.dedoppler",
+        prog="python -m tfseti.dedoppler", parents=[common_flags("no_progress")],
         description="Classical de-Doppler ON/OFF search: a score per cadence (Kaggle submission "
                     "format) and a table of the best hit of each cadence.")
     parser.add_argument("data", help="Kaggle-layout folder or TFRecord shard folder / glob")
@@ -64,8 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channel-hz", type=float, default=CHANNEL_HZ, help="channel width (Hz)")
     parser.add_argument("--row-seconds", type=float, default=ROW_SECONDS, help="row duration (s)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (there is none when stderr is not a terminal)")
     return parser
 
 
@@ -145,13 +144,10 @@ def run(args) -> tuple[str, str, int, float]:
     return args.out, hits, len(ids), seconds
 
 
+@command(ValueError, FileNotFoundError)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        out, hits, count, seconds = run(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    out, hits, count, seconds = run(args)
     rate = count / seconds if seconds > 0 else float("nan")
     print(f"scores ({args.score}): {out}")
     print(f"hits: {hits}")
@@ -160,4 +156,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from tfseti.command import command, run_command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,20 +30,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(FileNotFoundError, ValueError)  # ExplainError is a ValueError
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tfseti.explain.networks import ExplainError
     from tfseti.explain.run import explain_run, parse_ids
 
-    try:
-        path = explain_run(args.model, parse_ids(args.ids), args.out, fold=args.fold,
-                           data=args.data, log=lambda line: print(line, flush=True))
-    except (ExplainError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    path = explain_run(args.model, parse_ids(args.ids), args.out, fold=args.fold,
+                       data=args.data, log=lambda line: print(line, flush=True))
     print(path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 
 import numpy as np
+
+from tfseti.command import command, run_command
 
 from .nfnet.specs import NF_SPECS, NFSpec
 
@@ -197,13 +198,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@command(ConversionError, FileNotFoundError)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        summary = convert(args.checkpoint, args.name, args.out, args.strip_prefix)
-    except (ConversionError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = convert(args.checkpoint, args.name, args.out, args.strip_prefix)
     left = summary["left_out"]
     print(f"converted {summary['tensors']} tensors ({summary['parameters']:,} parameters, "
           f"{summary['in_channels']}-channel stem) of {summary['name']} → {summary['out']}")
@@ -214,4 +212,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

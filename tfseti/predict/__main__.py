@@ -19,8 +19,8 @@ a level-2 model over the run folders' out-of-fold predictions (``tfseti.predict.
 from __future__ import annotations
 
 import argparse
-import sys
 
+from tfseti.command import command, common_flags, run_command
 from tfseti.predict.ensembles import ENSEMBLES
 from tfseti.predict.models import load_model, resolve_model_paths
 from tfseti.predict.random_tta import RandomTta
@@ -46,9 +46,10 @@ def _stack_models(spec: str, folds: list[int]) -> tuple[list[str], list[list[int
     return paths, groups
 
 
+@command(ValueError, FileNotFoundError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.predict",
+        prog="python -m tfseti.predict", parents=[common_flags("no_progress")],
         description="Predict a test set with exported SavedModels and write a Kaggle submission.")
     parser.add_argument("--model", required=True,
                         help="comma-separated SavedModel folders or run folders (every fold*/saved_model)")
@@ -66,40 +67,34 @@ def main(argv=None) -> int:
                              "folders' oof.csv (every --model a run folder; writes stack.json)")
     parser.add_argument("--out", default="submission.csv", help="output csv (local or gs://)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (there is none when stderr is not a terminal)")
     args = parser.parse_args(argv)
 
-    try:
-        mode, passes = parse_tta(args.tta)
-        stacker = parse_stack(args.ensemble)
-        stack = groups = None
-        if stacker:   # fit (and show) the level-2 model before any SavedModel is loaded
-            stack = stack_runs([p.strip() for p in args.model.split(",") if p.strip()], stacker)
-            print(f"stacking over the out-of-fold predictions ({stack.rows} ids, folds "
-                  f"{stack.folds}; stack = leave-one-fold-out):\n{stack.table()}")
-            paths, groups = _stack_models(args.model, stack.folds)
-        else:
-            paths = resolve_model_paths(args.model)
-        models = [load_model(p) for p in paths]
-        for model in models:
-            print(f"model {model.describe()}")
-        random_tta = RandomTta(models, passes, args.tta_seed) if mode == RANDOM_TTA else None
-        for line in random_tta.describe() if random_tta else ():
-            print(line)
-        data = open_test_data(args.data)
-        print(f"data: {data.description}")
-        result = predict(models, data, args.tta, "mean" if stack else args.ensemble, args.batch_size,
-                         progress=not args.no_progress, tta_seed=args.tta_seed, random_tta=random_tta)
-        if stack:
-            result = Prediction(result.ids, result.per_model,
-                                stack.predict(run_features(result.per_model, groups)))
-        write_submission(result, args.out)
-        if stack:
-            print(f"stack: {write_stack_json(stack, args.out, {'tta': args.tta, 'tta_seed': args.tta_seed})}")
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    mode, passes = parse_tta(args.tta)
+    stacker = parse_stack(args.ensemble)
+    stack = groups = None
+    if stacker:   # fit (and show) the level-2 model before any SavedModel is loaded
+        stack = stack_runs([p.strip() for p in args.model.split(",") if p.strip()], stacker)
+        print(f"stacking over the out-of-fold predictions ({stack.rows} ids, folds "
+              f"{stack.folds}; stack = leave-one-fold-out):\n{stack.table()}")
+        paths, groups = _stack_models(args.model, stack.folds)
+    else:
+        paths = resolve_model_paths(args.model)
+    models = [load_model(p) for p in paths]
+    for model in models:
+        print(f"model {model.describe()}")
+    random_tta = RandomTta(models, passes, args.tta_seed) if mode == RANDOM_TTA else None
+    for line in random_tta.describe() if random_tta else ():
+        print(line)
+    data = open_test_data(args.data)
+    print(f"data: {data.description}")
+    result = predict(models, data, args.tta, "mean" if stack else args.ensemble, args.batch_size,
+                     progress=not args.no_progress, tta_seed=args.tta_seed, random_tta=random_tta)
+    if stack:
+        result = Prediction(result.ids, result.per_model,
+                            stack.predict(run_features(result.per_model, groups)))
+    write_submission(result, args.out)
+    if stack:
+        print(f"stack: {write_stack_json(stack, args.out, {'tta': args.tta, 'tta_seed': args.tta_seed})}")
     print(f"submission: {args.out}")
     print(f"{len(result.ids)} ids, mean target {float(result.target.mean()):.4f} "
           f"({len(models)} model(s), tta {args.tta}, ensemble {args.ensemble})")
@@ -107,4 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -14,9 +14,9 @@ in :mod:`tfseti.pseudo.selection`. Exit code 0, or 2 with one ``error:`` line.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
+from tfseti.command import command, common_flags, run_command
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 from tfseti.pseudo.selection import FORMS, parse_selection
 
 
@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     from tfseti.predict.tta import TTA_MODES
 
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.pseudo",
+        prog="python -m tfseti.pseudo", parents=[common_flags("no_progress", "break_lock")],
         description="Predict an unlabelled set with a teacher ensemble and write the chosen "
                     "records with their (soft) pseudo-labels as training shards (data.extra).")
     parser.add_argument("--teacher", required=True,
@@ -46,32 +46,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="target shard size in MB (as tfseti convert)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace pseudo-labels written with other settings in --out")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (there is none when stderr is not a terminal)")
-    parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return parser.parse_args(argv)
 
 
+@command(ValueError, FileNotFoundError, FolderLocked)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        selection = parse_selection(args.select)
-        if not args.shard_mb > 0:
-            raise ValueError(f"--shard-mb must be > 0, got {args.shard_mb}")
-        from tfseti.pseudo.labelling import pseudo_label
+    selection = parse_selection(args.select)
+    if not args.shard_mb > 0:
+        raise ValueError(f"--shard-mb must be > 0, got {args.shard_mb}")
+    from tfseti.pseudo.labelling import pseudo_label
 
-        # One writer per shard folder (as tfseti convert): two would delete each
-        # other's temporary shards.
-        with FolderLock(args.out, break_lock=args.break_lock):
-            pseudo_label(args.teacher, args.data, args.out, selection, hard=args.hard,
-                         tta=args.tta, ensemble=args.ensemble, batch_size=args.batch_size,
-                         shard_mb=args.shard_mb, overwrite=args.overwrite,
-                         progress=not args.no_progress, log=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError, FolderLocked) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # One writer per shard folder (as tfseti convert): two would delete each
+    # other's temporary shards.
+    with FolderLock(args.out, break_lock=args.break_lock):
+        pseudo_label(args.teacher, args.data, args.out, selection, hard=args.hard,
+                     tta=args.tta, ensemble=args.ensemble, batch_size=args.batch_size,
+                     shard_mb=args.shard_mb, overwrite=args.overwrite,
+                     progress=not args.no_progress, log=lambda line: print(line, flush=True))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 
+from tfseti.command import command, run_command
 from tfseti.publish.stage import DEFAULT_INCLUDE, INCLUDES, PublishError, stage_run
 
 
@@ -65,6 +65,7 @@ def _default_notes(staged) -> str:
     return f"tfseti run {run.name}: {len(run.folds)} fold(s){score}"
 
 
+@command(PublishError)
 def main(argv=None, api=None) -> int:
     """``api``: a KaggleApi-like object to use instead of the kaggle package's (tests)."""
     args = parse_args(argv)
@@ -98,9 +99,6 @@ def main(argv=None, api=None) -> int:
             return 0
         result = upload.publish(api if api is not None else upload.kaggle_api(), folder,
                                 staged.ref, notes, public=args.public)
-    except PublishError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     finally:
         if not args.staging:
             shutil.rmtree(folder, ignore_errors=True)
@@ -112,4 +110,4 @@ def main(argv=None, api=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from tfseti.command import command, run_command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,19 +24,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(ValueError, FileNotFoundError)  # RunFolderError is a ValueError
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tfseti.report import write_report
 
-    try:
-        index = write_report(args.run_dir, out=args.out, truth=args.truth, examples=args.examples,
-                             log=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError) as err:  # RunFolderError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    index = write_report(args.run_dir, out=args.out, truth=args.truth, examples=args.examples,
+                         log=lambda line: print(line, flush=True))
     print(index)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

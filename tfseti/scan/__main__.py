@@ -19,11 +19,11 @@ after the known ones are Beam pipeline options (``--project``, ``--region``,
 from __future__ import annotations
 
 import argparse
-import sys
 
+from tfseti.command import command, common_flags, run_command
 from tfseti.console import positive_int, word_or_int
-from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
-from tfseti.io.observations import ObservationError, read_cadence_list
+from tfseti.io.folder_lock import FolderLock, FolderLocked
+from tfseti.io.observations import read_cadence_list
 from tfseti.scan.settings import DEFAULT_MAX_DRIFT_HZ, ScanSettings
 from tfseti.scan.windows import TIME_RESAMPLES
 
@@ -33,7 +33,7 @@ LOCAL = "local"
 def build_parser() -> argparse.ArgumentParser:
     d = ScanSettings()
     p = argparse.ArgumentParser(
-        prog="python -m tfseti.scan",
+        prog="python -m tfseti.scan", parents=[common_flags("no_progress", "break_lock")],
         description="Search six-file ABACAD observation cadences (.fil/.h5) with SavedModels and the "
                     "classical de-Doppler search: window tables, hit tables (CSV and turboSETI .dat) "
                     "and a page of the top candidates.")
@@ -77,55 +77,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runner", default=LOCAL,
                    help="local (default) or an Apache Beam runner: DirectRunner, DataflowRunner, "
                         "FlinkRunner, SparkRunner ...")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (there is none when stderr is not a terminal)")
-    p.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     return p
 
 
+@command(ValueError, FileNotFoundError, FolderLocked)  # ObservationError is a ValueError
 def main(argv=None) -> int:
     from tfseti.console import show_progress
 
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    try:
-        if beam_args and args.runner == LOCAL:
-            raise ValueError(f"unknown arguments {beam_args} (Beam pipeline options need --runner)")
-        settings = ScanSettings(
-            overlap=args.overlap, fine_per_coarse=args.fine_per_coarse,
-            time_resample=args.time_resample, tta=args.tta, batch_size=args.batch_size,
-            max_drift_hz=args.max_drift_hz, drifts=args.drifts, pattern_snr=args.pattern_snr,
-            min_probability=args.min_probability, min_dedoppler=args.min_dedoppler,
-            read_mb=args.read_mb, top=args.top, hit_snr=args.hit_snr,
-            event_filter=args.event_filter)
-        if args.cadence:
-            cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
+    if beam_args and args.runner == LOCAL:
+        raise ValueError(f"unknown arguments {beam_args} (Beam pipeline options need --runner)")
+    settings = ScanSettings(
+        overlap=args.overlap, fine_per_coarse=args.fine_per_coarse,
+        time_resample=args.time_resample, tta=args.tta, batch_size=args.batch_size,
+        max_drift_hz=args.max_drift_hz, drifts=args.drifts, pattern_snr=args.pattern_snr,
+        min_probability=args.min_probability, min_dedoppler=args.min_dedoppler,
+        read_mb=args.read_mb, top=args.top, hit_snr=args.hit_snr,
+        event_filter=args.event_filter)
+    if args.cadence:
+        cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
+    else:
+        cadences = read_cadence_list(args.cadence_list)
+    from tfseti.scan.run import ScanJob, run_local
+
+    models = []
+    if args.model.strip():     # TensorFlow is imported only with a model
+        from tfseti.predict.models import resolve_model_paths
+
+        models = resolve_model_paths(args.model)
+    job = ScanJob(cadences, models, args.out, settings, width=args.width)
+    progress = show_progress(not args.no_progress)
+    # One scan writes OUT at a time: a second one would rewrite scan.json and hits.csv under
+    # the first, and both would scan the same cadences into the same .partial folders.
+    with FolderLock(args.out, break_lock=args.break_lock):
+        if args.runner == LOCAL:
+            path, hits = run_local(job, progress)
         else:
-            cadences = read_cadence_list(args.cadence_list)
-        from tfseti.scan.run import ScanJob, run_local
+            from tfseti.scan.beam import run_beam
 
-        models = []
-        if args.model.strip():     # TensorFlow is imported only with a model
-            from tfseti.predict.models import resolve_model_paths
-
-            models = resolve_model_paths(args.model)
-        job = ScanJob(cadences, models, args.out, settings, width=args.width)
-        progress = show_progress(not args.no_progress)
-        # One scan writes OUT at a time: a second one would rewrite scan.json and hits.csv under
-        # the first, and both would scan the same cadences into the same .partial folders.
-        with FolderLock(args.out, break_lock=args.break_lock):
-            if args.runner == LOCAL:
-                path, hits = run_local(job, progress)
-            else:
-                from tfseti.scan.beam import run_beam
-
-                path, hits = run_beam(job, args.runner, beam_args)
-    except (ValueError, FileNotFoundError, ObservationError, FolderLocked) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            path, hits = run_beam(job, args.runner, beam_args)
     print(f"{len(hits)} hit(s): {path}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

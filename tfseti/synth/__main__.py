@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from tfseti.command import command, common_flags, run_command, workers_flag
 from tfseti.console import non_negative_int as _non_negative_int
 from tfseti.console import positive_int as _positive_int
 from tfseti.synth.parameters import FAMILY_NAMES
@@ -59,7 +59,8 @@ def _families(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tfseti.synth",
+        prog="python -m tfseti.synth", parents=[workers_flag("worker processes", 1),
+                                                common_flags("no_progress")],
         description="Write Breakthrough-Listen-style synthetic cadences (setigen) in the Kaggle layout: "
                     "train/<id[0]>/<id>.npy, test/..., train_labels.csv, sample_submission.csv, truth.csv.")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
@@ -86,12 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-width", type=_positive_int, default=2, metavar="M",
                         help="width of a shared observation in cadences: 256 x M channels (default 2)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+@command(FileExistsError, ValueError)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.n_train + args.n_test == 0:
@@ -100,20 +100,16 @@ def main(argv=None) -> int:
     from tfseti.synth.parameters import DEFAULT_RANGES, scaled_rfi
     from tfseti.synth.writer import generate_dataset
 
-    try:
-        config = CadenceConfig(**args.snr, families=args.families, missing_prob=args.missing_prob,
-                               rfi=not args.no_rfi, ranges=scaled_rfi(DEFAULT_RANGES, args.rfi_scale))
-        summary = generate_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
-                                   positive_rate=args.positive_rate, config=config,
-                                   seed=args.seed, workers=args.workers, progress=not args.no_progress,
-                                   overwrite=args.overwrite,
-                                   shared_background=args.shared_background, shared_width=args.shared_width)
-    except (FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = CadenceConfig(**args.snr, families=args.families, missing_prob=args.missing_prob,
+                           rfi=not args.no_rfi, ranges=scaled_rfi(DEFAULT_RANGES, args.rfi_scale))
+    summary = generate_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
+                               positive_rate=args.positive_rate, config=config,
+                               seed=args.seed, workers=args.workers, progress=not args.no_progress,
+                               overwrite=args.overwrite,
+                               shared_background=args.shared_background, shared_width=args.shared_width)
     print(summary)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from tfseti.command import command, run_command
 from tfseti.config import check_choices, is_int, is_number
 from tfseti.io.kaggle import N_PANELS, ON_PANELS
 
@@ -590,27 +591,22 @@ def build_parser():
     return parser
 
 
+@command(FileExistsError, ValueError)
 def main(argv=None) -> int:
-    import sys
-
     args = build_parser().parse_args(argv)
     noise = args.noise or ("chi2" if args.large else "obs")
-    try:
-        if args.large and noise != "chi2":
-            raise ValueError("--noise obs needs setigen's writer; --large writes chi2 noise")
-        common = dict(fchans=args.fchans, tchans=args.tchans, fch1_mhz=args.fch1, fmt=args.format,
-                      seed=args.seed, overwrite=args.overwrite)
-        needles, rfi = tuple(args.needle), tuple(args.rfi)
-        if not needles and not rfi:
-            needles, rfi = default_signals(CadenceLayout(fchans=args.fchans, tchans=args.tchans,
-                                                         fch1_mhz=args.fch1, fmt=args.format))
-        if args.large:
-            paths = write_large_cadence(args.out, needles=needles, rfi=rfi, **common)
-        else:
-            paths = write_observation_cadence(args.out, needles=needles, rfi=rfi, noise=noise, **common)
-    except (FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.large and noise != "chi2":
+        raise ValueError("--noise obs needs setigen's writer; --large writes chi2 noise")
+    common = dict(fchans=args.fchans, tchans=args.tchans, fch1_mhz=args.fch1, fmt=args.format,
+                  seed=args.seed, overwrite=args.overwrite)
+    needles, rfi = tuple(args.needle), tuple(args.rfi)
+    if not needles and not rfi:
+        needles, rfi = default_signals(CadenceLayout(fchans=args.fchans, tchans=args.tchans,
+                                                     fch1_mhz=args.fch1, fmt=args.format))
+    if args.large:
+        paths = write_large_cadence(args.out, needles=needles, rfi=rfi, **common)
+    else:
+        paths = write_observation_cadence(args.out, needles=needles, rfi=rfi, noise=noise, **common)
     for path in paths:
         print(path)
     print(f"cadence list: {os.path.join(args.out, LIST_FILE)}")
@@ -619,4 +615,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_command(main)

@@ -1,7 +1,6 @@
 """``python -m tfseti.train``: see :mod:`tfseti.train.cli`."""
 
-import sys
-
+from tfseti.command import run_command
 from tfseti.train.cli import main
 
-sys.exit(main())
+run_command(main)
