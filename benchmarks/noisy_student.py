@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hard", action="store_true", help="hard pseudo-labels, not soft")
     parser.add_argument("--tta", choices=("none", "flips"), default="flips",
                         help="the teachers' test-time augmentation for pseudo-labels and scores "
-                             "(flips: the detection benchmark's; see the README on calibration)")
+                             "(flips: the detection benchmark's; see docs/prediction.md on calibration)")
     parser.add_argument("--extra-ratio", type=float, default=0.5,
                         help="share of pseudo-labelled test cadences in every batch")
     parser.add_argument("--student-epochs", type=int, default=4)

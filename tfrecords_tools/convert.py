@@ -5,7 +5,7 @@
 
 One output prefix holds one split. Shards are named ``train-f{k}-{i:05d}-of-{n:05d}.tfrec``
 (``test-{i:05d}-of-{n:05d}.tfrec`` for splits without folds), so ``train-f3-*.tfrec`` selects
-fold 3. Records follow ``tfseti.io.records`` (schema v1). See the README section
+fold 3. Records follow ``tfseti.io.records`` (schema v1). See docs/data.md, section
 "TFRecord shards" for the manifest and resume semantics; in short:
 
 * every shard is written to a temporary name and appears under its final name complete;
