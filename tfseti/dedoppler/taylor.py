@@ -436,10 +436,9 @@ def _cadence_job(x, tree_block, tree_neg, n, rate_tree, rate_row, offsets, off_p
             old_l, old_k = bl[cur], bk[cur]
             new_l, new_k = bl[1 - cur], bk[1 - cur]
             kk = np.int32(k)
-            for j in range(out_w):
-                better = line[j] > old_l[j]
-                new_l[j] = line[j] if better else old_l[j]
-                new_k[j] = kk if better else old_k[j]
+            for j in range(out_w):      # one store per loop: then it vectorises
+                new_k[j] = kk if line[j] > old_l[j] else old_k[j]
+            np.maximum(old_l, line, new_l)
             cur = 1 - cur
         c = k - half_k
         if c >= 0:
