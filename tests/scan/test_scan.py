@@ -167,7 +167,10 @@ def test_fil_and_h5_scan_alike_and_beam_equals_local(local_scan, cadences, oracl
 
 
 def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
-    args = ["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress", "--batch-size", "5"]
+    # four coarse channels (Beam searches each file's coarse channels as separate elements) and
+    # several read groups (each group's band search reads its halo from its neighbours' channels)
+    args = ["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress", "--batch-size", "5",
+            "--fine-per-coarse", "1024", "--read-mb", "0.5"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--runner", "DirectRunner",
                  "--direct_num_workers", "1"]) == 0
@@ -178,6 +181,11 @@ def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
     assert mismatch == [] and errors == []
     for name in ("hits.csv", "events.csv"):
         assert filecmp.cmp(str(tmp_path / "a" / name), str(tmp_path / "b" / name), shallow=False)
+    # and the read groups change nothing: one group for the whole band gives the same tables
+    assert main([*args[:-2], "--out", str(tmp_path / "c")]) == 0
+    c = _folder(str(tmp_path / "c"))
+    for name in ("windows.csv", "hits.csv", "events.csv"):
+        assert filecmp.cmp(os.path.join(a, name), os.path.join(c, name), shallow=False), name
     # resumable per cadence on Beam too: a complete cadence is not scanned again
     stamp = os.path.getmtime(os.path.join(b, "windows.csv"))
     assert main([*args, "--out", str(tmp_path / "b"), "--runner", "DirectRunner"]) == 0

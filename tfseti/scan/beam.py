@@ -11,8 +11,10 @@ only distributes the work::
                                   runner makes them (tfseti.scan.stream.read_groups), so both
                                   score identical batches and write identical tables
       | ParDo(ScoreWindows)       the models: (cadence, window row)
-    Create(the six files of every cadence not yet complete)    one element per (cadence, file)
-      | ParDo(SearchFile)         the file searched alone (tfseti.scan.filehits): (cadence, (file, hits))
+    Create(the six files' coarse channels of every cadence not yet complete)
+      | ParDo(SearchFile)         one element per (cadence, file, coarse channel): that coarse
+                                  channel of the file searched alone (tfseti.scan.filehits):
+                                  (cadence, (file, coarse channel, hits))
     {rows, files} | CoGroupByKey                   every window row and file's hits of a cadence
       | ParDo(WriteCadence)       the cadence's folder (.dat, events), written atomically
                                   (tfseti.scan.outputs)
@@ -37,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfseti.scan import outputs
+from tfseti.scan.filehits import coarse_ranges
 from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, prepare
 from tfseti.scan.stream import read_group, read_groups
 
@@ -123,9 +126,10 @@ def _dofns():
         def process(self, element):
             from tfseti.scan.filehits import search_cadence_file
 
-            index, p = element
+            index, p, coarse = element
             cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
-            yield index, (p, search_cadence_file(cadence, p, plan.fine_per_coarse, self.job.settings))
+            yield index, (p, coarse, search_cadence_file(cadence, p, plan.fine_per_coarse,
+                                                         self.job.settings, coarse))
 
         def teardown(self):
             _close(self.cache)
@@ -141,7 +145,10 @@ def _dofns():
 
             index, grouped = element
             rows, info = list(grouped["rows"]), self.infos[index]
-            per_file = [hits for _, hits in sorted(grouped["files"], key=lambda item: item[0])]
+            # each file's hits in .dat order: coarse channel by coarse channel
+            per_file = [[] for _ in info["paths"]]
+            for p, _, hits in sorted(grouped["files"], key=lambda item: item[:2]):
+                per_file[p].extend(hits)
             # NaN/Inf samples were replaced (tfseti.scan.windows): a note per file, as locally.
             info = {**info, "notes": [*info["notes"], *nonfinite_notes(info["paths"], rows)]}
             outputs.write_cadence(self.job.out, info, rows, per_file)
@@ -158,7 +165,7 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
     _, model_shape = load_models(job.models)   # checks the models before any worker starts
     width = model_shape[2] if model_shape else job.width
     done = prepare(job, model_shape, runner, log)  # every check, then scan.json
-    elements, infos = [], {}
+    elements, infos, coarse_counts = [], {}, {}
     for index in range(len(job.cadences)):
         cadence, plan, _, info = plan_cadence(job, index, width)
         try:
@@ -166,6 +173,7 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
                 log(f"{info['name']}: complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
                 continue
             infos[index] = info
+            coarse_counts[index] = len(coarse_ranges(cadence.nchans, plan.fine_per_coarse))
             groups = read_groups(plan, cadence.rows, job.settings.read_mb, job.settings.batch_size)
             elements.extend((index, list(g)) for g in groups)
             log(f"{info['name']}: {info['windows']} windows in {len(groups)} read group(s)")
@@ -173,7 +181,8 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
             cadence.close()
     if elements:
         ReadWindows, ScoreWindows, SearchFile, WriteCadence = _dofns()
-        files = [(index, p) for index in infos for p in range(len(job.cadences[index]))]
+        files = [(index, p, c) for index, coarse in coarse_counts.items()
+                 for p in range(len(job.cadences[index])) for c in range(coarse)]
         options = PipelineOptions(list(beam_args), runner=runner, save_main_session=False)
         with beam.Pipeline(options=options) as pipeline:
             rows = (pipeline

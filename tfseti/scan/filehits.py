@@ -73,29 +73,40 @@ def coarse_ranges(nchans: int, fine_per_coarse: int | None) -> list[tuple[int, i
             for c, lo in enumerate(range(0, nchans, fine_per_coarse))]
 
 
-def search_file(observation, rows: int, fine_per_coarse: int | None, max_drift_hz: float,
-                snr: float) -> list:
-    """turboSETI's hits (:class:`tfseti.dedoppler.hitsearch.Hit`) of one open file
-    (``tfseti.io.observations.ObservationFile``), its first ``rows`` integrations, every coarse
-    channel in order (the module notes)."""
+def search_coarse(observation, rows: int, fine_per_coarse: int | None, coarse: int,
+                  max_drift_hz: float, snr: float) -> list:
+    """turboSETI's hits (:class:`tfseti.dedoppler.hitsearch.Hit`) of coarse channel ``coarse``
+    (:func:`coarse_ranges`) of one open file (``tfseti.io.observations.ObservationFile``), its
+    first ``rows`` integrations (the module notes)."""
     from tfseti.dedoppler.hitsearch import search_coarse_channel
     from tfseti.scan.windows import repair_nonfinite
 
-    hits = []
-    for coarse, lo, hi in coarse_ranges(observation.nchans, fine_per_coarse):
-        spectra = observation.read(lo, hi)[:rows]
-        repair_nonfinite(spectra[None, None])          # in place (a view of the block)
-        hits += search_coarse_channel(
-            spectra, fch1_mhz=observation.fch1 + lo * observation.foff, foff_mhz=observation.foff,
-            tsamp_s=observation.tsamp, max_drift=max_drift_hz, snr=snr, coarse_channel=coarse,
-            channel_offset=lo, blank_dc=not fine_per_coarse or hi - lo == fine_per_coarse)
-    return hits
+    coarse, lo, hi = coarse_ranges(observation.nchans, fine_per_coarse)[coarse]
+    spectra = observation.read(lo, hi)[:rows]
+    repair_nonfinite(spectra[None, None])          # in place (a view of the block)
+    return search_coarse_channel(
+        spectra, fch1_mhz=observation.fch1 + lo * observation.foff, foff_mhz=observation.foff,
+        tsamp_s=observation.tsamp, max_drift=max_drift_hz, snr=snr, coarse_channel=coarse,
+        channel_offset=lo, blank_dc=not fine_per_coarse or hi - lo == fine_per_coarse)
 
 
-def search_cadence_file(cadence, index: int, fine_per_coarse: int | None, settings) -> list:
-    """The hits of file ``index`` (0-5) of an open ``ObservationCadence``."""
-    return search_file(cadence.files[index], cadence.rows, fine_per_coarse, settings.max_drift_hz,
-                       settings.hit_snr)
+def search_file(observation, rows: int, fine_per_coarse: int | None, max_drift_hz: float,
+                snr: float) -> list:
+    """The hits of every coarse channel of one open file, in order (:func:`search_coarse`)."""
+    return [hit for c in range(len(coarse_ranges(observation.nchans, fine_per_coarse)))
+            for hit in search_coarse(observation, rows, fine_per_coarse, c, max_drift_hz, snr)]
+
+
+def search_cadence_file(cadence, index: int, fine_per_coarse: int | None, settings,
+                        coarse: int | None = None) -> list:
+    """The hits of file ``index`` (0-5) of an open ``ObservationCadence``: every coarse channel,
+    or only ``coarse``."""
+    observation = cadence.files[index]
+    if coarse is None:
+        return search_file(observation, cadence.rows, fine_per_coarse, settings.max_drift_hz,
+                           settings.hit_snr)
+    return search_coarse(observation, cadence.rows, fine_per_coarse, coarse, settings.max_drift_hz,
+                         settings.hit_snr)
 
 
 def nearest_window(starts: np.ndarray, width: int, channel: int) -> int:
