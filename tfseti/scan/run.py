@@ -122,9 +122,10 @@ def describe(info: dict) -> str:
 
 
 def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: WindowScorer,
-                 progress: bool = False) -> list[dict]:
+                 progress: bool = False, clock: dict | None = None) -> list[dict]:
     """Window-table rows of every window of a cadence, streamed: per read group, the band search
-    over its own channels, then its windows in batches through the models."""
+    over its own channels, then its windows in batches through the models. ``clock`` (a dict)
+    gets the seconds spent reading, in the band search and in the models (with the rows)."""
     from tfseti.dedoppler.band_search import halo
 
     bar = None
@@ -135,15 +136,24 @@ def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: Win
     rows = []
     size = scorer.settings.batch_size
     reach = halo(cfg, cadence.rows)
+    clock = {} if clock is None else clock
+    for key in ("read", "band search", "model"):
+        clock.setdefault(key, 0.0)
     for group in read_groups(plan, cadence.rows, scorer.settings.read_mb, size):
+        start = time.perf_counter()
         data = read_group(cadence, plan, group, reach, windows=bool(scorer.models))
+        middle = time.perf_counter()
         classical = scorer.classical(plan, scorer.band(cfg, plan, data), data.indices)
+        end = time.perf_counter()
+        clock["read"] += middle - start
+        clock["band search"] += end - middle
         for i in range(0, len(data.indices), size):
             native = None if data.native is None else data.native[i:i + size]
             rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], native,
                                     classical[i:i + size]))
             if bar is not None:
                 bar.update(len(data.indices[i:i + size]))
+        clock["model"] += time.perf_counter() - end
     if bar is not None:
         bar.close()
     return rows
@@ -228,7 +238,8 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
                 log(f"  complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
                 continue
             start = time.perf_counter()
-            rows = scan_cadence(cadence, plan, cfg, scorer, progress)
+            clock: dict = {}
+            rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
             seconds = time.perf_counter() - start
             start = time.perf_counter()
             per_file = search_files(cadence, plan, job.settings)
@@ -244,6 +255,8 @@ def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, lis
             log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "
                 f"{info['input_bytes'] / 1e6 / seconds:.1f} MB/s): {hits} hit window(s), "
                 f"{found} candidate(s) -> {folder}")
+            log("  of which " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.items())
+                + ("" if scorer.models else " (the window rows; no model)"))
             log(f"  per-file search in {file_seconds:.1f} s: "
                 f"{'/'.join(str(len(h)) for h in per_file)} .dat hit(s) (SNR >= "
                 f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")
