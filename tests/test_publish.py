@@ -73,7 +73,8 @@ def run_files(folder: str) -> set[str]:
 # -- staging ---------------------------------------------------------------------------------------
 def test_staging_holds_what_inference_needs_and_nothing_else(run, staged):
     files = run_files(staged.folder)
-    expected = {"README.md", "dataset-metadata.json", "cv.json"}
+    # calibration.json: the run's calibrator, which tfseti.predict applies to the staged models.
+    expected = {"README.md", "dataset-metadata.json", "cv.json", "calibration.json"}
     for fold in (0, 1):
         source = os.path.join(run, f"fold{fold}", "saved_model")
         saved = {f"fold{fold}/saved_model/{name}" for name in run_files(source)}
@@ -141,7 +142,11 @@ def test_the_staged_folder_is_a_run_folder_for_predict(run, staged, tmp_path):
                       / f"{published.ids[0]}.npy")[None]
     model = tf.saved_model.load(paths[0])  # kept: its variables live as long as it does
     direct = model.serve(tf.constant(cadence, tf.float16)).numpy()
-    np.testing.assert_allclose(direct, models[0](cadence), rtol=0, atol=0)
+    # The SavedModel's own output is the raw probability; tfseti.predict calibrates it with the
+    # staged calibration.json.
+    np.testing.assert_allclose(direct, models[0].raw(cadence), rtol=0, atol=0)
+    assert models[0].calibration == f"{staged.folder}/calibration.json"
+    np.testing.assert_allclose(models[0](cadence), models[0].calibrator("none")(direct), rtol=1e-6)
 
 
 def test_a_remote_run_is_staged_alike(run, staged, tmp_path):

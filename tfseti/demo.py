@@ -103,9 +103,11 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
               py + ["tfseti.train", "--config", "cpu", "--strategy", "cpu",
                     "--data", str(plan.shards / "train"), "--fold", "0", "--out", str(plan.runs),
                     "--no-report", *DEMO_OVERRIDES]),
-        Stage("predict the test set (flip TTA) into a Kaggle submission", py + [
+        Stage("predict the test set into a Kaggle submission (calibrated, no TTA)", py + [
             "tfseti.predict", "--model", str(plan.runs), "--data", str(plan.data),
-            "--tta", "flips", "--out", str(plan.submission)]),
+            # no TTA: on the validation fold flips lowered the cpu recipe's AUC (0.921 -> 0.911)
+            # and its calibration (ECE 0.05 -> 0.08 after Platt scaling), measured for issue 29
+            "--tta", "none", "--out", str(plan.submission)]),
         Stage("classical de-Doppler search on the same test set", py + [
             "tfseti.dedoppler", str(plan.data), "--split", "test", "--out", str(plan.classical),
             "--no-progress"]),
@@ -150,7 +152,7 @@ def print_comparison(row: dict, n_test: int) -> None:
 
     print(f"test AUC against the synthetic truth.csv ({n_test} cadences, SNR {SNR}; 95 % "
           f"paired-bootstrap intervals):")
-    for name, what in (("model", "model (cpu recipe, flip TTA)"),
+    for name, what in (("model", "model (cpu recipe)"),
                        ("classical", "classical de-Doppler (two_of_three)")):
         print(f"  {what:<38} {fmt(row['auc_' + name])}  {fmt_interval(row['ci_auc_' + name])}")
     diff = row["diff_classical"]

@@ -23,7 +23,7 @@ from report_helpers import (copy_fold, gradcam_figures, headless_chromium, metri
                             shared_tiny_run, table_rows, waterfall_ids)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SECTIONS = ["Summary", "Training curves", "ROC", "AUC by needle family and SNR",
+SECTIONS = ["Summary", "Training curves", "ROC", "Calibration", "AUC by needle family and SNR",
             "Model against the classical search", "Waterfalls", "Grad-CAM", "Config"]
 
 pytestmark = pytest.mark.slow
@@ -63,6 +63,34 @@ def test_summary_matches_the_run_files(trained, report):
     assert "&quot;name&quot;: &quot;cpu_demo&quot;" in html  # the config, HTML-escaped JSON
     assert "Other folds differ in: train.fold." in html
     assert "http" not in html.split("</style>")[0].split("<style>")[1]
+
+
+def test_calibration_section_matches_the_run_calibrators(trained, report):
+    """--tta none: raw and calibrated ECE / log-loss recomputed from oof.csv and
+    calibration.json; cross-fitted and --tta flips as the file states them; the diagram drawn."""
+    from tfseti import calibrate
+
+    html, run = report["html"], trained["run"]
+    oof = pd.read_csv(os.path.join(run, "oof.csv"), dtype={"id": str})
+    with open(os.path.join(run, "calibration.json")) as handle:
+        doc = json.load(handle)
+    found = calibrate.calibrators(doc)
+    raw = calibrate.sigmoid(np.clip(oof.score, -16, 16))
+    fitted = found["none"].from_logits(oof.score.to_numpy())
+    none, flips = doc["modes"]["none"], doc["modes"]["flips"]
+    assert metric_values(html, "ece-none-raw") == [pytest.approx(calibrate.ece(oof.target, raw))]
+    assert metric_values(html, "ece-none-raw") == [pytest.approx(none["before"]["ece"])]
+    assert metric_values(html, "ece-none-calibrated") == [
+        pytest.approx(calibrate.ece(oof.target, fitted))]
+    assert metric_values(html, "ece-none-calibrated") == [pytest.approx(none["after"]["ece"])]
+    assert metric_values(html, "log-loss-none-calibrated") == [pytest.approx(none["after"]["log_loss"])]
+    assert metric_values(html, "ece-none-cross-fitted") == [pytest.approx(none["cross_fitted"]["ece"])]
+    for kind, key in (("raw", "before"), ("calibrated", "after"), ("cross-fitted", "cross_fitted")):
+        assert metric_values(html, f"ece-flips-{kind}") == [pytest.approx(flips[key]["ece"])]
+    assert "15 equal-width probability bins" in html
+    assert found["none"].describe() in html and found["flips"].describe() in html
+    with open(os.path.join(report["out"], "reliability.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_classical_section_scores_the_out_of_fold_cadences(trained, report):
@@ -171,8 +199,9 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete,"
             " i.naturalWidth])")
-        # curves, ROC, ROC against the classical search, 9 waterfalls, 6 Grad-CAM heat maps
-        assert len(images) == 18
+        # curves, ROC, reliability, ROC against the classical search, 9 waterfalls, 6 Grad-CAM
+        # heat maps
+        assert len(images) == 19
         assert len([src for src, _, _ in images if src.startswith("gradcam-")]) == 6
         assert [src for src, complete, width in images if not (complete and width > 0)] == []
         height = driver.execute_script("return document.documentElement.scrollHeight")

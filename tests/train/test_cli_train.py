@@ -310,6 +310,7 @@ def test_overwrite_removes_the_other_run_then_trains_and_prints_the_plan(tmp_pat
     _fake_trained_fold(out / "fold1", args, 1, **{"train.epochs": 3})
     kept = _fake_trained_fold(out / "fold0", args, 0)  # the same recipe: kept
     (out / "cv.json").write_text("{}")  # the other run's CV AUC
+    (out / "calibration.json").write_text("{}")  # and its calibrator
     try:
         assert cli.main([*args, "--overwrite"]) == 0
     finally:
@@ -319,6 +320,7 @@ def test_overwrite_removes_the_other_run_then_trains_and_prints_the_plan(tmp_pat
             in printed)
     assert f"--overwrite: removed {out}/cv.json (computed from the removed folds)" in printed
     assert not (out / "cv.json").exists()
+    assert f"--overwrite: removed {out}/calibration.json (computed from the removed folds)" in printed
     assert json.loads((out / "fold0" / "config.json").read_text()) == kept
     resolved = json.loads((out / "fold1" / "config.json").read_text())
     assert resolved["train"]["epochs"] == 1 and resolved["model"]["name"] == "plain_cnn_s"

@@ -10,6 +10,22 @@ time flip of ``tfseti.predict.tta`` depends on, is read from the ``config.json``
 next to ``saved_model/``, and so is the training augmentation that random TTA
 (``tfseti.predict.random_tta``) draws from.
 
+Calibrated probabilities: a run folder's ``calibration.json`` (fitted by the trainer on the run's
+out-of-fold predictions, ``tfseti.train.calibration``; the maps are ``tfseti.calibrate``) holds one
+calibrator per TTA mode (``none``, ``flips``). :func:`load_model` reads it for every
+``RUN/fold<K>/saved_model`` of that run, and the loaded model then returns calibrated
+probabilities: ``model(cadence)`` for one pass (the ``none`` calibrator), and
+``model.combine(passes, tta)`` for the passes of a TTA mode: the mean of their probabilities, as
+always, then that mode's calibrator. Predict, scan and pseudo-labelling all score through these
+two, so they all get calibrated probabilities; several models (folds, runs) are then averaged as
+before, calibrated probabilities instead of raw ones. A TTA mode the file has no calibrator for
+(``random:N``; ``flips`` for a view without an exact flip) gives the raw mean: a calibrator only
+maps the kind of score it was fitted on. The SavedModel's own output stays available:
+``model.raw(cadence)``, or ``load_model(path, calibrated=False)``. A SavedModel outside a run
+folder, or a run without ``calibration.json`` (trained before it existed, or one-class
+out-of-fold rows), gives raw probabilities; ``describe()`` says which. A ``calibration.json``
+fitted without this fold's out-of-fold rows (stale) is refused.
+
 Non-finite probabilities stop here, for every tool that scores with a SavedModel (predict, scan,
 pseudo): :func:`load_model` runs each model once on seeded noise and every call checks its output
 (:func:`check_finite_scores`), so a model trained to NaN weights is refused with its path.
@@ -20,10 +36,12 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfseti.calibrate import FILE as CALIBRATION_FILE
+from tfseti.calibrate import Calibrator, CalibrationError, calibrators
 from tfseti.io.kaggle import ON_PANELS
 from tfseti.io.run_files import FOLD_DIR
 
@@ -37,7 +55,8 @@ class ServingModel:
     path: the SavedModel folder; panels: the P its signature takes; view: the training view's
     settings from the trainer's ``config.json`` next to it (``None`` when there is none);
     function: its serving signature; augment: the ``augment`` section of that ``config.json``
-    (``{}`` when it has none, ``None`` when there is no ``config.json``).
+    (``{}`` when it has none, ``None`` when there is no ``config.json``); calibrators: the run's
+    calibrator per TTA mode (empty: raw probabilities), read from ``calibration``, its path.
     """
 
     path: str
@@ -47,8 +66,11 @@ class ServingModel:
     function: object
     loaded: object = None   # the loaded SavedModel: its variables live as long as it does
     augment: dict | None = None
+    calibrators: dict = field(default_factory=dict)   # TTA mode -> Calibrator
+    calibration: str | None = None
 
-    def __call__(self, cadence: np.ndarray) -> np.ndarray:
+    def raw(self, cadence: np.ndarray) -> np.ndarray:
+        """The SavedModel's own probabilities ``(B,)`` float32 (checked finite), uncalibrated."""
         import tensorflow as tf
 
         outputs = self.function(cadence=tf.constant(cadence, tf.float16))
@@ -56,9 +78,38 @@ class ServingModel:
             (outputs,) = outputs.values()
         return check_finite_scores(np.asarray(outputs, np.float32).reshape(-1), self.path)
 
+    def calibrator(self, tta: str = "none") -> Calibrator | None:
+        """The calibrator of TTA mode ``tta`` (``none``, ``flips``, ``random:N``), None if none."""
+        return self.calibrators.get(str(tta).partition(":")[0])
+
+    def combine(self, passes: list[np.ndarray], tta: str = "none") -> np.ndarray:
+        """The model's probabilities ``(B,)`` float32 from the :meth:`raw` probabilities of the
+        passes of TTA mode ``tta`` over the same cadences: their mean, mapped by the mode's
+        calibrator when there is one."""
+        mean = np.mean(passes, axis=0).astype(np.float32)
+        calibrator = self.calibrator(tta)
+        return mean if calibrator is None else calibrator(mean).astype(np.float32)
+
+    def __call__(self, cadence: np.ndarray) -> np.ndarray:
+        """Probabilities ``(B,)`` of one pass: calibrated when the run has a calibrator."""
+        return self.combine([self.raw(cadence)])
+
+    def tag(self) -> str:
+        """Which calibration applies, exactly (pseudo-labels record it): ``raw`` or each mode's
+        map."""
+        if not self.calibrators:
+            return "raw"
+        return "; ".join(f"{mode}={c.tag()}" for mode, c in sorted(self.calibrators.items()))
+
     def describe(self) -> str:
         view = (self.view or {}).get("name", "unknown (no config.json): time flip as for on/on_off")
-        return f"{self.path}: {self.panels} panels, view {view}"
+        if not self.calibrators:
+            calibration = "raw probabilities (no calibration.json)"
+        else:
+            modes = "; ".join(f"--tta {mode}: {c.describe()}"
+                              for mode, c in sorted(self.calibrators.items()))
+            calibration = f"calibrated ({modes}; other --tta raw) by {self.calibration}"
+        return f"{self.path}: {self.panels} panels, view {view}, {calibration}"
 
 
 class NonFiniteScoresError(ValueError):
@@ -172,9 +223,48 @@ def _read_config(path: str) -> dict | None:
     return doc if isinstance(doc, dict) else {}
 
 
-def load_model(path: str) -> ServingModel:
+def calibration_file(path: str) -> str | None:
+    """``RUN/calibration.json`` for the SavedModel ``RUN/fold<K>/saved_model`` (None for a
+    SavedModel outside a run folder's fold)."""
+    fold_dir = posixpath.dirname(path.rstrip("/"))
+    if not FOLD_DIR.match(posixpath.basename(fold_dir)):
+        return None
+    return f"{posixpath.dirname(fold_dir)}/{CALIBRATION_FILE}"
+
+
+def read_calibrators(path: str) -> tuple[dict, str | None]:
+    """The run calibrators (``{TTA mode: Calibrator}``) that apply to the SavedModel ``path`` and
+    the file they came from, or ``({}, None)`` when there is none. ValueError naming the file
+    when it is unreadable, not a calibration document, or fitted without this fold's
+    out-of-fold rows (stale)."""
+    import tensorflow as tf
+
+    found = calibration_file(path)
+    if found is None or not tf.io.gfile.exists(found):
+        return {}, None
+    try:
+        with tf.io.gfile.GFile(found) as handle:
+            doc = json.load(handle)
+    except ValueError as err:
+        raise CalibrationError(f"{found}: not valid JSON ({err})") from None
+    found_calibrators = calibrators(doc, found)
+    fold = int(FOLD_DIR.match(posixpath.basename(posixpath.dirname(path.rstrip("/"))))[1])
+    for mode, item in doc["modes"].items():
+        folds = (item.get("data") or {}).get("folds")
+        if isinstance(folds, list) and fold not in folds:
+            raise CalibrationError(
+                f"{found}: its {mode} calibrator was fitted on the out-of-fold rows of folds "
+                f"{folds}, not fold {fold}'s ({path}): stale; rerun the training command (it "
+                f"refits the calibrators once its folds are done), or load with "
+                f"calibrated=False for raw probabilities")
+    return found_calibrators, found
+
+
+def load_model(path: str, calibrated: bool = True) -> ServingModel:
     """Load a SavedModel with plain TensorFlow and read P from its input signature; a model
-    whose probabilities are not finite is refused here (:func:`probe`)."""
+    whose probabilities are not finite is refused here (:func:`probe`). ``calibrated``: apply
+    the run's ``calibration.json`` when there is one (see the module docstring); False: the
+    SavedModel's raw probabilities."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
@@ -192,10 +282,12 @@ def load_model(path: str) -> ServingModel:
                          f"{spec.dtype.name}{list(dims)}")
     config = _read_config(path)
     view, augment = ((config or {}).get(key) for key in ("view", "augment"))
+    found, calibration = read_calibrators(path) if calibrated else ({}, None)
     model = ServingModel(path=path, panels=dims[1], shape=dims[1:],
                          view=view if isinstance(view, dict) else None, function=function,
                          loaded=loaded,
-                         augment=None if config is None else augment if isinstance(augment, dict) else {})
+                         augment=None if config is None else augment if isinstance(augment, dict) else {},
+                         calibrators=found, calibration=calibration)
     probe(model)
     return model
 

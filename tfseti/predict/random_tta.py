@@ -60,7 +60,7 @@ from tfseti.data.augment_ops import OP_IDS
 from tfseti.data.config import FREQ_ROLL_MODES, AugmentConfig
 from tfseti.io.kaggle import OFF_PANELS
 from tfseti.predict.models import ServingModel, fit_panels
-from tfseti.predict.tta import time_flip_panels
+from tfseti.predict.tta import RANDOM_TTA, time_flip_panels
 
 RANDOM_OPS = ("off_shuffle", "vflip", "hflip", "freq_roll")
 
@@ -288,12 +288,14 @@ class RandomTta:
             yield apply_ops(cadence, plan, draw_ops(plan, streams, cadence.shape[0]))
 
     def predict_batch(self, models: list[ServingModel], cadence: np.ndarray) -> np.ndarray:
-        """``(n_models, B)`` probabilities, each the mean over the model's N passes."""
+        """``(n_models, B)`` probabilities, each the mean over the model's N passes (raw: a run's
+        calibrators are fitted for ``none`` and ``flips``, not for random passes;
+        ``ServingModel.combine``)."""
         if len(models) != len(self.plans):
             raise ValueError(f"RandomTta: built for {len(self.plans)} model(s), given {len(models)}")
         out = []
         for index, model in enumerate(models):
             fitted = fit_panels(cadence, model)
-            out.append(np.mean([model(np.ascontiguousarray(v)) for v in self.variants(index, fitted)],
-                               axis=0))
+            out.append(model.combine([model.raw(np.ascontiguousarray(v))
+                                      for v in self.variants(index, fitted)], RANDOM_TTA))
         return np.stack(out)

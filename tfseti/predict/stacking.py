@@ -14,6 +14,13 @@ its fold models of the logit of their (TTA-averaged) probabilities (:func:`run_f
 same scale as the single model's log-odds it was fit on. Logits on both sides are clipped to
 ``±LOGIT_CLIP`` (probabilities 1e-6 .. 1 - 1e-6: a float32 probability carries no more).
 
+A run with a calibrator (``calibration.json``, ``tfseti.train.calibration``) enters with its
+calibrated log-odds on both sides: its OOF scores mapped by its ``none`` calibrator here, its test
+probabilities calibrated by ``tfseti.predict.models.load_model`` (the default; with ``--tta
+flips`` by the ``flips`` calibrator, fitted on the same rows' flip-TTA scores). The map is
+increasing and affine in the log-odds, so ``gbm`` is unchanged by it and ``logistic`` only through
+its L2 penalty. Models loaded with ``calibrated=False`` do not match these features.
+
 The OOF scores were made without TTA: with ``--tta`` the test features are TTA-averaged, which can
 move them (see the README's measurement of flip TTA); check TTA on a validation fold first.
 
@@ -127,8 +134,34 @@ def read_oof_features(runs: list[str]) -> OofFeatures:
                 f"(their out-of-fold predictions), not single SavedModels")
         if run in frames:
             raise ValueError(f"--model: run {run} is given twice")
-        frames[run] = read_oof(fs, f"{inner}/oof.csv", fsutil.join(run, "oof.csv"))
+        frame = read_oof(fs, f"{inner}/oof.csv", fsutil.join(run, "oof.csv"))
+        frames[run] = _calibrated(fs, inner, run, frame)
     return oof_features(frames)
+
+
+def _calibrated(fs, inner: str, run: str, frame):
+    """``frame`` with its scores mapped by the run's ``none`` calibrator (``calibration.json``)
+    when it has one (the calibrated log-odds): the SavedModels of that run load calibrated
+    (``load_model``), so the test features :func:`run_features` makes are calibrated log-odds
+    too."""
+    from tfseti.calibrate import FILE, CalibrationError, calibrators
+    from tfseti.io import fs as fsutil
+    from tfseti.io.run_files import read_json
+
+    if not fs.exists(f"{inner}/{FILE}"):
+        return frame
+    shown = fsutil.join(run, FILE)
+    doc = read_json(fs, f"{inner}/{FILE}", shown)
+    calibrator = calibrators(doc, shown).get("none")
+    if calibrator is None:
+        return frame
+    folds = sorted(int(f) for f in frame["fold"].unique())
+    fitted = (doc["modes"]["none"].get("data") or {}).get("folds")
+    if isinstance(fitted, list) and sorted(fitted) != folds:
+        raise CalibrationError(f"{shown}: fitted on the out-of-fold rows of folds {fitted}, the "
+                               f"run's oof.csv holds folds {folds}: stale; rerun the training "
+                               f"command to refit it")
+    return frame.assign(score=calibrator.calibrated_logit(frame["score"].to_numpy()))
 
 
 def _estimator(method: str, seed: int):

@@ -100,15 +100,20 @@ def shard_files(data: str, role: str = "test") -> tuple[list[str], int, str]:
 def shard_test_data(data: str, role: str = "test") -> TestData:
     """TFRecord shards (``test-*``, or ``train-*`` with ``role="train"``), every record once
     (``eval_dataset``); a read error becomes one CorruptShardError naming the shard."""
+    files, count, description = shard_files(data, role)
+    if not count:
+        raise ValueError(f"{data}: no {role} records to predict ({description})")
+    return files_test_data(files, count, description)
+
+
+def files_test_data(files: list[str], count: int, description: str) -> TestData:
+    """The records of the TFRecord shard ``files`` (TensorFlow-readable paths, ``count``
+    records), every record once, e.g. one fold's validation shards."""
     import tensorflow as tf
 
     from tfseti.data.config import DataConfig
     from tfseti.data.pipeline import eval_dataset
     from tfseti.io.shards import corrupt_shard_error
-
-    files, count, description = shard_files(data, role)
-    if not count:
-        raise ValueError(f"{data}: no {role} records to predict ({description})")
 
     def batches(size: int) -> Iterator[tuple[list[str], np.ndarray]]:
         try:

@@ -1,4 +1,5 @@
-"""Flip test-time augmentation (``--tta flips``): the mean probability of the 4 flip combinations.
+"""Flip test-time augmentation (``--tta flips``): the mean probability of the 4 flip combinations,
+then the run's ``flips`` calibrator when it has one (``tfseti.predict.models.ServingModel.combine``).
 
 (``--tta random:N``, the model's own training augmentations drawn at random, is
 ``tfseti.predict.random_tta``; ``parse_tta`` here reads every ``--tta`` value.)
@@ -93,10 +94,11 @@ def flip_variants(cadence: np.ndarray, model: ServingModel, tta: str) -> list[np
 
 
 def predict_batch(models: list[ServingModel], cadence: np.ndarray, tta: str) -> np.ndarray:
-    """``(n_models, B)`` probabilities, each the mean over the model's TTA variants."""
+    """``(n_models, B)`` probabilities, each the mean over the model's TTA variants, calibrated
+    for that TTA mode when the model's run has a calibrator for it (``ServingModel.combine``)."""
     out = []
     for model in models:
         fitted = fit_panels(cadence, model)
-        out.append(np.mean([model(np.ascontiguousarray(v)) for v in flip_variants(fitted, model, tta)],
-                           axis=0))
+        out.append(model.combine([model.raw(np.ascontiguousarray(v))
+                                  for v in flip_variants(fitted, model, tta)], tta))
     return np.stack(out)

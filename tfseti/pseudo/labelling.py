@@ -4,7 +4,8 @@ One call of :func:`pseudo_label`:
 
 1. the teachers (SavedModels or run folders, every fold) predict every unlabelled record
    (``tfseti.predict``: flip TTA, mean or rank ensemble) into ``predictions.csv`` (id,
-   probability: the whole set);
+   probability: the whole set); a teacher whose run has a ``calibration.json`` gives calibrated
+   probabilities (``tfseti.predict.models``), and the settings record each teacher's calibrator;
 2. ``--select`` chooses the records and their targets (:mod:`tfseti.pseudo.selection`), listed
    in ``pseudo_labels.csv`` (id, target, probability: the chosen ones);
 3. a second pass over the unlabelled set writes the chosen records as schema-v2 shards
@@ -60,7 +61,9 @@ def pseudo_label(teachers: str, data: str, out: str, select: Selection, *, hard:
     models = [load_model(p) for p in model_paths]
     settings = {"teachers": [fsutil.normal_location(p) for p in model_paths],
                 "data": fsutil.normal_location(data),
-                "select": str(select), "hard": bool(hard), "tta": tta, "ensemble": ensemble}
+                "select": str(select), "hard": bool(hard), "tta": tta, "ensemble": ensemble,
+                # Each teacher's calibrator (a refit one makes other labels): "raw" without one.
+                "calibration": [m.tag() for m in models]}
     dest = Destination(out)
     try:
         dest.prepare()

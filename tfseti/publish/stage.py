@@ -6,6 +6,7 @@ The staged folder is itself a run folder that ``python -m tfseti.predict --model
     dataset-metadata.json     id USER/SLUG, title, licence CC0-1.0, subtitle, description
     README.md                 how to predict with it (tfseti.predict or plain TensorFlow), CV AUC
     cv.json                   the run's CV AUC ("config"; only when the run has one)
+    calibration.json          the run's calibrators ("config"; only when the run has them)
     fold<K>/saved_model/      the exported SavedModel ("saved_model", always)
     fold<K>/config.json       the resolved config: the view that ``--tta flips`` needs ("config")
     fold<K>/model.keras       the Keras network, for fine-tuning or ``init_from`` ("keras")
@@ -54,6 +55,7 @@ DEFAULT_INCLUDE = ("saved_model", "config")
 KERAS_FILE = "model.keras"
 CONFIG_FILE = run_folder.CONFIG_FILE
 CV_FILE = "cv.json"
+CALIBRATION_FILE = "calibration.json"   # tfseti.calibrate.FILE (no numpy import here)
 # Kaggle's limits (kaggle 2.2.4 ``dataset_create_new`` checks the slug, title and subtitle lengths;
 # the slug is the dataset's URL: lowercase letters, digits and hyphens).
 SLUG_LENGTH = (6, 50)
@@ -322,6 +324,18 @@ def check_run(run: str, include=DEFAULT_INCLUDE) -> RunToPublish:
             copies.append(CV_FILE)
     elif len(folds) > 1:
         cv_note = f"no {CV_FILE} (folds trained one by one): the per-fold AUCs only"
+    if CALIBRATION_FILE in files and "config" in include:
+        calibration = _read_json(fs, f"{root}/{CALIBRATION_FILE}", f"{shown}/{CALIBRATION_FILE}")
+        modes = calibration.get("modes") if isinstance(calibration.get("modes"), dict) else {}
+        for mode, item in modes.items():
+            fitted = (item.get("data") or {}).get("folds") if isinstance(item, dict) else None
+            # As tfseti.predict.models reads it: stale when a fold's rows were not fitted on.
+            if isinstance(fitted, list) and not set(folds) <= set(fitted):
+                raise PublishError(f"{shown}/{CALIBRATION_FILE}: its {mode} calibrator was "
+                                   f"fitted on the out-of-fold rows of folds {fitted}, the run "
+                                   f"holds folds {folds}: stale; rerun the training command (it "
+                                   f"refits it), or remove it to publish raw probabilities")
+        copies.append(CALIBRATION_FILE)
     return RunToPublish(path=shown, name=posixpath.basename(shown) or shown, folds=loaded,
                         cv=cv, cv_note=cv_note, copies=copies, left_out=left_out)
 
@@ -373,6 +387,10 @@ def dataset_readme(run: RunToPublish, ref: str, title: str, include, input_shape
     extra = []
     if "config" in include:
         extra.append("`fold<K>/config.json` (the training recipe; `--tta flips` reads its view)")
+        if CALIBRATION_FILE in run.copies:
+            extra.append(f"`{CALIBRATION_FILE}`: the run's calibrators (fitted on its "
+                         f"out-of-fold predictions, per `--tta` mode); `tfseti.predict` applies "
+                         f"them, the SavedModel's own output is the uncalibrated probability")
     if "keras" in include:
         extra.append("`fold<K>/model.keras` (the Keras network, for fine-tuning)")
     extras = "".join(f"\n* {item}" for item in extra)

@@ -1,7 +1,8 @@
 """``python -m tfseti.report RUN_DIR``: one HTML page (plus PNGs) about a training run.
 
 Summary (CV / out-of-fold AUC, per-fold best val AUC, precision, replicas), training curves,
-ROC per fold and out of fold, AUC by needle family and SNR bin when the data's ``truth.csv`` is
+ROC per fold and out of fold, calibration (the run's ``calibration.json``: reliability diagram,
+ECE over 15 equal-width bins before and after), AUC by needle family and SNR bin when the data's ``truth.csv`` is
 found, waterfalls of the most confident true / false positives and the most missed needles,
 Grad-CAM heat maps of the first of those (``tfseti.explain``, with each fold's ``model.keras``),
 and the config. Reads files only (run folder, shard manifest, Kaggle folder, truth, networks):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tfseti.io import fs as fsutil
 from tfseti.io.cadence_sources import DataSources, find_sources, load_cadences
-from tfseti.report import page, plots
+from tfseti.report import calibration, page, plots
 from tfseti.evaluate import fmt, fmt_interval
 from tfseti.report.classical import BOOTSTRAP, CLASSICAL_SCORE, classical_scores, comparison
 from tfseti.metrics import auc
@@ -388,13 +388,14 @@ def write_report(run_dir: str, out: str | None = None, truth: str | None = None,
     os.makedirs(out, exist_ok=True)
     for stale in [*glob.glob(os.path.join(out, WATERFALL_GLOB)),
                   *glob.glob(os.path.join(out, GRADCAM_GLOB)),
-                  *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG, CLASSICAL_PNG))]:
+                  *(os.path.join(out, n) for n in (CURVES_PNG, ROC_PNG, CLASSICAL_PNG,
+                                                   calibration.RELIABILITY_PNG))]:
         if os.path.exists(stale):
             os.remove(stale)
     chosen = _examples(run, sources, examples, log)
     log(f"report: {len(run.folds)} fold(s), {len(run.oof)} out-of-fold records; drawing "
-        f"training curves and ROC")
-    sections = [_summary(run), _curves(run, out), _roc(run, out),
+        f"training curves, ROC and reliability")
+    sections = [_summary(run), _curves(run, out), _roc(run, out), calibration.section(run, out),
                 _breakdown(run, sources, truth_frame),
                 _classical(run, sources, truth_frame, out, log),
                 _waterfalls(run, sources, truth_frame, out, chosen),

@@ -43,6 +43,15 @@ def auc_cell(value, metric: str | None = None) -> str:
     return f"<td{attrs}>{esc(fmt_auc(value))}</td>"
 
 
+def number_cell(value, metric: str | None = None, digits: int = 4) -> str:
+    """A table cell showing a number (``digits`` decimals; None/NaN: "undefined") with its full
+    value in ``data-value``."""
+    defined = is_defined(value)
+    attrs = f' data-metric="{esc(metric)}"' if metric else ""
+    attrs += f' data-value="{float(value)!r}"' if defined else ' data-value="undefined"'
+    return f"<td{attrs}>{esc(f'{value:.{digits}f}' if defined else 'undefined')}</td>"
+
+
 def table(headers: list[str] | None, rows: list[str], attrs: str = "") -> str:
     """A table of pre-rendered ``rows``; ``headers`` None: no header row."""
     head = "" if headers is None else (

@@ -15,7 +15,7 @@ from tfseti.explain.plots import waterfall  # noqa: E402,F401
 from tfseti.metrics import auc, is_defined  # noqa: E402
 
 DPI = 80
-__all__ = ["training_curves", "roc_curves", "roc_versus", "waterfall"]
+__all__ = ["training_curves", "roc_curves", "roc_versus", "reliability_diagram", "waterfall"]
 
 
 def _save(fig, path: str) -> str:
@@ -88,4 +88,37 @@ def roc_versus(curves: dict, path: str, title: str) -> str:
            title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def reliability_diagram(panels: dict, path: str, bins: int) -> str:
+    """Reliability diagrams, one column per ``{title: {label: (reliability table, ECE)}}`` (the
+    tables of ``tfseti.calibrate.reliability``): per probability bin the fraction of positives
+    against the mean predicted probability, one line per label, the diagonal for perfect
+    calibration; below, the rows per bin (log scale)."""
+    columns = max(1, len(panels))
+    fig, axes = plt.subplots(2, columns, figsize=(5.0 * columns, 6.6), layout="constrained",
+                             height_ratios=(3, 1.2), sharex=True, squeeze=False)
+    for column, (title, curves) in enumerate(panels.items()):
+        ax, ax_count = axes[0, column], axes[1, column]
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1,
+                label="perfectly calibrated")
+        width = 1.0 / bins / (len(curves) + 1)
+        for k, (label, (table, ece)) in enumerate(curves.items()):
+            filled = [row for row in table if row["count"]]
+            shown = f"{label}: ECE {ece:.4f}" if is_defined(ece) else label
+            (line,) = ax.plot([row["mean_probability"] for row in filled],
+                              [row["positive_fraction"] for row in filled], marker="o",
+                              linewidth=1.5, markersize=4, label=shown)
+            ax_count.bar([row["lower"] + (k + 0.5) * width for row in table],
+                         [row["count"] for row in table], width=width, color=line.get_color(),
+                         align="edge")
+        ax.set(ylabel="fraction of positives", xlim=(0, 1), ylim=(-0.02, 1.02),
+               title=f"{title} ({bins} equal-width bins)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        ax_count.set(xlabel="predicted probability", ylabel="rows")
+        if any(row["count"] for table, _ in curves.values() for row in table):
+            ax_count.set_yscale("log")
+        ax_count.grid(alpha=0.3)
     return _save(fig, path)

@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true",
                         help="when --out holds folds trained with another config (or on other "
                              "shards), remove those fold folders (and the run's cv.json, oof.csv, "
-                             "report/) and train anew; without it such a run is refused")
+                             "calibration.json, report/) and train anew; without it such a run is refused")
     parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted config overrides, values as TOML literals "

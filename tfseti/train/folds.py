@@ -3,7 +3,9 @@
 ``train_one_fold`` checks the fold's shards, builds the one ``Augmenter`` of the run (the
 pipeline and the train step share it), trains with ``tfseti.train.trainer.fit_fold`` and writes
 the fold's out-of-fold predictions. ``train_folds`` runs several folds, skips the ones a
-preempted run finished, and writes the run's ``oof.csv`` and ``cv.json``. The command line
+preempted run finished, and writes the run's ``oof.csv`` and ``cv.json``, then fits the run's
+calibrators (one per TTA mode) on the out-of-fold predictions of every finished fold
+(``calibration.json``, ``tfseti.train.calibration``). The command line
 (``tfseti.train.cli``) checks the config and the run folder before it imports this module,
 which is where TensorFlow comes in.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import pandas as pd
 
@@ -129,8 +132,9 @@ def finished_fold(fold_dir: str):
 def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbose="auto",
                 data_root=None, sync=None, extras=None) -> dict:
     """Train each fold into the local ``out_dir/fold{k}``; with several folds also ``oof.csv``
-    and the CV AUC in ``cv.json``. ``sync()`` (if given) runs after every backup and fold.
-    Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., ...}``."""
+    and the CV AUC in ``cv.json``; then ``calibration.json`` (every finished fold's out-of-fold
+    rows). ``sync()`` (if given) runs after every backup and fold.
+    Returns ``{"folds": {k: best val AUC}, "cv_auc": ..., "calibration": path or None, ...}``."""
     sync = sync or (lambda: None)
     summary = {"folds": {}, "models": {}, "saved_models": {}}
     frames = []
@@ -161,4 +165,24 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         # Atomic and strict JSON: an undefined AUC (a one-class fold) is null, not a bare NaN.
         write_json(os.path.join(out_dir, "cv.json"), finite_or_none({**summary, **relative}))
         sync()
+    summary["calibration"] = _calibrate(out_dir, data_root or run.data.data)
+    sync()
     return summary
+
+
+def _calibrate(out_dir: str, shards: str) -> str | None:
+    """Fit the run's calibrators on the out-of-fold predictions of every finished fold in
+    ``out_dir`` (``tfseti.train.calibration``; ``shards``: the TensorFlow-readable shard folder,
+    for the flip-TTA predictions of the validation folds); its path, or None when none was
+    written. A refused fit is reported and leaves the run uncalibrated: the trained folds stay
+    complete."""
+    from tfseti.train.calibration import CALIBRATION_FILE, calibrate_run
+
+    try:
+        doc = calibrate_run(out_dir, shards, log=lambda line: print(line, flush=True))
+    except (ValueError, OSError) as err:  # CalibrationError, RunFolderError, a shard problem
+        run_folder.remove_present(out_dir, [CALIBRATION_FILE])
+        print(f"error: calibration: {err} (the trained folds are complete; predictions stay "
+              f"uncalibrated)", file=sys.stderr, flush=True)
+        return None
+    return None if doc is None else os.path.join(out_dir, CALIBRATION_FILE)

@@ -10,7 +10,8 @@ Each fold folder records what trained it:
 Before anything is trained, :func:`check_run_folder` compares every ``fold<K>/`` already in the
 output folder with the run about to start. A difference refuses the run, naming each differing
 key (dotted, both values); with ``--overwrite`` the differing fold folders are removed first,
-together with the run-level outputs computed from them (``cv.json``, ``oof.csv``, ``report/``).
+together with the run-level outputs computed from them (``cv.json``, ``oof.csv``,
+``calibration.json``, ``report/``).
 The same config finds nothing to refuse: an interrupted fold resumes from its backup, a finished
 one is skipped (``--fold all`` with backups) or trained anew, exactly as before.
 
@@ -57,7 +58,7 @@ SHARDS_KEY = "data.shards"  # pseudo-key: the identity of the shards a fold was 
 IGNORED_KEYS = ("name", "data.data", "data.extra", "data.with_ids", "train.fold",
                 "train.backup_every_steps")
 # Run-level outputs computed from the folds: stale once a fold is replaced.
-RUN_OUTPUTS = ("cv.json", "oof.csv", "report")
+RUN_OUTPUTS = ("cv.json", "oof.csv", "calibration.json", "report")
 _ABSENT = object()
 
 

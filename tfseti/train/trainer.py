@@ -428,9 +428,10 @@ def fit_fold(run: RunConfig, strategy: tf.distribute.Strategy, augmenter: Augmen
                       saved_model_path=saved_model_path, predictions=predictions)
 
 
-# What fit_fold writes into a fold folder (config.json is rewritten at every start).
+# What fit_fold writes into a fold folder (config.json is rewritten at every start), and the
+# flip-TTA out-of-fold cache tfseti.train.calibration keeps there (stale once the fold retrains).
 FOLD_OUTPUTS = ("log.csv", "tensorboard", "best.weights.h5", "final.weights.h5", "model.keras",
-                "saved_model", "result.json", "oof.csv", "backup", "init.json")
+                "saved_model", "result.json", "oof.csv", "backup", "init.json", "oof_flips.csv")
 
 
 def _remove_earlier_outputs(out_dir: str) -> None:
