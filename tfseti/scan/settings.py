@@ -4,8 +4,9 @@ Defaults and why:
 
 * ``overlap`` 128 (half a 256-channel window): a needle's track over the whole cadence (~30
   min) spans ``drift x 30 min`` of frequency, 111 channels at 0.2 Hz/s; half-overlapping windows
-  hold every track of up to 128 channels wholly inside some window, at twice the cost of
-  ``overlap 0``. (Without overlap, windows of 256 never cross a coarse channel boundary of
+  hold every track of up to 128 channels wholly inside some window, at twice the model's cost of
+  ``overlap 0`` (the classical band search searches each channel once, whatever the overlap;
+  touching hit windows are one candidate). (Without overlap, windows of 256 never cross a coarse channel boundary of
   Breakthrough Listen's 2^20-channel coarse channels; with it, every other window does at each
   boundary and is flagged ``edge``.)
 * ``drifts`` auto: enough drift rates that a straight path through the whole cadence is never
