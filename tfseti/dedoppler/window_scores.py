@@ -120,6 +120,24 @@ def _tile_medians(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, fastmath={"reassoc", "nsz"})
+def _squares_within(x, medians, root, c, p, t, lo, hi, cut):
+    """``(sum of v^2, count)`` over the values ``v = (x - row median) sqrt(rows)`` of panel ``p``,
+    tile ``t`` of cadence ``c`` with ``|v| < cut`` (float64 sums)."""
+    sq = 0.0
+    count = 0.0
+    for b in range(x.shape[2]):
+        src = x[c, p, b, lo:hi]
+        m = medians[c, p, b, t]
+        r = root[b]
+        for j in range(hi - lo):
+            v = (src[j] - m) * r
+            inside = abs(v) < cut
+            sq += np.float64(v * v) if inside else 0.0
+            count += 1.0 if inside else 0.0
+    return sq, count
+
+
 @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
 def _scale_tiles(x, medians, edges, root, clip):
     """The rest of :func:`clean` per (cadence, tile), parallel over them: each row's median
@@ -136,27 +154,10 @@ def _scale_tiles(x, medians, edges, root, clip):
         lo, hi = edges[t], edges[t + 1]
         w = hi - lo
         for p in range(panels):
-            sq = 0.0
-            for b in range(blocks):
-                src = x[c, p, b, lo:hi]
-                m = medians[c, p, b, t]
-                r = root[b]
-                for j in range(w):
-                    v = (src[j] - m) * r
-                    sq += np.float64(v * v)
-            std = np.float32(np.sqrt(sq / (blocks * w))) + np.float32(1e-6)
-            cut = np.float32(NOISE_CLIP) * std
-            sq_in = 0.0
-            count = 0.0
-            for b in range(blocks):
-                src = x[c, p, b, lo:hi]
-                m = medians[c, p, b, t]
-                r = root[b]
-                for j in range(w):
-                    v = (src[j] - m) * r
-                    inside = abs(v) < cut
-                    sq_in += np.float64(v * v) if inside else 0.0
-                    count += 1.0 if inside else 0.0
+            sq, count = _squares_within(x, medians, root, c, p, t, lo, hi, np.float32(np.inf))
+            std = np.float32(np.sqrt(sq / count)) + np.float32(1e-6)
+            sq_in, count = _squares_within(x, medians, root, c, p, t, lo, hi,
+                                           np.float32(NOISE_CLIP) * std)
             scale = np.float32(np.sqrt(np.float32(sq_in / (count + 1.0)))) + np.float32(1e-6)
             for b in range(blocks):
                 src = x[c, p, b, lo:hi]
