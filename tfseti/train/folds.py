@@ -165,12 +165,12 @@ def train_folds(run: RunConfig, strategy, folds: list[int], out_dir: str, verbos
         # Atomic and strict JSON: an undefined AUC (a one-class fold) is null, not a bare NaN.
         write_json(os.path.join(out_dir, "cv.json"), finite_or_none({**summary, **relative}))
         sync()
-    summary["calibration"] = _calibrate(out_dir, data_root or run.data.data)
+    summary["calibration"] = _calibrate(out_dir, data_root or run.data.data, run.train.calibrate)
     sync()
     return summary
 
 
-def _calibrate(out_dir: str, shards: str) -> str | None:
+def _calibrate(out_dir: str, shards: str, modes) -> str | None:
     """Fit the run's calibrators on the out-of-fold predictions of every finished fold in
     ``out_dir`` (``tfseti.train.calibration``; ``shards``: the TensorFlow-readable shard folder,
     for the flip-TTA predictions of the validation folds); its path, or None when none was
@@ -179,7 +179,7 @@ def _calibrate(out_dir: str, shards: str) -> str | None:
     from tfseti.train.calibration import CALIBRATION_FILE, calibrate_run
 
     try:
-        doc = calibrate_run(out_dir, shards, log=lambda line: print(line, flush=True))
+        doc = calibrate_run(out_dir, shards, modes, log=lambda line: print(line, flush=True))
     except (ValueError, OSError) as err:  # CalibrationError, RunFolderError, a shard problem
         run_folder.remove_present(out_dir, [CALIBRATION_FILE])
         print(f"error: calibration: {err} (the trained folds are complete; predictions stay "

@@ -29,7 +29,8 @@ folds of one run without changing what a fold learns:
 * ``data.with_ids``: the trainer never feeds ids to the model (it reads them on the host for
   ``oof.csv``); TPUs need it off, other devices may keep it on;
 * ``train.backup_every_steps``: how often the training state is backed up; resuming is exact
-  whatever the interval, so it may change between attempts.
+  whatever the interval, so it may change between attempts;
+* ``train.calibrate``: which TTA modes get a calibrator after training; it changes no fold.
 
 Everything else counts, including ``data.batch_size`` (the global batch: ``batch_per_replica``
 x replicas, so the same recipe on a different number of replicas is a different run) and the
@@ -56,7 +57,7 @@ CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
 SHARDS_KEY = "data.shards"  # pseudo-key: the identity of the shards a fold was trained on
 IGNORED_KEYS = ("name", "data.data", "data.extra", "data.with_ids", "train.fold",
-                "train.backup_every_steps")
+                "train.backup_every_steps", "train.calibrate")
 # Run-level outputs computed from the folds: stale once a fold is replaced.
 RUN_OUTPUTS = ("cv.json", "oof.csv", "calibration.json", "report")
 _ABSENT = object()

@@ -8,6 +8,7 @@ from typing import Literal
 from tfseti.config import check_choices
 
 Optimizer = Literal["adamw", "adam", "sgd"]
+CalibrationMode = Literal["none", "flips"]
 Schedule = Literal["cosine", "constant"]
 # bce: one logit + sigmoid; focal: one logit, Keras BinaryFocalCrossentropy;
 # ce2: two logits + softmax (the 2-class head one team preferred to a single sigmoid).
@@ -74,6 +75,10 @@ class TrainConfig:
     # and resume from it when the same command runs again (0: off). Exact resume (the weights
     # of an uninterrupted run) also needs data.deterministic = true.
     backup_every_steps: int = 0
+    # The TTA modes the run fits a calibrator for once its folds are done (calibration.json,
+    # tfseti.train.calibration): "none" from oof.csv; "flips" predicts every validation fold
+    # four times more. Predicting with a mode left out gives raw probabilities.
+    calibrate: tuple[CalibrationMode, ...] = ("none", "flips")
     # Start from another run's weights (tfseti.train.init_from): a run folder (its fold of the
     # same index), a fold folder, a .keras or a .weights.h5 file; None: fresh initialisation.
     init_from: str | None = None
