@@ -178,15 +178,16 @@ def test_the_module_imports_no_tensorflow():
 
 
 def test_the_recipe_names_the_modes_to_calibrate():
-    """``train.calibrate``: which TTA modes get a calibrator (both by default; the demo's recipe
+    """``train.calibrate``: which TTA modes get a calibrator (both by default; ``make demo``
     predicts without TTA and fits only ``none``); it changes no fold, so a run may resume with
     another value."""
     from tfseti.config import ConfigError
+    from tfseti.demo import DEMO_OVERRIDES
     from tfseti.train.run_config import load_run_config
     from tfseti.train.run_folder import IGNORED_KEYS
 
     assert load_run_config("cpu").train.calibrate == ("none", "flips")
-    assert load_run_config("cpu_demo").train.calibrate == ("none",)
+    assert load_run_config("cpu", list(DEMO_OVERRIDES)).train.calibrate == ("none",)
     assert "train.calibrate" in IGNORED_KEYS
     with pytest.raises(ConfigError, match="did you mean 'flips'"):
         load_run_config("cpu", ['train.calibrate=["flip"]'])
