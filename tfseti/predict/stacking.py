@@ -22,7 +22,8 @@ increasing and affine in the log-odds, so ``gbm`` is unchanged by it and ``logis
 its L2 penalty. Models loaded with ``calibrated=False`` do not match these features.
 
 The OOF scores were made without TTA: with ``--tta`` the test features are TTA-averaged, which can
-move them (see the README's measurement of flip TTA); check TTA on a validation fold first.
+move them (see the measurements of flip TTA in docs/prediction.md); check TTA on a validation
+fold first.
 
 Stackers (``STACKERS``): ``logistic`` (sklearn ``LogisticRegression``, L2, C = 1; its coefficients
 are the runs' weights) and ``gbm`` (sklearn ``HistGradientBoostingClassifier`` with defaults and a
