@@ -1,7 +1,13 @@
 """Snippet matching, the 1st place's "magic 2": dataset-level background removal before conversion.
 
     python -m tfrecords_tools.snippet_matching --data DIR|gs://... --out DIR|gs://... \\
-        [--splits train,test] [--min-confidence 0.9] [--min-overlap 16] [--workers 8]
+        [--splits train,test] [--min-confidence 0.9] [--min-overlap 16] [--workers 8] \\
+        [--config FILE.toml] [key=value ...]
+
+The search's settings (:class:`MatchConfig`) come from, lowest first: their defaults,
+``--config FILE.toml`` (top-level keys: ``min_overlap = 32``), the settings flags given, and
+``key=value`` arguments (``stride=4``); a key given both as a flag and as ``key=value`` is refused
+(``tfseti.config.load_settings``).
 
 The Kaggle cadences are 256-channel snippets of longer observations, and snippets of one
 observation overlap in frequency: over their common channels they hold the same background
@@ -54,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from tfseti.command import command, common_flags, run_command, workers_flag
+from tfseti.config import SETTINGS_FILE_HELP, flag_values, load_settings
 from tfseti.io import fs as fsutil
 from tfseti.io.kaggle import LABEL_FILES, KaggleDataset, cadence_relpath, check_ids, save_cadence
 
@@ -351,8 +358,9 @@ def remove_background(data: str, out: str, splits=("train", "test"), cfg: MatchC
     return table
 
 
-@command(OSError, ValueError)
-def main(argv=None) -> int:
+def parse_command_line(argv=None) -> tuple[argparse.Namespace, MatchConfig]:
+    """``(arguments, resolved MatchConfig)`` of a command line (raises ``ConfigError`` /
+    ``FileNotFoundError``; reads nothing but ``--config``)."""
     parser = argparse.ArgumentParser(
         prog="python -m tfrecords_tools.snippet_matching",
         parents=[workers_flag("threads for reading/writing", 4), common_flags("storage_options")],
@@ -363,24 +371,36 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", default="train,test",
                         help="comma-separated splits searched together (default train,test)")
     defaults = MatchConfig()
-    parser.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
-                        help="median column cosine needed to accept a partner (default %(default)s)")
-    parser.add_argument("--min-overlap", type=int, default=defaults.min_overlap,
-                        help="channels of overlap needed (default %(default)s)")
-    parser.add_argument("--stride", type=int, default=defaults.stride,
-                        help="index every STRIDE-th column (default %(default)s)")
-    parser.add_argument("--bits", type=int, default=defaults.bits,
-                        help="bits of a column key (default %(default)s)")
-    parser.add_argument("--candidates", type=int, default=defaults.candidates,
-                        help="best-voted partners verified per cadence (default %(default)s)")
-    parser.add_argument("--refine", type=int, default=defaults.refine,
-                        help="shifts tried either side of the voted one (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="projection seed (default 0)")
-    args = parser.parse_args(argv)
+    # The settings flags default to SUPPRESS: left out, they do not hide --config's values.
+    given = argparse.SUPPRESS
+    parser.add_argument("--config", metavar="FILE.toml", default=None, help=SETTINGS_FILE_HELP)
+    parser.add_argument("--min-confidence", type=float, default=given,
+                        help="median column cosine needed to accept a partner (default "
+                             f"{defaults.min_confidence:g})")
+    parser.add_argument("--min-overlap", type=int, default=given,
+                        help=f"channels of overlap needed (default {defaults.min_overlap})")
+    parser.add_argument("--stride", type=int, default=given,
+                        help=f"index every STRIDE-th column (default {defaults.stride})")
+    parser.add_argument("--bits", type=int, default=given,
+                        help=f"bits of a column key (default {defaults.bits})")
+    parser.add_argument("--candidates", type=int, default=given,
+                        help=f"best-voted partners verified per cadence (default {defaults.candidates})")
+    parser.add_argument("--refine", type=int, default=given,
+                        help=f"shifts tried either side of the voted one (default {defaults.refine})")
+    parser.add_argument("--seed", type=int, default=given,
+                        help=f"projection seed (default {defaults.seed})")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="settings overrides, values as TOML literals (stride=4 min_overlap=32); "
+                             "the keys are MatchConfig's fields")
+    args = parser.parse_intermixed_args(argv)  # key=value arguments may come between flags
+    return args, load_settings(MatchConfig, args.config, args.overrides,
+                               flag_values(parser, args, MatchConfig))
+
+
+@command(OSError, ValueError)  # ConfigError is a ValueError
+def main(argv=None) -> int:
+    args, cfg = parse_command_line(argv)
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
-    cfg = MatchConfig(bits=args.bits, stride=args.stride,
-                      candidates=args.candidates, refine=args.refine,
-                      min_confidence=args.min_confidence, min_overlap=args.min_overlap, seed=args.seed)
     table = remove_background(args.data, args.out, splits, cfg, workers=args.workers,
                               storage_options=args.storage_options)
     matched = table[table.matched]

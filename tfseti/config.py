@@ -21,6 +21,12 @@ Recipes: ``--config NAME`` is a recipe shipped inside the package (``tfseti/reci
 package data: it works from an installed wheel); ``configs/NAME`` is accepted for the same
 recipe. A path to a ``.toml`` file (``.toml`` optional) is read as it is.
 
+A command's settings (``ScanSettings`` of ``python -m tfseti.scan``, the de-Doppler search's,
+the snippet matcher's) use the same loader (:func:`load_settings`): ``--config FILE.toml`` holds
+the settings as top-level keys, the command's flags given on the command line override the
+file, and ``key=value`` arguments override single keys (a key set both by a flag and by an
+override is refused).
+
 One validation style for every section: a choice is a ``Literal`` field, checked by the loader for
 files and overrides and by :func:`check_choices` (each section's ``__post_init__`` calls it) for
 direct construction; ``__post_init__`` itself only checks ranges and cross-field rules.
@@ -181,11 +187,19 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     raise ConfigError(path, f"expected {_type_name(tp)}, got {_given(value)}")
 
 
-def from_dict(cls: type[T], data: dict, path: str = "") -> T:
-    """Build the dataclass ``cls`` from ``data``, checking every key and type (see module doc)."""
+def from_dict(cls: type[T], data: dict, path: str = "", given: dict | None = None) -> T:
+    """Build the dataclass ``cls`` from ``data``, checking every key and type (see module doc).
+
+    ``given``: values of top-level fields taken as they are, over ``data``'s (a command's own
+    flags, already typed by argparse: the dataclass's ``__post_init__`` still checks them, with
+    its own messages, which the flags' users have always seen)."""
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a table ({cls.__name__}), got {_given(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    given = given or {}
+    unknown = [name for name in given if name not in fields]
+    if unknown:  # a programming error of the command, not the user's
+        raise TypeError(f"{cls.__name__} has no field(s) {unknown}")
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
@@ -196,7 +210,9 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
     kwargs = {}
     for name, field in fields.items():
         key_path = _join(path, name)
-        if name in data:
+        if name in given:
+            kwargs[name] = given[name]
+        elif name in data:
             kwargs[name] = _convert(data[name], hints[name], key_path)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(key_path, f"required key is missing ({_type_name(hints[name])})")
@@ -339,11 +355,12 @@ def resolve_config_path(name: str | os.PathLike) -> Path:
                             f"{_close_config(name)}")
 
 
-def _close_config(name: Path) -> str:
-    """``"; did you mean 'configs/k1_style'?"`` for a typo, written the way ``name`` was."""
+def _close_config(name: Path, recipes: bool = True) -> str:
+    """``"; did you mean 'configs/k1_style'?"`` for a typo, written the way ``name`` was (among
+    the ``.toml`` files next to it and, with ``recipes``, the shipped recipes)."""
     stem = name.name[: -len(".toml")] if name.name.endswith(".toml") else name.name
     known = {p.stem for p in name.parent.glob("*.toml")} if name.parent.is_dir() else set()
-    if _recipe_name(name) is not None:
+    if recipes and _recipe_name(name) is not None:
         known.update(recipe_names())
     close = difflib.get_close_matches(stem, sorted(known), n=1)
     if not close:
@@ -409,6 +426,99 @@ def _source_of(err: ConfigError, overrides, file_source: str | None, cls: type) 
     words = "override" if len(blamed) == 1 else "overrides"
     where = f"{words} {' '.join(blamed)} (command line)"
     return f"{file_source} with {where}" if file_source else where
+
+
+# --------------------------------------------------------------------------------------------
+# a command's settings: a TOML file, the command's flags, key=value overrides
+# --------------------------------------------------------------------------------------------
+
+SETTINGS_FILE_HELP = ("a TOML file of settings, the keys at its top level named as the settings "
+                      "(key=value arguments override single keys; flags given override the file)")
+"""The help of ``--config FILE`` of the commands whose settings a file may hold."""
+
+
+def resolve_settings_path(name: str | os.PathLike) -> Path:
+    """The settings file ``name`` (``.toml`` optional). Unlike :func:`resolve_config_path` no
+    recipe is looked up: a command's settings are not a training recipe."""
+    name = Path(name)
+    candidates = [name] if name.name.endswith(".toml") else [
+        name, name.with_name(name.name + ".toml")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = "; ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"settings file {str(name)!r} not found (looked for {looked})"
+                            f"{_close_config(name, recipes=False)}")
+
+
+def flag_values(parser, args, cls: type) -> dict[str, tuple[str, Any]]:
+    """``{field: (flag, value)}``: the flags of the argparse ``parser`` that set a field of the
+    dataclass ``cls`` (their ``dest`` is the field's name) and were given in ``args``. A settings
+    flag has ``default=argparse.SUPPRESS``, so it is in ``args`` only when it was given: a flag left
+    out must not hide the file's value with the default."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {action.dest: (action.option_strings[0], getattr(args, action.dest))
+            for action in parser._actions  # noqa: SLF001 (argparse has no public list)
+            if action.option_strings and action.dest in names and hasattr(args, action.dest)}
+
+
+def load_settings(cls: type[T], name: str | os.PathLike | None = None,
+                  overrides: list[str] | tuple[str, ...] = (),
+                  flags: dict[str, tuple[str, Any]] | None = None) -> T:
+    """A command's settings, the flat dataclass ``cls`` (its fields are the file's top-level keys),
+    from, lowest first: its defaults, the TOML file ``name``, the command's flags given (``flags``,
+    :func:`flag_values`; typed by argparse, taken as they are), the ``key=value`` ``overrides``.
+
+    A field set both by a flag and by an override is refused: which of the two was meant cannot
+    be known (``python -m tfseti.train`` lets its flags win; a refusal keeps both orders right).
+    Every mistake is one :class:`ConfigError` naming where it is (the file, ``override KEY=VALUE
+    (command line)``, or the flag) and the key; a check of ``cls.__post_init__`` that starts with
+    the field it is about (``field``, ``Class.field`` or the field's flag ``--field-name``) is
+    reported under that field's name, or under the flag when a flag set it (the flag's message is
+    the one the command printed before it took files)."""
+    flags = dict(flags or {})
+    source, data = None, {}
+    for text in overrides:
+        parts, _ = parse_override(text)
+        if parts[0] in flags:
+            flag, value = flags[parts[0]]
+            raise ConfigError(parts[0], f"set twice on the command line: {flag} {value} and "
+                                        f"override {text}; give one of them")
+    if name is not None:
+        path = resolve_settings_path(name)
+        source = str(path)
+        data = read_toml(path)
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(cls, data, given={key: value for key, (_, value) in flags.items()})
+    except ConfigError as err:
+        key, tail = _about_field(err, cls)
+        if key in flags:
+            flag = flags[key][0]
+            raise ConfigError(flag, _named(flag, tail)) from None
+        located = ConfigError(key, _named(key, tail))
+        raise ConfigError(located.key, located.problem,
+                          source=_source_of(located, overrides, source, cls)) from None
+
+
+def _about_field(err: ConfigError, cls: type) -> tuple[str, str]:
+    """``(field, the message after its name)`` of a mistake in ``cls``'s settings."""
+    if err.key not in ("", cls.__name__):
+        return err.key, f": {err.problem}"  # the loader's own: the key is the field
+    names = {f.name for f in dataclasses.fields(cls)}
+    match = re.match(r"(--[A-Za-z][\w-]*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)(?=[:\s]|$)", err.problem)
+    if match:
+        token = match.group(1)
+        field = (token[2:].replace("-", "_") if token.startswith("--")
+                 else token.rpartition(".")[2])
+        if field in names:
+            return field, err.problem[match.end():]
+    return err.key or cls.__name__, f": {err.problem}"
+
+
+def _named(name: str, tail: str) -> str:
+    """``name: problem`` (``tail`` ``": problem"``) or ``name must be ...``."""
+    return f"{name}: {tail[1:].strip()}" if tail.startswith(":") else f"{name}{tail}"
 
 
 def save_json(config: Any, directory: str | os.PathLike, filename: str = "config.json") -> str:

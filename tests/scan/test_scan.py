@@ -258,3 +258,82 @@ def test_each_needle_is_one_candidate(local_scan):
     assert (windows.candidate[~windows.hit] == -1).all()
     # the model sees the needles in more windows than there are candidates
     assert windows.hit.sum() > len(hits)
+
+
+def test_side_by_side_searches_equal_one_after_the_other(cadences, tmp_path, capsys, monkeypatch):
+    # The window stage and the per-file search run in two threads; run one after the other they
+    # must write the same files.
+    import tfseti.scan.run as run
+
+    args = ["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress", "--read-mb", "0.5",
+            "--fine-per-coarse", "1024"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "side by side" in capsys.readouterr().out       # the threads were used
+    monkeypatch.setattr(run, "concurrent_ok", lambda: False)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "side by side" not in capsys.readouterr().out
+    a, b = _folder(str(tmp_path / "a")), _folder(str(tmp_path / "b"))
+    names = sorted(n for n in os.listdir(a) if n != "cadence.json")
+    assert len(names) == 10
+    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_a_failing_window_stage_stops_the_per_file_search(cadences, tmp_path, capsys, monkeypatch):
+    # One clear error, nothing complete written, and the per-file thread stops before its next
+    # file instead of searching the cadence to the end for nothing.
+    import threading
+
+    import tfseti.scan.filehits as filehits
+    import tfseti.scan.run as run
+
+    searched = []
+    started = threading.Event()
+    real = filehits.search_cadence_file
+
+    def slow_search(cadence, index, *a, **k):
+        searched.append(index)
+        started.set()
+        threading.Event().wait(0.3)     # the window stage fails while file 0 is searched
+        return real(cadence, index, *a, **k)
+
+    def failing_stage(*a, **k):
+        started.wait(10)
+        raise ValueError("window stage broke")
+
+    monkeypatch.setattr(filehits, "search_cadence_file", slow_search)
+    monkeypatch.setattr(run, "scan_cadence", failing_stage)
+    out = tmp_path / "x"
+    assert main(["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "window stage broke" in err and err.count("\n") == 1
+    assert searched == [0]
+    assert not any(t.name.startswith("per-file-search") for t in threading.enumerate())
+    assert not any(os.path.isfile(os.path.join(out, n, "cadence.json")) for n in os.listdir(out)
+                   if os.path.isdir(os.path.join(out, n)))
+
+
+def test_worker_processes_write_the_same_files(cadences, tmp_path, capsys):
+    # --workers 2: read groups and coarse channels on two processes, put back in order
+    args = ["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress", "--read-mb", "0.5",
+            "--fine-per-coarse", "1024", "--batch-size", "5"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert "2 worker processes" in capsys.readouterr().out
+    a, b = _folder(str(tmp_path / "one")), _folder(str(tmp_path / "two"))
+    names = sorted(n for n in os.listdir(a) if n != "cadence.json")
+    assert len(names) == 10
+    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    assert mismatch == [] and errors == []
+    # the number of workers is not part of the scan: a rerun with another resumes
+    assert main([*args, "--out", str(tmp_path / "two")]) == 0
+    assert "skipped" in capsys.readouterr().out
+    bad = str(tmp_path / "bad")
+    with pytest.raises(SystemExit):                     # argparse: an integer >= 1
+        main([*args, "--out", bad, "--workers", "0"])
+    assert "--workers" in capsys.readouterr().err
+    assert main([*args, "--out", bad, "--workers", "2", "--runner", "DirectRunner"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "local runner" in err
+    assert not os.path.exists(os.path.join(bad, "scan.json"))

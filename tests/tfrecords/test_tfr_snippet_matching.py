@@ -138,3 +138,26 @@ def test_cli_argument_errors_are_one_line(tmp_path, capsys, args, message):
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_settings_from_a_file_flags_and_overrides(tmp_path, capsys):
+    """MatchConfig from ``--config FILE.toml`` (top-level keys), the flags given and ``key=value``
+    overrides (``tfseti.config.load_settings``); a typo is one line and writes nothing."""
+    from tfrecords_tools.snippet_matching import parse_command_line
+
+    path = tmp_path / "match.toml"
+    path.write_text("stride = 4\nmin_overlap = 32\n")
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    from_file = parse_command_line([*base, "--config", str(path)])[1]
+    assert from_file == parse_command_line([*base, "--stride", "4", "--min-overlap", "32"])[1]
+    assert from_file == MatchConfig(stride=4, min_overlap=32)
+    assert parse_command_line([*base, "--config", str(path), "--stride", "2", "bits=16"])[1] == \
+        MatchConfig(stride=2, min_overlap=32, bits=16)
+    assert main([*base, "--config", str(path), "strid=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: override strid=3 (command line): strid: unknown key in MatchConfig")
+    assert "did you mean 'stride'?" in err and err.count("\n") == 1
+    assert main([*base, "--config", str(path), "stride=0"]) == 2
+    assert capsys.readouterr().err == ("error: override stride=0 (command line): stride must be an "
+                                       "integer >= 1, got 0\n")
+    assert not (tmp_path / "out").exists()

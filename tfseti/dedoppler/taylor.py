@@ -219,7 +219,7 @@ def _tree_job(x, out, first, second, n, drift_block, width_k, negative, b, c0, c
             dest[j] = row[j]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _tree_kernel(x, out, n, drift_block, width_k, negative, chunk, row0, row_step, d_first):
     """Parallel over (spectrogram, block of ``chunk`` channels); see ``_tree_job``."""
     batch, freq = x.shape[0], x.shape[2]
@@ -279,7 +279,7 @@ def taylor_dedoppler(x) -> tuple[np.ndarray, np.ndarray]:
     return maps[0] if single else maps, np.concatenate([-rates[:0:-1], rates])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def hitsearch_fused(x, blocks, negatives, row_lo, rows, rates, grid, median, std, threshold,
                      maxsnr, maxdrift, maxindex, chunk):
     """turboSETI's ``hitsearch`` (:mod:`tfseti.dedoppler.hitsearch`) over the trees of a drift plan, fused per block of
@@ -464,7 +464,7 @@ def _cadence_job(x, tree_block, tree_neg, n, rate_tree, rate_row, offsets, off_p
             panel_snr[p, c0 + j] = store[p, i, d, offsets[p, k] + org[i] - omin + half_f + j] * scale
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def cadence_search(x, tree_block, tree_neg, rate_tree, rate_row, offsets, off_panels, on_panels,
                    scale, half_k, half_f, out_lo, out_hi, chunk):
     """The straight-line and two-of-three searches of a cadence over a band, from per-panel trees
@@ -502,7 +502,7 @@ def _accumulate(acc, src, j0, j1, offset):
         acc[j] += src[j + offset]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _brute_kernel(x, lo, hi, out, chunk):
     batch, time, freq = x.shape
     ndrift = lo.shape[0]

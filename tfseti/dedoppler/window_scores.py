@@ -138,7 +138,7 @@ def _squares_within(x, medians, root, c, p, t, lo, hi, cut):
     return sq, count
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "nsz"})
 def _scale_tiles(x, medians, edges, root, clip):
     """The rest of :func:`clean` per (cadence, tile), parallel over them: each row's median
     taken away, times ``sqrt(rows)``, scaled to unit noise per panel from the values within
@@ -172,7 +172,7 @@ def _scale_tiles(x, medians, edges, root, clip):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _shift_sum(x, shifts, scale):
     """``out[n, p, d, f] = scale * sum_b x[n, p, b, f + shifts[p, d, b]]`` (0 outside the band),
     parallel over cadences and panels (ufuncs with ``out=`` on sliced rows: the loops Numba

@@ -40,21 +40,8 @@ import numpy as np
 
 from tfseti.scan import outputs
 from tfseti.scan.filehits import coarse_ranges
-from tfseti.scan.run import ScanJob, finish, load_models, plan_cadence, prepare
+from tfseti.scan.run import ScanJob, close_opened, finish, load_models, opened, plan_cadence, prepare
 from tfseti.scan.stream import read_group, read_groups
-
-
-def _opened(job: ScanJob, width: int, cache: dict, index: int):
-    """``(cadence, plan, cfg, info)`` of cadence ``index``, opened once per worker."""
-    if index not in cache:
-        cache[index] = plan_cadence(job, index, width)
-    return cache[index]
-
-
-def _close(cache: dict) -> None:
-    for cadence, *_ in cache.values():
-        cadence.close()
-    cache.clear()
 
 
 def _dofns():
@@ -76,7 +63,7 @@ def _dofns():
             from tfseti.dedoppler.band_search import halo
 
             index, group = element
-            cadence, plan, cfg, _ = _opened(self.job, self.width, self.cache, index)
+            cadence, plan, cfg, _ = opened(self.job, self.width, self.cache, index)
             data = read_group(cadence, plan, tuple(group), halo(cfg, cadence.rows),
                               windows=bool(self.job.models))
             classical = self.scorer.classical(plan, self.scorer.band(cfg, plan, data), data.indices)
@@ -86,7 +73,7 @@ def _dofns():
                 yield (index, int(w) // batch), (int(w), None if x is None else np.ascontiguousarray(x), c)
 
         def teardown(self):
-            _close(self.cache)
+            close_opened(self.cache)
 
     class ScoreWindows(beam.DoFn):
         """((cadence, batch), [(window, native, classical), ...]) -> (cadence index, window row)."""
@@ -104,7 +91,7 @@ def _dofns():
         def process(self, element):
             (index, _), items = element
             items = sorted(items, key=lambda item: item[0])
-            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
+            cadence, plan, _, _ = opened(self.job, self.width, self.cache, index)
             windows = np.array([w for w, _, _ in items])
             # a batch is within one read group: its windows were all cut, or none (no model)
             native = None if items[0][1] is None else np.stack([x for _, x, _ in items])
@@ -112,7 +99,7 @@ def _dofns():
                 yield index, row
 
         def teardown(self):
-            _close(self.cache)
+            close_opened(self.cache)
 
     class SearchFile(beam.DoFn):
         """(cadence index, file) -> (cadence index, (file, hits)): the per-file hit search."""
@@ -127,12 +114,12 @@ def _dofns():
             from tfseti.scan.filehits import search_cadence_file
 
             index, p, coarse = element
-            cadence, plan, _, _ = _opened(self.job, self.width, self.cache, index)
+            cadence, plan, _, _ = opened(self.job, self.width, self.cache, index)
             yield index, (p, coarse, search_cadence_file(cadence, p, plan.fine_per_coarse,
                                                          self.job.settings, coarse))
 
         def teardown(self):
-            _close(self.cache)
+            close_opened(self.cache)
 
     class WriteCadence(beam.DoFn):
         """(cadence index, {rows, files}) -> the cadence folder; yields its name."""

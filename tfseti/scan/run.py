@@ -5,8 +5,9 @@ input shape), :func:`plan_cadence` (open and check the six files, plan the windo
 classical search's config, the fingerprint), :func:`prepare` (every check against ``OUT``, then
 ``scan.json``; a refused scan writes nothing) and :func:`finish` (merge the hits and the events of
 every complete cadence scanned into ``OUT``, write the page). A cadence is its windows streamed
-through the scorer, then each of its six files searched alone (``tfseti.scan.filehits``: the
-``.dat`` files and the events), then its folder written. The caller holds ``OUT``'s lock
+through the scorer while, in a second thread, each of its six files is searched alone
+(``tfseti.scan.filehits``: the ``.dat`` files and the events; :func:`scan_and_search`), then its
+folder written. The caller holds ``OUT``'s lock
 (``tfseti.io.folder_lock``; ``python -m tfseti.scan`` takes it).
 """
 
@@ -16,6 +17,8 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from tfseti.io.observations import ObservationCadence, open_cadence
 from tfseti.scan import outputs
@@ -39,10 +42,15 @@ class ScanJob:
     settings: ScanSettings = field(default_factory=ScanSettings)
     width: int = DEFAULT_WIDTH          # used when there is no model (else the model's channels)
     names: list[str] = field(default_factory=list)
+    # Worker processes of the local runner (tfseti.scan.workers); not part of what a scan is: any
+    # number writes the same files, so a scan may resume with another.
+    workers: int = 1
 
     def __post_init__(self):
         if not self.cadences:
             raise ValueError("no cadence to scan (--cadence or --cadence-list)")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"--workers: expected an integer >= 1, got {self.workers!r}")
         if not self.names:
             self.names = unique_names(self.cadences)
 
@@ -113,6 +121,21 @@ def plan_cadence(job: ScanJob, index: int, width: int):
     return cadence, plan, cfg, outputs.cadence_info(cadence, plan, cfg, s, width, fp)
 
 
+def opened(job: ScanJob, width: int, cache: dict, index: int):
+    """``(cadence, plan, cfg, info)`` of cadence ``index`` (:func:`plan_cadence`), opened once per
+    ``cache`` (a worker process's, or a Beam worker's)."""
+    if index not in cache:
+        cache[index] = plan_cadence(job, index, width)
+    return cache[index]
+
+
+def close_opened(cache: dict) -> None:
+    """Close every cadence of an :func:`opened` cache."""
+    for cadence, *_ in cache.values():
+        cadence.close()
+    cache.clear()
+
+
 def describe(info: dict) -> str:
     mb = info["input_bytes"] / 1e6
     band = sorted((info["fch1"], info["fch1"] + info["nchans"] * info["foff"]))
@@ -121,50 +144,151 @@ def describe(info: dict) -> str:
             f"integrations, {info['windows']} windows, {mb:.1f} MB")
 
 
-def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: WindowScorer,
-                 progress: bool = False, clock: dict | None = None) -> list[dict]:
-    """Window-table rows of every window of a cadence, streamed: per read group, the band search
-    over its own channels, then its windows in batches through the models. ``clock`` (a dict)
-    gets the seconds spent reading, in the band search and in the models (with the rows)."""
+def group_rows(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: WindowScorer,
+               group: tuple[int, int], clock: dict, bar=None) -> list[dict]:
+    """Window-table rows of one read group (``tfseti.scan.stream.read_groups``): the group read,
+    the band search over its own channels, then its windows in batches through the models.
+    ``clock`` gets the seconds spent reading, in the band search and in the models (with the
+    rows) added to its ``read`` / ``band search`` / ``model``."""
     from tfseti.dedoppler.band_search import halo
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(plan), unit="window", desc=cadence.name, file=sys.stderr)
-    rows = []
     size = scorer.settings.batch_size
-    reach = halo(cfg, cadence.rows)
+    start = time.perf_counter()
+    data = read_group(cadence, plan, group, halo(cfg, cadence.rows), windows=bool(scorer.models))
+    middle = time.perf_counter()
+    classical = scorer.classical(plan, scorer.band(cfg, plan, data), data.indices)
+    end = time.perf_counter()
+    rows = []
+    for i in range(0, len(data.indices), size):
+        native = None if data.native is None else data.native[i:i + size]
+        rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], native,
+                                classical[i:i + size]))
+        if bar is not None:
+            bar.update(len(data.indices[i:i + size]))
+    for key, seconds in (("read", middle - start), ("band search", end - middle),
+                         ("model", time.perf_counter() - end)):
+        clock[key] = clock.get(key, 0.0) + seconds
+    return rows
+
+
+def progress_bar(cadence: ObservationCadence, plan: WindowPlan, progress: bool):
+    """A tqdm bar over the cadence's windows on stderr, or None."""
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=len(plan), unit="window", desc=cadence.name, file=sys.stderr)
+
+
+def scan_cadence(cadence: ObservationCadence, plan: WindowPlan, cfg, scorer: WindowScorer,
+                 progress: bool = False, clock: dict | None = None) -> list[dict]:
+    """Window-table rows of every window of a cadence, streamed read group by read group
+    (:func:`group_rows`). ``clock`` (a dict) gets the seconds spent reading, in the band search
+    and in the models."""
+    bar = progress_bar(cadence, plan, progress)
     clock = {} if clock is None else clock
     for key in ("read", "band search", "model"):
         clock.setdefault(key, 0.0)
-    for group in read_groups(plan, cadence.rows, scorer.settings.read_mb, size):
-        start = time.perf_counter()
-        data = read_group(cadence, plan, group, reach, windows=bool(scorer.models))
-        middle = time.perf_counter()
-        classical = scorer.classical(plan, scorer.band(cfg, plan, data), data.indices)
-        end = time.perf_counter()
-        clock["read"] += middle - start
-        clock["band search"] += end - middle
-        for i in range(0, len(data.indices), size):
-            native = None if data.native is None else data.native[i:i + size]
-            rows.extend(scorer.rows(cadence, plan, data.indices[i:i + size], native,
-                                    classical[i:i + size]))
-            if bar is not None:
-                bar.update(len(data.indices[i:i + size]))
-        clock["model"] += time.perf_counter() - end
+    rows = []
+    for group in read_groups(plan, cadence.rows, scorer.settings.read_mb, scorer.settings.batch_size):
+        rows.extend(group_rows(cadence, plan, cfg, scorer, group, clock, bar))
     if bar is not None:
         bar.close()
     return rows
 
 
-def search_files(cadence: ObservationCadence, plan: WindowPlan, settings: ScanSettings) -> list[list]:
-    """The six files' hits of the per-file search (``tfseti.scan.filehits``), in file order."""
+def load_kernels(cadence: ObservationCadence, plan: WindowPlan, cfg, settings: ScanSettings) -> float:
+    """Run the band search and the per-file search once on a small block of noise shaped as this
+    cadence's, so that Numba's compiled kernels are loaded (from its on-disk cache; compiled on a
+    first run) before the timed stages: the seconds it took. (Loading is once per process, about
+    half a second; turboSETI's timing in ``benchmarks/scan_bench.py`` likewise leaves out its
+    compilation.) Nothing of the cadence is read."""
+    from tfseti.dedoppler.band_search import halo, search_block
+    from tfseti.dedoppler.hitsearch import search_coarse_channel
+
+    start = time.perf_counter()
+    rows = cadence.rows
+    width = min(plan.nchans, 2 * plan.width + 2 * halo(cfg, rows))
+    noise = np.random.default_rng(0).standard_normal((6, rows, width)).astype(np.float32) + 10
+    tile = min(plan.width, width)
+    search_block(noise, cfg, 0, width, tile, 0, width)
+    search_coarse_channel(noise[0], fch1_mhz=cadence.fch1, foff_mhz=cadence.foff,
+                          tsamp_s=cadence.tsamp, max_drift=settings.max_drift_hz,
+                          snr=settings.hit_snr)
+    return time.perf_counter() - start
+
+
+# Numba threading layers that run parallel kernels called from two threads at once (Numba's
+# "threading layers" notes: workqueue is not thread-safe).
+SIDE_BY_SIDE_LAYERS = ("omp", "tbb")
+
+
+def concurrent_ok() -> bool:
+    """Whether the window stage and the per-file search may run at the same time: the kernels
+    have run once (:func:`load_kernels`), on a thread-safe layer."""
+    import numba
+
+    try:
+        return numba.threading_layer() in SIDE_BY_SIDE_LAYERS
+    except ValueError:      # no parallel kernel has run yet: the layer is not chosen
+        return False
+
+
+def scan_and_search(job: ScanJob, index: int, cadence: ObservationCadence, plan: WindowPlan, cfg,
+                    scorer: WindowScorer, progress: bool, clock: dict):
+    """The window stage (:func:`scan_cadence`) and the per-file search (:func:`search_files`) of
+    one cadence: ``(rows, per_file, window seconds, per-file seconds)``.
+
+    They share nothing but the files, so they run side by side: the per-file search in a second
+    thread, on its own handles of the six files (a file handle is not shared between threads).
+    The kernels release the GIL (``nogil``), so one stage's reading and numpy work fill the gaps of
+    the other's parallel kernels, and the whole is close to their total CPU time over the cores
+    rather than the sum of their times. Results are those of running them one after the other.
+    On a Numba threading layer that is not thread-safe they do run one after the other."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()     # the window stage failed (or was interrupted): stop between files
+
+    def files_alone():
+        start = time.perf_counter()
+        own = open_cadence(job.cadences[index], job.names[index])
+        try:
+            return search_files(own, plan, job.settings, stop), time.perf_counter() - start
+        finally:
+            own.close()
+
+    if not concurrent_ok():
+        start = time.perf_counter()
+        rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
+        seconds = time.perf_counter() - start
+        per_file, file_seconds = files_alone()
+        return rows, per_file, seconds, file_seconds
+    with ThreadPoolExecutor(1, thread_name_prefix="per-file-search") as pool:
+        future = pool.submit(files_alone)
+        start = time.perf_counter()
+        try:
+            rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
+        except BaseException:
+            stop.set()
+            raise
+        seconds = time.perf_counter() - start
+        per_file, file_seconds = future.result()
+    return rows, per_file, seconds, file_seconds
+
+
+def search_files(cadence: ObservationCadence, plan: WindowPlan, settings: ScanSettings,
+                 stop=None) -> list[list]:
+    """The six files' hits of the per-file search (``tfseti.scan.filehits``), in file order.
+    ``stop`` (a ``threading.Event``): when set, the search ends before the next file, raising."""
     from tfseti.scan.filehits import search_cadence_file
 
-    return [search_cadence_file(cadence, p, plan.fine_per_coarse, settings)
-            for p in range(len(cadence.files))]
+    out = []
+    for p in range(len(cadence.files)):
+        if stop is not None and stop.is_set():
+            raise RuntimeError(f"{cadence.name}: per-file search stopped (the window stage failed)")
+        out.append(search_cadence_file(cadence, p, plan.fine_per_coarse, settings))
+    return out
 
 
 def scan_document(job: ScanJob, model_shape, runner: str) -> dict:
@@ -221,45 +345,83 @@ def finish(job: ScanJob, log=print) -> tuple[str, list[dict]]:
 
 
 def run_local(job: ScanJob, progress: bool = False, log=print) -> tuple[str, list[dict]]:
-    """Scan every cadence of ``job`` here, skipping complete ones (resume), then merge."""
+    """Scan every cadence of ``job`` here, skipping complete ones (resume), then merge: in this
+    process (:func:`scan_and_search`), or on ``job.workers`` worker processes
+    (``tfseti.scan.workers``)."""
     models, model_shape = load_models(job.models)
     width = model_shape[2] if model_shape else job.width
     for m in models:
         log(f"model: {m.describe()}")
     done = prepare(job, model_shape, "local", log)
     scorer = WindowScorer(models, job.settings, model_shape)
-    for index in range(len(job.cadences)):
-        cadence, plan, cfg, info = plan_cadence(job, index, width)
-        try:
-            log(describe(info))
-            for note in cadence.notes:
-                log(f"  note: {note}")
-            if done[index] is not None:
-                log(f"  complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
-                continue
-            start = time.perf_counter()
-            clock: dict = {}
-            rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
-            seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            per_file = search_files(cadence, plan, job.settings)
-            file_seconds = time.perf_counter() - start
-            # NaN/Inf samples were replaced (tfseti.scan.windows): say so, per file.
-            blanked = nonfinite_notes(info["paths"], rows)
-            for note in blanked:
-                log(f"  note: {note}")
-            info = {**info, "notes": [*info["notes"], *blanked]}
-            folder = outputs.write_cadence(job.out, info, rows, per_file)
-            hits = sum(r["hit"] for r in rows)
-            found = sum(r["hit"] and r["candidate"] == r["window"] for r in rows)
-            log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "
-                f"{info['input_bytes'] / 1e6 / seconds:.1f} MB/s): {hits} hit window(s), "
-                f"{found} candidate(s) -> {folder}")
-            log("  of which " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.items())
-                + ("" if scorer.models else " (the window rows; no model)"))
-            log(f"  per-file search in {file_seconds:.1f} s: "
-                f"{'/'.join(str(len(h)) for h in per_file)} .dat hit(s) (SNR >= "
-                f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")
-        finally:
-            cadence.close()
+    executor = None
+    if job.workers > 1:
+        from tfseti.scan import workers
+
+        executor = workers.pool(job, width, job.workers)
+        log(f"{job.workers} worker processes, {workers.threads_per_worker(job.workers)} Numba "
+            f"thread(s) each")
+    kernels_loaded = False
+    try:
+        for index in range(len(job.cadences)):
+            cadence, plan, cfg, info = plan_cadence(job, index, width)
+            try:
+                log(describe(info))
+                for note in cadence.notes:
+                    log(f"  note: {note}")
+                if done[index] is not None:
+                    log(f"  complete in {outputs.cadence_dir(job.out, info['name'])}: skipped")
+                    continue
+                if executor is None and not kernels_loaded:
+                    log(f"  kernels loaded in {load_kernels(cadence, plan, cfg, job.settings):.1f} s "
+                        f"(Numba's compiled code, once per process; not in the times below)")
+                    kernels_loaded = True
+                _scan_one(job, index, cadence, plan, cfg, info, scorer, executor, progress, log)
+            finally:
+                cadence.close()
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     return finish(job, log)
+
+
+def _scan_one(job: ScanJob, index: int, cadence: ObservationCadence, plan: WindowPlan, cfg,
+              info: dict, scorer: WindowScorer, executor, progress: bool, log) -> None:
+    """One cadence searched (here or on the workers), its folder written, its lines logged."""
+    start, cpu = time.perf_counter(), time.process_time()
+    clock: dict = {}
+    if executor is None:
+        rows, per_file, seconds, file_seconds = scan_and_search(
+            job, index, cadence, plan, cfg, scorer, progress, clock)
+    else:
+        from tfseti.scan import workers
+
+        bar = progress_bar(cadence, plan, progress)
+        rows, per_file, seconds = workers.scan_cadence(executor, job, index, cadence, plan, bar)
+        file_seconds = None
+        if bar is not None:
+            bar.close()
+    both, cpu = time.perf_counter() - start, time.process_time() - cpu
+    # NaN/Inf samples were replaced (tfseti.scan.windows): say so, per file.
+    blanked = nonfinite_notes(info["paths"], rows)
+    for note in blanked:
+        log(f"  note: {note}")
+    info = {**info, "notes": [*info["notes"], *blanked]}
+    folder = outputs.write_cadence(job.out, info, rows, per_file)
+    hits = sum(r["hit"] for r in rows)
+    found = sum(r["hit"] and r["candidate"] == r["window"] for r in rows)
+    mb = info["input_bytes"] / 1e6
+    log(f"  {len(rows)} windows in {seconds:.1f} s ({len(rows) / seconds:.1f} windows/s, "
+        f"{mb / seconds:.1f} MB/s): {hits} hit window(s), {found} candidate(s) -> {folder}")
+    if clock:
+        log("  of which " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.items())
+            + ("" if scorer.models else " (the window rows; no model)"))
+    searched = (f"{'/'.join(str(len(h)) for h in per_file)} .dat hit(s) (SNR >= "
+                f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")
+    if file_seconds is None:
+        log(f"  per-file search on the workers, with the windows: {searched}")
+        log(f"  both searches in {both:.1f} s ({mb / both:.1f} MB/s, {job.workers} workers)")
+    else:
+        log(f"  per-file search in {file_seconds:.1f} s: {searched}")
+        log(f"  both searches in {both:.1f} s ({mb / both:.1f} MB/s"
+            f"{', side by side' if concurrent_ok() else ''}; {cpu:.1f} s of CPU time)")

@@ -1,5 +1,10 @@
 """The scan's settings: plain data (no TensorFlow), written next to the outputs as ``scan.json``.
 
+A settings file (``python -m tfseti.scan --config FILE.toml``) holds them as top-level keys named
+as the fields (the ``settings`` of ``scan.json``, written as TOML, is such a file); the flags and
+``key=value`` arguments override it (:func:`load_scan_settings`). The checks below name the flag
+(``--overlap: ...``); a mistake in a file or an override is reported under the key's name.
+
 Defaults and why:
 
 * ``overlap`` 128 (half a 256-channel window): a needle's track over the whole cadence (~30
@@ -48,22 +53,30 @@ Defaults and why:
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import asdict, dataclass
+from typing import Literal
 
+from tfseti.config import load_settings
 from tfseti.scan.windows import TIME_RESAMPLES
 
 DEFAULT_MAX_DRIFT_HZ = 0.52
 # Channels a path may move inside one block of summed rows (the Kaggle search: 7 rows x 0.2).
 BLOCK_SMEAR_CHANNELS = 1.4
 MAX_DRIFTS = 2049
+# Choices as types: a settings file's or override's wrong choice is refused by the loader with
+# a "did you mean" (``tfseti.config``); __post_init__ checks values built directly.
+TimeResample = Literal["area", "linear"]
+Tta = Literal["none", "flips"]
+assert typing.get_args(TimeResample) == TIME_RESAMPLES
 
 
 @dataclass(frozen=True)
 class ScanSettings:
     overlap: int = 128
     fine_per_coarse: int | str | None = "auto"
-    time_resample: str = "area"
-    tta: str = "none"
+    time_resample: TimeResample = "area"
+    tta: Tta = "none"
     batch_size: int = 32
     max_drift_hz: float = DEFAULT_MAX_DRIFT_HZ
     drifts: int | str = "auto"
@@ -86,7 +99,8 @@ class ScanSettings:
         for name, low in ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {value!r}")
+                what = "auto or an integer" if name == "drifts" else "an integer"
+                raise ValueError(f"--{name.replace('_', '-')}: expected {what} >= {low}, got {value!r}")
         for name in ("max_drift_hz", "read_mb"):
             if not 0 < float(getattr(self, name)) < math.inf:
                 raise ValueError(f"--{name.replace('_', '-')}: expected a finite number > 0, got "
@@ -108,3 +122,11 @@ class ScanSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def load_scan_settings(config=None, overrides=(), flags=None) -> ScanSettings:
+    """The scan's settings: the defaults, then the TOML file ``config`` (top-level keys), then the
+    flags given (``{field: (flag, value)}``), then the ``key=value`` ``overrides``
+    (:func:`tfseti.config.load_settings`: one ``ConfigError`` naming the file, flag or override
+    and the key; a key set both by a flag and by an override is refused)."""
+    return load_settings(ScanSettings, config, overrides, flags)
