@@ -180,11 +180,19 @@ def test_per_batch_puts_exactly_k_positives_in_every_batch_and_starves_no_record
     _, files = labelled
     cfg = DataConfig(batch_size=8, shuffle_buffer=8, deterministic=deterministic,
                      balance="per_batch:2")
-    keys = keys_of(P.train_dataset(files, cfg), 9)     # 18 positives, 54 negatives: 3 passes each
+    passes = 3 if deterministic else 6
+    keys = keys_of(P.train_dataset(files, cfg), 3 * passes)   # 6 positives, 18 negatives a pass
     pattern = [((j + 1) * 2) // 8 - (j * 2) // 8 for j in range(8)]
     assert (positive(keys) == np.array(pattern, bool)).all()    # 2 of 8, the same places
     counts = dict(zip(*np.unique(keys, return_counts=True)))
-    assert set(counts) == set(range(24)) and set(counts.values()) == {3}
+    assert set(counts) == set(range(24))                        # no record starved
+    if deterministic:
+        assert set(counts.values()) == {3}
+    else:
+        # The batches are parsed in parallel and come out in any order (data.deterministic off):
+        # the first 18 out may hold a batch of pass 7 instead of one of pass 6, so a record is
+        # seen 6 times give or take the few batches in flight, never 0 or twice as often.
+        assert 4 <= min(counts.values()) and max(counts.values()) <= 8
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
@@ -197,13 +205,22 @@ def test_oversample_draws_each_positive_r_times_as_often_at_the_exact_share(labe
     p, r = 6 / 24, 2.0
     share = 2 * 6 / (2 * 6 + 18)                                # R P / (R P + N), as planned
     assert share == pytest.approx(r * p / (r * p + 1 - p)) == pytest.approx(0.4)
-    # Exactly floor(n s) positives among the first n records, for every n (not only on average).
-    assert (np.cumsum(positive(keys)) == np.floor(np.arange(1, 121) * share)).all()
     counts = dict(zip(*np.unique(keys, return_counts=True)))
     assert set(counts) == set(range(24))                        # no record starved
-    # 48 positive draws over 6 records, 72 negative over 18: a positive is drawn 2x as often.
-    assert {counts[k] for k in POSITIVES} == {8}
-    assert {counts[k] for k in set(range(24)) - POSITIVES} == {4}
+    positives = [counts[k] for k in POSITIVES]
+    negatives = [counts[k] for k in set(range(24)) - POSITIVES]
+    if deterministic:
+        # Exactly floor(n s) positives among the first n records, for every n (not only on average).
+        assert (np.cumsum(positive(keys)) == np.floor(np.arange(1, 121) * share)).all()
+        # 48 positive draws over 6 records, 72 negative over 18: a positive is drawn 2x as often.
+        assert set(positives) == {8} and set(negatives) == {4}
+    else:
+        # Batches come out of the parallel parse in any order (data.deterministic off): the first
+        # 15 out may swap a few for later ones (3 or 4 positives each), so the totals are exact
+        # give or take those; still about twice as many draws per positive record.
+        assert abs(int(positive(keys).sum()) - 48) <= 4
+        assert 6 <= min(positives) and max(positives) <= 10
+        assert 2 <= min(negatives) and max(negatives) <= 6
 
 
 @pytest.mark.parametrize("balance", ["per_batch:2", "oversample:2"])
