@@ -9,7 +9,18 @@ and the config. Reads files only (run folder, shard manifest, Kaggle folder, tru
 it never imports the trainer, which calls :func:`write_report` at the end of training.
 """
 
-from tfseti.report.build import write_report
-from tfseti.report.runs import RunFolderError
-
 __all__ = ["write_report", "RunFolderError"]
+
+
+def __getattr__(name):
+    # Imported on first use: the page helpers (tfseti.report.page, which the scan's page uses)
+    # must not pull matplotlib and scikit-learn (~4 s) into every process that imports them.
+    if name == "write_report":
+        from tfseti.report.build import write_report
+
+        return write_report
+    if name == "RunFolderError":
+        from tfseti.report.runs import RunFolderError
+
+        return RunFolderError
+    raise AttributeError(f"module 'tfseti.report' has no attribute {name!r}")
