@@ -1,9 +1,14 @@
 """``python -m tfseti.dedoppler``: a submission and a hit table over Kaggle folders and shards,
-the scores of ``score_batch``, and the same clear errors as ``tfseti.predict``."""
+the scores of ``score_batch`` (the numpy + Numba kernel, equal to the TensorFlow op:
+``tests/scan/test_window_scores.py``), without TensorFlow for a Kaggle folder, and the same clear
+errors as ``tfseti.predict``."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -14,7 +19,8 @@ from support import write_kaggle_dir, write_shard_manifest
 from tfseti.data.config import DedopplerConfig
 from tfseti.data.drift_sums import drift_rates, reference_rows
 from tfseti.dedoppler import __main__ as cli
-from tfseti.dedoppler.scores import SCORES, score_batch
+from tfseti.dedoppler.scores import SCORES
+from tfseti.dedoppler.window_scores import score_batch
 from tfseti.io.kaggle import KaggleDataset, cadence_relpath
 from tfseti.io.records import encode_example
 
@@ -112,14 +118,17 @@ def test_on_only_shards_are_refused(tmp_path, capsys):
 
 
 def test_a_smaller_last_batch_is_padded_and_reuses_the_trace():
+    # the TensorFlow op's padding (the de-Doppler view's and the library's; the command uses the
+    # numpy kernel)
     from tfseti.dedoppler.scores import _score_function
+    from tfseti.dedoppler.scores import score_batch as tf_score_batch
 
     cadences = np.random.default_rng(3).standard_normal((5, 6, 273, 256)).astype(np.float16)
     cfg = DedopplerConfig(drifts=9)
-    full = score_batch(cadences, cfg)
+    full = tf_score_batch(cadences, cfg)
     traced = _score_function(cfg, 273, True).experimental_get_tracing_count()
     assert traced >= 1
-    part = score_batch(cadences[:3], cfg, pad_to=5)
+    part = tf_score_batch(cadences[:3], cfg, pad_to=5)
     assert _score_function(cfg, 273, True).experimental_get_tracing_count() == traced  # no new trace
     for name, values in full.scores.items():
         assert part.scores[name].shape == (3,)
@@ -139,3 +148,18 @@ def test_leaving_out_the_panel_maxima_changes_nothing_else():
     np.testing.assert_array_equal(lean.channel, full.channel)
     np.testing.assert_allclose(lean.panel_snr, full.panel_snr, rtol=1e-6, atol=1e-6)
     assert lean.pattern == full.pattern and lean.channel[1] == 100
+
+
+def test_a_kaggle_folder_is_scored_without_tensorflow(kaggle, tmp_path):
+    # the classical search of Kaggle cadences needs no TensorFlow (only reading shards does)
+    code = textwrap.dedent(f"""
+        import sys
+        from tfseti.dedoppler.__main__ import main
+        assert main([{kaggle["root"]!r}, "--out", {str(tmp_path / "s.csv")!r}, "--no-progress"]) == 0
+        loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
+        print("TF:", loaded[:3])
+        assert not loaded
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "TF: []" in done.stdout and "cadences/s" in done.stdout

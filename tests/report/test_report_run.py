@@ -95,7 +95,7 @@ def test_calibration_section_matches_the_run_calibrators(trained, report):
 
 def test_classical_section_scores_the_out_of_fold_cadences(trained, report):
     from tfseti.data.config import DedopplerConfig
-    from tfseti.dedoppler.scores import score_batch
+    from tfseti.dedoppler.window_scores import score_batch
     from tfseti.io.cadence_sources import from_shards
 
     oof = pd.read_csv(os.path.join(trained["run"], "oof.csv"), dtype={"id": str})

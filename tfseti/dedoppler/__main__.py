@@ -161,7 +161,9 @@ def hits_path(out: str) -> str:
 def run(args, settings: DedopplerSettings) -> tuple[str, str, int, float]:
     import pandas as pd
 
-    from tfseti.dedoppler.scores import score_batch
+    # numpy + Numba (equal to tfseti.dedoppler.scores' TensorFlow op to float rounding, tested):
+    # a Kaggle folder is scored without importing TensorFlow; shards still read through tf.data
+    from tfseti.dedoppler.window_scores import score_batch
     from tfseti.io import fs as fsutil
     from tfseti.predict.submission import Prediction, write_submission
     from tfseti.predict.test_data import check_ids, open_test_data
@@ -181,7 +183,7 @@ def run(args, settings: DedopplerSettings) -> tuple[str, str, int, float]:
         if cadence.shape[1] != 6:
             raise ValueError(f"{args.data}: the ON/OFF search needs 6-panel cadences, the data holds "
                              f"{cadence.shape[1]} panels (ON-only shards, converted with --panels on)")
-        result = score_batch(cadence, cfg, settings.pattern_snr, pad_to=settings.batch_size)
+        result = score_batch(cadence, cfg, settings.pattern_snr)
         for i, cid in enumerate(batch_ids):
             row = {"id": cid, **{name: float(v[i]) for name, v in result.scores.items()},
                    "drift_ch_per_row": float(result.drift[i]),

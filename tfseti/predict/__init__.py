@@ -10,16 +10,53 @@ a level-2 model over the runs' out-of-fold predictions) and ``submission`` (pred
 write ``id,target``). Their public names are re-exported here.
 """
 
-from tfseti.predict.ensembles import ENSEMBLES, ensemble, normalised_ranks
-from tfseti.predict.models import SIGNATURE_KEYS, ServingModel, fit_panels, load_model, resolve_model_paths
-from tfseti.predict.random_tta import RANDOM_OPS, RandomTta, RandomTtaPlan, apply_ops, draw_ops, plan_random_tta
-from tfseti.predict.stacking import (STACKERS, OofFeatures, StackResult, fit_stack, oof_features, parse_stack,
-                                     read_oof_features, run_features, stack_runs, write_stack_json)
-from tfseti.predict.submission import Prediction, predict, write_submission
-from tfseti.predict.test_data import (LOAD_THREADS, TestData, check_ids, kaggle_test_data, open_test_data,
-                                      shard_files, shard_test_data)
-from tfseti.predict.tta import (RANDOM_TTA, TIME_FLIP_PANELS, TTA_MODES, check_tta, flip_variants, parse_tta,
-                                predict_batch, time_flip_panels)
+# Public name -> the module that holds it. Imported on first use: the modules that need
+# TensorFlow (models, tta, ...) stay out of a process that uses only the TensorFlow-free ones
+# (test_data reading a Kaggle folder, submission writing: the classical search's command).
+_WHERE = {
+    "ENSEMBLES": "ensembles",
+    "LOAD_THREADS": "test_data",
+    "OofFeatures": "stacking",
+    "Prediction": "submission",
+    "RANDOM_OPS": "random_tta",
+    "RandomTta": "random_tta",
+    "RandomTtaPlan": "random_tta",
+    "SIGNATURE_KEYS": "models",
+    "STACKERS": "stacking",
+    "ServingModel": "models",
+    "StackResult": "stacking",
+    "TestData": "test_data",
+    "apply_ops": "random_tta",
+    "check_ids": "test_data",
+    "draw_ops": "random_tta",
+    "ensemble": "ensembles",
+    "fit_panels": "models",
+    "fit_stack": "stacking",
+    "kaggle_test_data": "test_data",
+    "load_model": "models",
+    "normalised_ranks": "ensembles",
+    "oof_features": "stacking",
+    "open_test_data": "test_data",
+    "parse_stack": "stacking",
+    "plan_random_tta": "random_tta",
+    "predict": "submission",
+    "read_oof_features": "stacking",
+    "resolve_model_paths": "models",
+    "run_features": "stacking",
+    "shard_files": "test_data",
+    "shard_test_data": "test_data",
+    "stack_runs": "stacking",
+    "write_stack_json": "stacking",
+    "write_submission": "submission",
+    "RANDOM_TTA": "tta",
+    "TIME_FLIP_PANELS": "tta",
+    "TTA_MODES": "tta",
+    "check_tta": "tta",
+    "flip_variants": "tta",
+    "parse_tta": "tta",
+    "predict_batch": "tta",
+    "time_flip_panels": "tta",
+}
 
 __all__ = ["ENSEMBLES", "LOAD_THREADS", "Prediction", "SIGNATURE_KEYS", "ServingModel", "TIME_FLIP_PANELS",
            "TTA_MODES", "TestData", "check_ids", "check_tta", "ensemble", "fit_panels", "flip_variants",
@@ -39,4 +76,8 @@ def __getattr__(name):
         from tfseti.predict.__main__ import main
 
         return main
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,6 @@ import numpy as np
 from tfseti.console import show_progress
 from tfseti.predict.ensembles import ensemble
 from tfseti.predict.models import ServingModel
-from tfseti.predict.random_tta import RandomTta
 from tfseti.predict.test_data import TestData, check_ids
 from tfseti.predict.tta import RANDOM_TTA, check_tta, parse_tta, predict_batch
 
@@ -29,7 +28,7 @@ class Prediction:
 
 def predict(models: list[ServingModel], data: TestData, tta: str = "none", ensemble_method: str = "mean",
             batch_size: int = 16, progress: bool = False, tta_seed: int = 0,
-            random_tta: RandomTta | None = None) -> Prediction:
+            random_tta: "RandomTta | None" = None) -> Prediction:
     """Predict every test record with every model; checks the ids (see ``check_ids``).
 
     ``tta``: ``none``, ``flips`` or ``random:N`` (seeded by ``tta_seed``; or pass the
@@ -39,6 +38,9 @@ def predict(models: list[ServingModel], data: TestData, tta: str = "none", ensem
         raise ValueError(f"--batch-size: expected an int >= 1, got {batch_size}")
     mode, passes = parse_tta(tta)   # fail before reading any data
     if mode == RANDOM_TTA:
+        # here, not at the top: writing a submission (the classical search's) needs no TensorFlow
+        from tfseti.predict.random_tta import RandomTta
+
         if random_tta is None:
             random_tta = RandomTta(models, passes, tta_seed)
         elif (random_tta.passes, random_tta.seed, len(random_tta.plans)) != (passes, tta_seed, len(models)):

@@ -21,13 +21,13 @@ BOOTSTRAP = 1000  # paired resamples for the interval of the difference model - 
 def classical_scores(cadences: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
     """The classical ``two_of_three`` score of each id's cadence, in ``ids`` order."""
     from tfseti.data.config import DedopplerConfig
-    from tfseti.dedoppler.scores import score_batch
+    from tfseti.dedoppler.window_scores import score_batch   # the numpy + Numba kernel
 
     cfg = DedopplerConfig()
     out = []
     for start in range(0, len(ids), SCORE_BATCH):
         batch = np.stack([cadences[i] for i in ids[start:start + SCORE_BATCH]])
-        out.append(score_batch(batch, cfg, pad_to=SCORE_BATCH).scores[CLASSICAL_SCORE])
+        out.append(score_batch(batch, cfg, panel_maxima=False).scores[CLASSICAL_SCORE])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
