@@ -27,8 +27,9 @@ and the common flags as argparse parent parsers. An entry point is::
   A plain ``import tfseti`` changes no global state (``tests/test_import_side_effects.py``).
 * **Refusals** (:func:`command`): the exceptions a command expects (bad input, a missing file, a
   locked folder) print one line, ``error: <message>``, on stderr and the exit code is 2, as for
-  argparse's own usage errors (``tfseti download`` keeps its 1: ``code=1``). Any other exception
-  is a bug: its traceback is shown.
+  argparse's own usage errors (``tfseti download`` keeps its 1: ``code=1``). An exception class
+  that also derives from :class:`Refusal` is a refusal of every command. Any other exception is a
+  bug: its traceback is shown.
 * **Common flags** (:func:`common_flags`, :func:`workers_flag`): one definition and one help
   text each for ``--no-progress``, ``--storage-options`` and ``--break-lock``; ``--workers N``
   has one type and one form of help, with what runs in parallel and the default of each command.
@@ -99,10 +100,19 @@ def refuse(err: BaseException | str) -> None:
     print(f"error: {err}", file=sys.stderr)
 
 
+class Refusal(Exception):
+    """A mix-in of exceptions that are always refusals, whichever command meets them (a strategy
+    that cannot start, a run that went non-finite): a command need not import the (heavy) module
+    that defines one to list it in :func:`command`."""
+
+
 def command(*refusals: type[BaseException], code: int = EXIT_REFUSED):
     """Decorator of an entry point's ``main``: an exception of ``refusals`` (and its subclasses)
-    is printed as one ``error:`` line and ``main`` returns ``code`` (2) instead. Only the
-    expected failures belong in ``refusals``; anything else keeps its traceback."""
+    or a :class:`Refusal` is printed as one ``error:`` line and ``main`` returns ``code`` (2)
+    instead. Only the expected failures belong in ``refusals``; anything else keeps its
+    traceback."""
+    refusals = (*refusals, Refusal)
+
     def wrap(main):
         @functools.wraps(main)
         def refusing(*args, **kwargs):

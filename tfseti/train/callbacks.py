@@ -15,6 +15,7 @@ import warnings
 import keras
 import numpy as np
 
+from tfseti.command import Refusal
 from tfseti.metrics import auc
 
 
@@ -30,7 +31,7 @@ def predict_all(model, dataset) -> dict:
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
-class NonFiniteTrainingError(ValueError):
+class NonFiniteTrainingError(ValueError, Refusal):
     """Training produced a NaN/Inf loss, weight or validation score; the message names where."""
 
 

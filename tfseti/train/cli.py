@@ -21,8 +21,10 @@ import math
 import os
 import sys
 
+from tfseti.command import command
 from tfseti.config import ConfigError
 from tfseti.io.folder_lock import BREAK_LOCK_HELP, FolderLock, FolderLocked
+from tfseti.io.shards import ShardFolderError
 from tfseti.train.run_config import RunConfig, load_run_config
 
 STRATEGIES = ("auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu")
@@ -113,26 +115,20 @@ def _folds(run: RunConfig, fold_arg, data_root: str) -> list[int]:
     return folds
 
 
+# The refusals (one error: line, exit 2): the config, the inputs, the run folder's lock; and the
+# Refusal classes of the trainer (a strategy that cannot start, with the likely fix; an
+# --init-from that does not fit; a run that went non-finite).
+@command(ConfigError, FileNotFoundError, ShardFolderError, FolderLocked)
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        run = resolve_run(args)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    run = resolve_run(args)
     import tensorflow as tf
 
     from tfseti.io import shards as shard_lib
     from tfseti.io import staging
     from tfseti.train import strategy as strategy_lib
-    from tfseti.train.callbacks import NonFiniteTrainingError
-    from tfseti.train.init_from import InitFromError
 
-    try:
-        strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
-    except strategy_lib.StrategyError as err:  # one line with the likely fix, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    strategy = strategy_lib.make_strategy(args.strategy, args.tpu)
     lock = None
     try:
         check_device_inputs(run, strategy_lib.strategy_device_kind(strategy))
@@ -187,10 +183,6 @@ def main(argv=None) -> int:
             import shutil
 
             shutil.rmtree(out.local, ignore_errors=True)
-    except (ConfigError, FileNotFoundError, shard_lib.ShardFolderError, InitFromError,
-            FolderLocked, NonFiniteTrainingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     finally:
         if lock is not None:
             lock.release()

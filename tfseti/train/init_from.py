@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from tfseti.command import Refusal
 from tfseti.io import fs as fsutil
 
 BACKBONE_LAYER = "backbone"
@@ -35,7 +36,7 @@ INIT_FILE = "init.json"
 SHOWN = 6
 
 
-class InitFromError(ValueError):
+class InitFromError(ValueError, Refusal):
     """``train.init_from`` names nothing usable; the message says what was expected."""
 
 

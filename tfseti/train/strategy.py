@@ -14,6 +14,8 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from tfseti.command import Refusal
+
 StrategyKind = Literal["auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu"]
 STRATEGY_KINDS = ("auto", "tpu", "mirrored", "multiworker", "onedevice", "cpu")
 
@@ -51,7 +53,7 @@ def resolve_kind(kind: StrategyKind, tpu: str | None = None) -> str:
     return "onedevice" if gpus else "cpu"
 
 
-class StrategyError(RuntimeError):
+class StrategyError(RuntimeError, Refusal):
     """A strategy that cannot start on this machine; the message is one line: what failed and
     the likely fix."""
 
