@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("tfseti.publish", "publish a run's SavedModels to Kaggle"),
     "dedoppler": ("tfseti.dedoppler", "classical de-Doppler ON/OFF search of Kaggle cadences"),
     "scan": ("tfseti.scan", "search .fil/.h5 observation cadences (model + classical)"),
+    "sensitivity": ("tfseti.sensitivity",
+                    "injection-recovery completeness and transmitter limits of a cadence"),
     "demo": ("tfseti.demo", "the end-to-end job on embedded synthetic data"),
 }
 
