@@ -141,22 +141,28 @@ def parse_command_line(argv=None) -> tuple[argparse.Namespace, ScanSettings, lis
     return args, settings, beam_args
 
 
-@command(ValueError, FileNotFoundError, FolderLocked)  # ObservationError, ConfigError: ValueErrors
-def main(argv=None) -> int:
-    from tfseti.console import show_progress
-
-    args, settings, beam_args = parse_command_line(argv)
+def cadences_and_models(args) -> tuple[list[list[str]], list[str]]:
+    """``(cadences, SavedModel paths)`` of ``--cadence`` / ``--cadence-list`` and ``--model``
+    (this command's and ``python -m tfseti.sensitivity``'s)."""
     if args.cadence:
         cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
     else:
         cadences = read_cadence_list(args.cadence_list)
-    from tfseti.scan.run import ScanJob, run_local
-
     models = []
     if args.model.strip():     # TensorFlow is imported only with a model
         from tfseti.predict.models import resolve_model_paths
 
         models = resolve_model_paths(args.model)
+    return cadences, models
+
+
+@command(ValueError, FileNotFoundError, FolderLocked)  # ObservationError, ConfigError: ValueErrors
+def main(argv=None) -> int:
+    from tfseti.console import show_progress
+    from tfseti.scan.run import ScanJob, run_local
+
+    args, settings, beam_args = parse_command_line(argv)
+    cadences, models = cadences_and_models(args)
     job = ScanJob(cadences, models, args.out, settings, width=args.width, workers=args.workers)
     progress = show_progress(not args.no_progress)
     # One scan writes OUT at a time: a second one would rewrite scan.json and hits.csv under

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def job_from_args(args):
     """The ``SensitivityJob`` of parsed arguments (``ValueError`` for a bad one)."""
-    from tfseti.io.observations import read_cadence_list
+    from tfseti.scan.__main__ import cadences_and_models
     from tfseti.sensitivity.layout import Draws
     from tfseti.sensitivity.run import SensitivityJob
 
@@ -127,15 +127,7 @@ def job_from_args(args):
     drift = args.drift or (-settings.max_drift_hz, settings.max_drift_hz)
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     draws = Draws(snr=args.snr, drift=drift, width=args.width, families=families)
-    if args.cadence:
-        cadences = [[p.strip() for p in args.cadence.split(",") if p.strip()]]
-    else:
-        cadences = read_cadence_list(args.cadence_list)
-    models = []
-    if args.model.strip():      # TensorFlow is imported only with a model
-        from tfseti.predict.models import resolve_model_paths
-
-        models = resolve_model_paths(args.model)
+    cadences, models = cadences_and_models(args)
     return SensitivityJob(cadences, args.out, models=models, settings=settings, draws=draws, n=args.n,
                           seed=args.seed, controls=args.controls, empty=args.empty,
                           width=args.window_width, bins=args.bins, sefd=args.sefd,
