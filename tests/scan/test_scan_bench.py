@@ -2,20 +2,13 @@
 needles where planned, the scan run through its command line, its log parsed and its hits
 checked against truth.json."""
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("scan_bench", REPO / "benchmarks" / "scan_bench.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench
-_spec.loader.exec_module(bench)
+from benchmarks import scan_bench as bench
 
 
 def test_scan_bench_tiny_cadence_finds_every_needle(tmp_path, capsys):
@@ -39,8 +32,14 @@ def test_scan_bench_tiny_cadence_finds_every_needle(tmp_path, capsys):
     assert summary["data"]["reused"] is False
 
     # no turboSETI: the scan's two searches alone, no ratio, no turboSETI events
-    [row, files] = summary["rows"]
+    [row, files, whole] = summary["rows"]
     assert summary["ratio_mb_per_s_scan_over_turboseti"] is None
+    assert summary["ratio_mb_per_s_whole_scan_over_turboseti"] is None
+    # the whole scan: both searches side by side, no longer than the two one after the other
+    assert whole["tool"].startswith("tfseti.scan, both searches") and whole["found"] == files["found"]
+    assert 0 < whole["seconds"] <= row["seconds"] + files["seconds"] + 0.2
+    assert whole["mb_per_s"] == pytest.approx(row["input_bytes"] / 1e6 / whole["seconds"])
+    assert whole["cpu_s"] > 0 and whole["kernels_s"] >= 0
     assert row["tool"] == "tfseti.scan (classical)" and row.get("events") is None
     # the per-file search: every needle in the ON files' .dat, the RFI in all six, the scan's own
     # level-3 events the needles

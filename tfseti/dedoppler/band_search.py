@@ -43,6 +43,8 @@ over with half-overlapping windows.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +57,8 @@ from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 # Output channels per parallel job: its trees (6 panels x trees x T_pad rows x (CHUNK + 2 halo))
 # and its rate x channel work arrays stay within a few MB.
 CHUNK = 2048
+# Threads that clean runs of tiles of a block side by side (clean_band): the cores of this process.
+CLEAN_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,23 @@ def clean_band(block: np.ndarray, cfg, start: int, nchans: int, tile: int) -> np
     if len(inside) < 2 or inside[0] != start or inside[-1] != stop:
         raise ValueError(f"band search: channels [{start}, {stop}) are not whole tiles of {tile} "
                          f"channels of a {nchans}-channel band")
-    return clean(np.asarray(block, np.float32)[None], cfg, inside - start)[0]
+    block = np.asarray(block, np.float32)[None]
+    edges = inside - start
+    # Tiles are cleaned independently, and most of the cleaning is numpy's medians, which release
+    # the GIL: a few runs of whole tiles in threads use the cores the serial medians leave idle.
+    parts = min(CLEAN_THREADS, len(edges) - 1)
+    if parts < 2:
+        return clean(block, cfg, edges)[0]
+    cuts = edges[np.linspace(0, len(edges) - 1, parts + 1).round().astype(int)]
+    out = np.empty((6, -(-block.shape[2] // cfg.block), block.shape[3]), np.float32)
+
+    def one(a, b):
+        out[..., a:b] = clean(block[..., a:b], cfg, edges[(edges >= a) & (edges <= b)] - a)[0]
+
+    with ThreadPoolExecutor(parts) as pool:
+        for done in [pool.submit(one, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]:
+            done.result()
+    return out
 
 
 @dataclass

@@ -29,13 +29,15 @@ Defaults and why:
   file and 17.4 two_of_three, the 509 noise-only windows of that cadence at most 2.1 (median
   1.2). So 6 keeps setigen SNR-20 needles; over a whole GBT band (~500 k windows) expect some
   noise windows above it, ranked below the real hits by the model.
-* ``read_mb`` 64: channels are read for all six files in blocks of about this many MB of float32
+* ``read_mb`` 32: channels are read for all six files in blocks of about this many MB of float32
   (plus the band search's reach either side). Peak memory follows it (the block, its cleaned
-  copy, the windows when a model needs them), not the file size. On the 201 MB cadence of
-  ``benchmarks/scan_bench.py`` without a model the scan peaked at 618 MB at 64 and at 948 MB at
-  256 (turboSETI: 584 MB), and ran as fast at 64 (the halo re-read is under 1 % of a block).
-  Pass 32 where memory is short (``tests/scan/test_scan_large.py`` checks that the peak does
-  not grow with the file at 32).
+  copy, the windows when a model needs them, and the per-file search's coarse channel beside
+  them), not the file size (``tests/scan/test_scan_large.py`` checks that the peak does not grow
+  with the file at 32). On the 201 MB cadence of ``benchmarks/scan_bench.py`` without a model
+  the scan peaked at 620-637 MB at 32 and at 723-748 MB at 64 (turboSETI: 589 MB), and took
+  2.3 s at 32, 2.4-2.5 s at 64 and 2.8 s at 16 (the halo re-read is under 1 % of a block). It was
+  64 before: a scan folder started with the old default resumes with ``--read-mb 64`` (the
+  refusal names the setting).
 * ``hit_snr`` 10: the threshold of the per-file hit search (``tfseti.scan.filehits``: turboSETI's
   ``find_doppler`` on each file alone, its ``.dat`` rows), in turboSETI's SNR (the drift sum over
   one file's integrations, normalised by the median and the 5-95 % clipped std of the coarse
@@ -83,7 +85,7 @@ class ScanSettings:
     pattern_snr: float = 6.0
     min_probability: float = 0.5
     min_dedoppler: float = 6.0
-    read_mb: float = 64.0
+    read_mb: float = 32.0
     top: int = 24
     hit_snr: float = 10.0
     event_filter: int = 3
