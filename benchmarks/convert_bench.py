@@ -1,7 +1,7 @@
 """Converter throughput against a plain copy of the same .npy bytes to the same destination.
 
-    python benchmarks/convert_bench.py --n 200 [--out DIR|gs://bucket/prefix] [--workers N]
-    python benchmarks/convert_bench.py --n 200 --gcs-emulator   # destination: a local emulator
+    python -m benchmarks.convert_bench --n 200 [--out DIR|gs://bucket/prefix] [--workers N]
+    python -m benchmarks.convert_bench --n 200 --gcs-emulator   # destination: a local emulator
 
 Writes ``--n`` noise cadences in the Kaggle layout to a local temporary folder, reads them once
 (so both contenders find them in the page cache), then alternately, ``--repeat`` times:

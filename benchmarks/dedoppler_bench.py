@@ -1,7 +1,7 @@
 """Speed of the classical search: cadences per second of ``tfseti.dedoppler`` scoring, against a
 plain numpy brute-force de-Doppler (the loop a user would write first) in the same run.
 
-    python benchmarks/dedoppler_bench.py [--cadences 512] [--batch 64] [--threads 2]
+    python -m benchmarks.dedoppler_bench [--cadences 512] [--batch 64] [--threads 2]
 
 Prints, for random Kaggle-shaped cadences ``(6, 273, 256)`` float16:
 
@@ -21,13 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def numpy_maps(cadence: np.ndarray, cfg) -> np.ndarray:
@@ -59,7 +54,8 @@ def rate(fn, batches: list, repeat: int = 1) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/dedoppler_bench.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dedoppler_bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--cadences", type=int, default=512)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")

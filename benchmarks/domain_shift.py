@@ -1,8 +1,8 @@
 """Domain shift: AUC per needle family of a model trained on linear needles only, without and
 with injection of the families it never saw.
 
-    python benchmarks/domain_shift.py [--out runs/domain_shift] [--n-train 320] [--n-eval 1200] [--seed 0]
-    python benchmarks/domain_shift.py --out /tmp/ds --tiny    # the plumbing at toy size (no meaning)
+    python -m benchmarks.domain_shift [--out runs/domain_shift] [--n-train 320] [--n-eval 1200] [--seed 0]
+    python -m benchmarks.domain_shift --out /tmp/ds --tiny    # the plumbing at toy size (no meaning)
 
 The Kaggle test set held sine-drift ("s-shaped") needles that train lacked; the 1st place answered
 with on-the-fly injection of synthetic needles ("magic 1"). This reproduces that shift on synthetic

@@ -1,6 +1,6 @@
 """Training throughput and peak memory of tfseti models, and of timm's equivalent in PyTorch.
 
-    python benchmarks/model_bench.py --models efficientnet_b0 --size 128x128 --batch 8 --steps 5
+    python -m benchmarks.model_bench --models efficientnet_b0 --size 128x128 --batch 8 --steps 5
 
 For each model x XLA (on/off) x bf16 (on/off) a fresh subprocess builds the Keras model with
 ``create_model``, compiles it (Adam, BCE on logits), runs ``--warmup`` training steps (tracing,
@@ -15,7 +15,7 @@ trains timm's equivalent (the spec's ``timm_name``: ``tf_efficientnet_b0``, ``ec
 that is the "builds, trains a step under bf16 + XLA, saves and reloads" check of every name
 (the NF families take minutes each on a CPU, so the test suite runs small versions instead):
 
-    python benchmarks/model_bench.py --models nf_resnet26,nf_resnet50,nf_regnet_b0,\
+    python -m benchmarks.model_bench --models nf_resnet26,nf_resnet50,nf_regnet_b0,\
 nf_regnet_b1,nf_regnet_b2,nf_regnet_b3,eca_nfnet_l0,eca_nfnet_l1,eca_nfnet_l2,resnet50,\
 resnet101 --size 64x32 --batch 2 --steps 1 --warmup 1 --xla on --bf16 on --save-check
 

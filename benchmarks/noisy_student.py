@@ -1,8 +1,8 @@
 """Noisy student on the detection benchmark: do pseudo-labelled test cadences help the model?
 
-    python benchmarks/noisy_student.py --data-from runs/detection [--out runs/noisy_student] \\
+    python -m benchmarks.noisy_student --data-from runs/detection [--out runs/noisy_student] \\
         [--rounds 2] [--extra-ratio 0.5] [--student-epochs 4] [key=value ...]
-    python benchmarks/noisy_student.py --data-from /tmp/det --out /tmp/ns --student-epochs 1
+    python -m benchmarks.noisy_student --data-from /tmp/det --out /tmp/ns --student-epochs 1
         # on a `detection.py --tiny` run: the plumbing only
 
 Takes a finished ``benchmarks/detection.py`` run (``--data-from``): its train shards, its test set
@@ -34,21 +34,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:   # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import detection  # noqa: E402  (the detection benchmark's data, truth and table)
-from tfseti import evaluate  # noqa: E402
-from tfseti.demo import Stage, run_stage  # noqa: E402
+from benchmarks import detection  # the detection benchmark's data, truth and table
+from tfseti import evaluate
+from tfseti.demo import Stage, run_stage
 
 TEACHER = "teacher"
 CLASSICAL = "two_of_three"   # the classical score the detection benchmark found strongest
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="benchmarks/noisy_student.py",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.noisy_student",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--data-from", required=True, metavar="DIR",
                         help="a finished benchmarks/detection.py run (data, shards, teacher)")

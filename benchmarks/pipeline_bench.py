@@ -1,6 +1,6 @@
 """Input pipeline throughput: tf.data from TFRecords vs the numpy ``.npy`` loader of the seeds.
 
-    python benchmarks/pipeline_bench.py [--n 256] [--batch-size 32] [--batches 10] [--rounds 3] [--work DIR]
+    python -m benchmarks.pipeline_bench [--n 256] [--batch-size 32] [--batches 10] [--rounds 3] [--work DIR]
                                         [--nmf]
 
 In one run, on the same cadences and the same augmentations (ON view 819x256, vertical and

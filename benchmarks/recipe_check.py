@@ -1,9 +1,9 @@
 """Do the accelerator recipes learn? Each one, scaled down so 2 CPU cores can train it, on the
 detection benchmark's data.
 
-    python benchmarks/detection.py --out runs/detection                   # once: data + cpu recipe
-    python benchmarks/recipe_check.py --data-from runs/detection --out runs/recipe_check
-    python benchmarks/recipe_check.py --data-from runs/detection --recipes k1_style,k3_style
+    python -m benchmarks.detection --out runs/detection                   # once: data + cpu recipe
+    python -m benchmarks.recipe_check --data-from runs/detection --out runs/recipe_check
+    python -m benchmarks.recipe_check --data-from runs/detection --recipes k1_style,k3_style
 
 ``b0_tpu``, ``k1_style``, ``k2_style`` and ``k3_style`` are sized for a TPU or a big GPU (full
 resolution, EfficientNet-B3/B5/V2-S, ImageNet weights, 20 epochs). Here each keeps what makes it
@@ -25,12 +25,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:   # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-import detection  # noqa: E402  (benchmarks/detection.py, next to this file)
-from tfseti.evaluate import fmt  # noqa: E402
+from benchmarks import detection
+from tfseti.evaluate import fmt
 
 # Every recipe, on 2 CPU cores: no ImageNet download here, no XLA (on the CPU it makes an
 # EfficientNet step ~15x slower, benchmarks/model_bench.py), float32 (no bfloat16 kernels worth
@@ -78,7 +74,7 @@ def run_recipe(recipe: str, data_from: str, out: Path, extra: tuple[str, ...] = 
         extra = detection.TINY["overrides"] + ("train.warmup_epochs=0",) + extra   # the caller's last
     argv = ["--out", str(run_out), "--data-from", data_from, "--config", recipe, *overrides(recipe), *extra]
     argv += ["--tta", TTA.get(recipe, "flips")] + (["--tiny"] if tiny else [])
-    print(f"\n######## {recipe}: python benchmarks/detection.py {' '.join(argv)}", flush=True)
+    print(f"\n######## {recipe}: python -m benchmarks.detection {' '.join(argv)}", flush=True)
     if detection.main(argv) != 0:
         raise SystemExit(f"recipe_check: the detection run of {recipe} failed")
     results = json.loads((run_out / "results.json").read_text())
@@ -106,7 +102,8 @@ def format_summary(runs: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/recipe_check.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_check",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--data-from", required=True, metavar="DIR",
                         help="a finished benchmarks/detection.py run (its data and classical scores)")
     parser.add_argument("--out", default="runs/recipe_check")

@@ -1,8 +1,8 @@
 """Does a trained model find needles in observation-format data? Window AUCs of a scan, the model
 against the classical search, on a synthetic cadence with many needles and interferers.
 
-    python benchmarks/scan_auc.py --model runs/demo --out /tmp/scan_auc
-    python benchmarks/scan_auc.py --model runs/demo --out /tmp/scan_auc_273 --tchans 273 --dt 1.073741824
+    python -m benchmarks.scan_auc --model runs/demo --out /tmp/scan_auc
+    python -m benchmarks.scan_auc --model runs/demo --out /tmp/scan_auc_273 --tchans 273 --dt 1.073741824
 
 1. **data** (``tfseti.synth.observation.write_large_cadence``, chi^2 noise, seed S): ``--fchans``
    channels x ``--tchans`` integrations of ``--dt`` s (default the GBT high-resolution product:
@@ -32,15 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:   # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
 
 SLOT = 1024          # channels per signal slot
 WIDTH = 256

@@ -2,7 +2,7 @@
 tree and brute force (numpy + Numba) against the TensorFlow kernel ``tfseti.data.drift_sums``, in
 one run.
 
-    python benchmarks/taylor_bench.py [--rows 16] [--channels 262144] [--threads 2] [--repeat 3]
+    python -m benchmarks.taylor_bench [--rows 16] [--channels 262144] [--threads 2] [--repeat 3]
 
 Every kernel computes the same drift grid, turboSETI's up to one channel per row: ``2 T_pad - 1``
 rates ``d / (T_pad - 1)``, ``|d| < T_pad`` (31 rates for 16 rows), on random float32 data:
@@ -25,13 +25,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def best_time(fn, repeat: int) -> float:
@@ -45,7 +40,7 @@ def best_time(fn, repeat: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/taylor_bench.py",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.taylor_bench",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--channels", type=int, default=1 << 18)

@@ -1,7 +1,7 @@
 """Speed of the XLA Taylor tree (``tfseti.dedoppler.taylor_tf``) against the numpy + Numba tree
 (``tfseti.dedoppler.taylor.taylor_tree``), in one run.
 
-    python benchmarks/taylor_tf_bench.py [--threads 2] [--repeat 5] [--out taylor_tf.json]
+    python -m benchmarks.taylor_tf_bench [--threads 2] [--repeat 5] [--out taylor_tf.json]
 
 Cases (float32 random data, positive drifts, ``drift_block`` 0): one GBT-like spectrogram
 ``(16, 2^20)`` and a batch of windows ``(64, 273, 256)`` (``T_pad = 512``). Kernels:
@@ -30,10 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 CASES = {"16x2^20": (16, 1 << 20), "64x273x256": (64, 273, 256)}
 
 
@@ -51,7 +47,7 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/taylor_tf_bench.py",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.taylor_tf_bench",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="Numba and TensorFlow CPU threads")
     parser.add_argument("--repeat", type=int, default=5)

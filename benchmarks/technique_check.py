@@ -1,9 +1,9 @@
 """Does each technique of the write-ups help? Every technique against the same recipe without it,
 on the detection benchmark's data, at a size 2 CPU cores train.
 
-    python benchmarks/detection.py --out runs/detection                 # once: data + classical scores
-    python benchmarks/technique_check.py --data-from runs/detection --out runs/technique_check
-    python benchmarks/technique_check.py --data-from runs/detection --variants image,image+nmf
+    python -m benchmarks.detection --out runs/detection                 # once: data + classical scores
+    python -m benchmarks.technique_check --data-from runs/detection --out runs/technique_check
+    python -m benchmarks.technique_check --data-from runs/detection --variants image,image+nmf
 
 Two bases, each a recipe cut to 4 epochs:
 
@@ -32,14 +32,9 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:   # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-import detection  # noqa: E402  (benchmarks/detection.py, next to this file)
-
-from tfseti.demo import Stage, run_stage  # noqa: E402
-from tfseti.evaluate import fmt, fmt_interval, label  # noqa: E402
+from benchmarks import detection
+from tfseti.demo import Stage, run_stage
+from tfseti.evaluate import fmt, fmt_interval, label
 
 EPOCHS = 4
 # Each base: (recipe, overrides). The image base is cpu_demo's view (ON panels 819 x 256 -> 128 x 64,
@@ -86,7 +81,7 @@ def run_training_variant(name: str, data_from: str, out: Path, tiny: bool) -> No
         overrides += [*detection.TINY["overrides"], "train.warmup_epochs=0"]
     argv = ["--out", str(variant_dir(out, name)), "--data-from", data_from, "--config", recipe,
             "--tta", tta, *(["--tiny"] if tiny else []), *overrides]
-    print(f"\n######## {name}: python benchmarks/detection.py {' '.join(argv)}", flush=True)
+    print(f"\n######## {name}: python -m benchmarks.detection {' '.join(argv)}", flush=True)
     if detection.main(argv) != 0:
         raise SystemExit(f"technique_check: the detection run of {name} failed")
 
@@ -182,7 +177,8 @@ def format_rows(name: str, base: str | None, val: float | None, rows: list[dict]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/technique_check.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.technique_check",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--data-from", required=True, metavar="DIR",
                         help="a finished benchmarks/detection.py run (its data and classical scores)")
     parser.add_argument("--out", default="runs/technique_check")

@@ -1,7 +1,7 @@
 """Parity of the Keras NF backbones with timm: the same checkpoint gives the same features.
 
-    python benchmarks/timm_parity.py                       # every NF name, torch in this Python
-    python benchmarks/timm_parity.py --torch-python /path/to/venv-with-timm/bin/python \\
+    python -m benchmarks.timm_parity                       # every NF name, torch in this Python
+    python -m benchmarks.timm_parity --torch-python /path/to/venv-with-timm/bin/python \\
         --names eca_nfnet_l0 nf_regnet_b1
 
 For each architecture, the torch side (this interpreter when ``torch`` and ``timm`` import,
@@ -27,7 +27,6 @@ import sys
 import tempfile
 
 SELF = os.path.abspath(__file__)
-REPO = os.path.dirname(os.path.dirname(SELF))
 NAMES = ("nf_resnet26", "nf_resnet50", "nf_regnet_b0", "nf_regnet_b1", "nf_regnet_b2",
          "nf_regnet_b3", "eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2")
 
@@ -147,5 +146,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, REPO)
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Shared test fixtures: tiny Kaggle-layout folders, the GCS emulator, quiet TensorFlow.
 
-Plain helpers (``write_kaggle_dir``, ``random_cadence``, ``GcsEmulator``) are in ``support.py``.
+Plain helpers (``write_kaggle_dir``, ``random_cadence``, ``GcsEmulator``) are in ``harness.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from support import GcsEmulator, write_kaggle_dir
+from harness import GcsEmulator, write_kaggle_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    # The modules holding a test marked heavy run first: with pytest-xdist's load scheduling the
+    # short tests then fill in while the long ones run, instead of one worker finishing a
+    # three-minute test alone at the end. A stable sort by module: each module stays whole and in
+    # order, so its module fixtures are set up once.
+    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
+    items.sort(key=lambda item: item.path not in heavy)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from support import random_cadence, write_kaggle_dir
+from harness import random_cadence, write_kaggle_dir
 from tfseti.data.validate import validate
 from tfseti.download import (PARTIAL_SUFFIX, DownloadError, UnsafeArchiveError, download,
                              extract_archive, layout_problems)

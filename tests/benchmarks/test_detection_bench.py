@@ -1,10 +1,12 @@
 """benchmarks/detection.py: the scoring on known numbers, and the whole benchmark end to end at
-toy size (``--tiny``: every stage through its real command line; the AUCs mean nothing there)."""
+toy size (``--tiny``: every stage through its real command line; the AUCs mean nothing there),
+then each script that builds on a finished run (recipe_check, noisy_student, technique_check)
+on that same run."""
 
+import contextlib
 import dataclasses
-import importlib.util
+import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("detection", REPO / "benchmarks" / "detection.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench     # dataclasses look their module up there
-_spec.loader.exec_module(bench)
-sys.path.insert(0, str(REPO / "benchmarks"))    # recipe_check imports detection as a script does
-import noisy_student as noisy_student_bench  # noqa: E402
-import recipe_check  # noqa: E402
-import technique_check  # noqa: E402
+from benchmarks import detection as bench
+from benchmarks import noisy_student as noisy_student_bench
+from benchmarks import recipe_check, technique_check
+from harness import once_per_session
 
 
 def test_compare_groups_differences_and_intervals():
@@ -136,11 +133,27 @@ def test_technique_variants_load_and_differ_from_their_base_only_by_the_techniqu
             assert mine.model.name == plain.model.name and mine.train == plain.train, name
 
 
+def _tiny_run(root: str) -> dict:
+    """``detection.py --tiny`` into ``root/det``: its exit code and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = bench.main(["--tiny", "--out", str(Path(root) / "det")])
+    return {"out": str(Path(root) / "det"), "code": code, "printed": printed.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, worker_id) -> tuple[Path, str]:
+    """One tiny detection run per test session, even across pytest-xdist workers (its ~10 stages
+    are one fresh interpreter each: minutes on 2 cores), shared by the tests below, which only
+    read it: the run folder and what it printed."""
+    run = once_per_session(tmp_path_factory, worker_id, "detection_tiny", _tiny_run)
+    assert run["code"] == 0
+    return Path(run["out"]), run["printed"]
+
+
 @pytest.mark.slow
-def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
-    out = tmp_path / "det"
-    assert bench.main(["--tiny", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+def test_tiny_benchmark_runs_every_stage(tiny_run):
+    out, printed = tiny_run
     assert "== detection benchmark ==" in printed and "training wall time" in printed
     assert "validation AUC by epoch (fold 0): " in printed
     results = json.loads((out / "results.json").read_text())
@@ -159,7 +172,11 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     train_truth = pd.read_csv(out / "data" / "train_set" / "truth.csv")
     assert set(train_truth.family.dropna()) <= set(bench.TRAIN_FAMILIES)
 
+
+@pytest.mark.slow
+def test_recipe_check_trains_only_the_recipe_on_the_runs_data(tiny_run, tmp_path, capsys):
     # an accelerator recipe, scaled down, on the same data: only its training and prediction run
+    out, _ = tiny_run
     checks = tmp_path / "checks"
     assert recipe_check.main(["--tiny", "--data-from", str(out), "--out", str(checks),
                               "--recipes", "k2_style", "view.resize=[48, 32]",
@@ -177,7 +194,11 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     assert resolved["model"]["name"] == "plain_cnn_s"
     assert not (checks / "k2_style" / "data").exists()     # the data run's data, not a copy
 
-    # the noisy student and SHOT on the same data, the tiny run's model as the teacher
+
+@pytest.mark.heavy
+@pytest.mark.slow
+def test_noisy_student_and_shot_with_the_runs_model_as_teacher(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
     students = tmp_path / "students"
     assert noisy_student_bench.main(["--data-from", str(out), "--out", str(students), "--rounds",
                                      "1", "--student-epochs", "1", "--bootstrap", "20", "--shot",
@@ -194,7 +215,11 @@ def test_tiny_benchmark_runs_every_stage(tmp_path, capsys):
     assert [row["round"] for row in results["rounds"]] == [0, 1]
     assert "synthesise" not in printed and not (students / "data").exists()
 
-    # techniques against their base on the same data: a training base, a TTA variant, stacking
+
+@pytest.mark.slow
+def test_techniques_against_their_base_on_the_runs_data(tiny_run, tmp_path, capsys):
+    # a training base, a TTA variant and stacking
+    out, _ = tiny_run
     techniques = tmp_path / "techniques"
     assert technique_check.main(["--tiny", "--data-from", str(out), "--out", str(techniques),
                                  "--variants", "image+random_tta,stack"]) == 0

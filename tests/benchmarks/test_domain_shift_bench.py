@@ -3,20 +3,14 @@ and the summary (scale check, per-family table) is right on real synthetic evalu
 predictions whose AUCs are known. The two trainings are not run here (minutes on a CPU)."""
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("domain_shift", REPO / "benchmarks" / "domain_shift.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench     # dataclasses look their module up there
-_spec.loader.exec_module(bench)
+from benchmarks import domain_shift as bench
 
 
 def _module_argv(stage, module: str) -> list[str]:

@@ -141,6 +141,7 @@ def _execute(name: str, out_dir: Path, parameters: dict) -> None:
                     f"output so far (tail):\n{text[-4000:]}", pytrace=False)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_notebooks_run_in_local_mode(tmp_path, monkeypatch):
     work = tmp_path / "work"

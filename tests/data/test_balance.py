@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from support import write_shard_manifest
+from harness import write_shard_manifest
 from tfseti.data import balance as B
 from tfseti.data import pipeline as P
 from tfseti.data.config import DataConfig

@@ -15,7 +15,7 @@ from tfseti.data.config import AugmentConfig, MixupConfig, ViewConfig
 from tfseti.data.augmenter import Augmenter
 from tfseti.io import records
 
-from support import write_shard_manifest
+from harness import write_shard_manifest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from support import random_cadence, write_kaggle_dir
+from harness import random_cadence, write_kaggle_dir
 from tfseti.data.validate import main, validate
 from tfseti.io.kaggle import cadence_relpath
 

@@ -113,7 +113,7 @@ def test_a_bad_value_names_where_and_the_key(tmp_path, capsys, file, argv, messa
 
 @pytest.mark.slow
 def test_a_file_scores_as_the_same_flags_do(tmp_path, dedoppler_toml):
-    from support import write_kaggle_dir
+    from harness import write_kaggle_dir
 
     root = tmp_path / "kaggle"
     write_kaggle_dir(root, n_train=1, n_test=3, seed=2)

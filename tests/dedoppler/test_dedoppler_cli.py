@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from support import write_kaggle_dir, write_shard_manifest
+from harness import write_kaggle_dir, write_shard_manifest
 
 from tfseti.data.config import DedopplerConfig
 from tfseti.data.drift_sums import drift_rates, reference_rows

@@ -9,7 +9,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from support import random_cadence
+from harness import random_cadence
 from tfseti.io.kaggle import (CADENCE_SHAPE, ID_PATTERN, CadenceError, KaggleDataset,
                               cadence_problems, cadence_relpath, decode_npy, load_cadence)
 

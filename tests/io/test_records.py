@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from support import random_cadence
+from harness import random_cadence
 from tfseti.io import records
 
 

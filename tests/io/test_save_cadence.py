@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from support import random_cadence
+from harness import random_cadence
 from tfseti.io.kaggle import load_cadence, save_cadence
 
 

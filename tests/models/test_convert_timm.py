@@ -170,8 +170,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
                     "every architecture")
 @pytest.mark.parametrize("name", ["nf_regnet_b0", "nf_resnet26", "eca_nfnet_l0"])
 def test_features_equal_timm(name, tmp_path):
-    sys.path.insert(0, str(__import__("harness").REPO / "benchmarks"))
-    import timm_parity
+    from benchmarks import timm_parity
 
     timm_parity.torch_side(name, str(tmp_path), 64, 96, seed=0, float64=False)
     result = timm_parity.keras_side(name, str(tmp_path), float64=False)

@@ -2,9 +2,11 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 
+@pytest.mark.heavy
 def test_mixed_bfloat16_train_step_compiles_with_xla(harness):
     with harness.dtype_policy("mixed_bfloat16"):
         model = harness.build("efficientnet_b0", 1, triplet_attention=True, dropout=0.2,

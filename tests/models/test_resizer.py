@@ -202,7 +202,7 @@ def test_a_learned_resize_leaves_the_view_at_full_resolution():
 
 def test_cli_trains_a_learned_resizer_and_serves_raw_cadences(tmp_path, capsys):
     from tfrecords_tools.convert import convert
-    from support import write_kaggle_dir
+    from harness import write_kaggle_dir
     from tfseti.models import load_network
     from tfseti.train import cli
 

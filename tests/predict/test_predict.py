@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from scipy.stats import rankdata
-from support import write_kaggle_dir, write_shard_manifest
+from harness import write_kaggle_dir, write_shard_manifest
 
 from tfseti import predict as pr
 from tfseti.data.augment_ops import horizontal_flip, vertical_flip

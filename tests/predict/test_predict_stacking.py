@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from report.report_helpers import shared_tiny_run
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 
 from tfseti import predict as pr
 from tfseti.metrics import auc

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 from test_predict import export
 
 from tfseti import predict as pr

@@ -105,6 +105,7 @@ def finished_loop(data, tmp_path_factory) -> tuple[Path, str]:
     return out, done.stdout
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_the_loop_resumes_after_kills_and_reports_every_round(finished_loop):
     out, stdout = finished_loop

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 from report.report_helpers import shared_tiny_run
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 
 from tfseti import predict as pr
 from tfseti.publish import stage, upload

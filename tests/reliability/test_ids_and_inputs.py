@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 from report.report_helpers import shared_tiny_run
-from support import random_cadence, write_kaggle_dir
+from harness import random_cadence, write_kaggle_dir
 
 from tfseti.io.kaggle import CadenceIdError, KaggleDataset, cadence_relpath, check_ids
 
@@ -106,7 +106,7 @@ def test_convert_refuses_a_traversal_id(tmp_path, capsys):
 def test_verify_reports_a_record_with_a_traversal_id(tmp_path, capsys):
     import tensorflow as tf
 
-    from support import write_shard_manifest
+    from harness import write_shard_manifest
     from tfrecords_tools.verify import main
     from tfseti.io.records import encode_example
     from tfseti.io.shards import shard_name

@@ -179,7 +179,7 @@ def _one_class_shards(folder) -> None:
     """Fold 0 all negative (an undefined validation AUC), fold 1 half positive."""
     import tensorflow as tf
 
-    from support import write_shard_manifest
+    from harness import write_shard_manifest
     from tfseti.io.records import encode_example
     from train.train_shards import easy_cadence
 

@@ -277,7 +277,7 @@ def test_colliding_reserved_and_hash_names_scan_and_resume(cadences, tmp_path, c
 
 @pytest.fixture(scope="module")
 def kaggle_dirs(tmp_path_factory):
-    from support import write_kaggle_dir
+    from harness import write_kaggle_dir
 
     root = tmp_path_factory.mktemp("dedoppler_inputs")
     write_kaggle_dir(root / "some", n_train=2, n_test=2, seed=5)

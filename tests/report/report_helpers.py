@@ -11,7 +11,7 @@ import re
 import shutil
 import threading
 
-from support import once_per_session
+from harness import once_per_session
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from support import once_per_session
+from harness import once_per_session
 
 from tfseti.synth.observation import ObservationNeedle, ObservationRFI, write_observation_cadence
 

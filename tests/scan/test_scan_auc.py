@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import numpy as np
 from scan_helpers import shared_oracle
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import scan_auc
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("scan_auc", os.path.join(ROOT, "benchmarks", "scan_auc.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scan_auc
 
 
 def test_windows_are_labelled_by_the_window_that_owns_a_whole_track():

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from support import once_per_session
+from harness import once_per_session
 
 from tfseti.sensitivity.__main__ import main
 from tfseti.synth.observation import write_observation_cadence

@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 import pytest
-from support import once_per_session
+from harness import once_per_session
 
 from tfseti.sensitivity.__main__ import main
 from tfseti.synth.observation import write_observation_cadence

@@ -20,7 +20,7 @@ from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify
 from tfr_helpers import (N_TRAIN, SHARD_MB, assert_bit_exact, converted, kaggle40,  # noqa: F401
                          read_shards, shard_files)
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 from tfseti.io.kaggle import cadence_relpath
 from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, fold_pattern
 

@@ -13,7 +13,7 @@ import time
 import google_crc32c
 import pytest
 
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 from tfrecords_tools.convert import convert
 from tfrecords_tools.verify import main as verify_main
 from tfrecords_tools.verify import verify

@@ -1,5 +1,5 @@
-"""Helpers and fixtures of the tfrecords_tools tests (imported by the test modules; not a
-conftest, so that `from support import ...` elsewhere keeps meaning tests/conftest.py)."""
+"""Helpers and fixtures of the tfrecords_tools tests (imported by the test modules, as the other
+folders' helper modules are; not a conftest)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 
 N_TRAIN, N_TEST = 40, 12
 SHARD_MB = 2.0  # ~2 cadences per shard: several shards per fold from 40 cadences

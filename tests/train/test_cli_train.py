@@ -115,6 +115,7 @@ def test_shipped_recipes_load(name):
     assert run.name == name
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_two_epoch_run_learns_an_easy_set(tmp_path):
     # Deterministic end to end, so the AUC bar is no coin toss: fixed seeds for the weights,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from support import write_shard_manifest
+from harness import write_shard_manifest
 from tfseti.data.config import DataConfig
 from tfseti.io import records
 from tfseti.io.shards import PSEUDO_LABELS_NAME, ShardFolderError, open_shard_folder

@@ -13,12 +13,13 @@ import portpicker
 import pytest
 
 from harness import subprocess_env
-from support import read_weights_h5
+from harness import read_weights_h5
 from train_shards import write_easy_shards
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_two_workers_train_to_the_end_with_identical_weights(tmp_path):
     data = tmp_path / "shards"

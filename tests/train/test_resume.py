@@ -16,7 +16,7 @@ import pytest
 from harness import subprocess_env
 from tfseti.train.train_config import TrainConfig
 
-from support import read_weights_h5
+from harness import read_weights_h5
 from train_shards import write_easy_shards
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +49,7 @@ def _backed_up_steps(backup_dir) -> list[int]:
                 if line.startswith("all_model_checkpoint_paths")]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_ends_with_the_uninterrupted_weights(tmp_path):
     data = tmp_path / "shards"

@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from harness import subprocess_env
-from support import write_kaggle_dir
+from harness import write_kaggle_dir
 from train_shards import write_easy_shards
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,6 +35,7 @@ def _env(emulator, staging_dir) -> dict:
     return subprocess_env(**emulator.env, TFSETI_STAGING=str(staging_dir))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_fold_all_on_gcs_resumes_from_the_bucket_and_predicts_from_it(gcs_emulator, tmp_path):
     fs = gcs_emulator.fs()

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfseti.io.kaggle import CADENCE_SHAPE, ON_PANELS
 from tfseti.io.records import encode_example
 
-from support import write_shard_manifest
+from harness import write_shard_manifest
 
 
 def easy_cadence(rng: np.random.Generator, positive: bool, amplitude: float = 3.0) -> np.ndarray:
