@@ -37,13 +37,14 @@ def test_scan_bench_tiny_cadence_finds_every_needle(tmp_path, capsys):
     assert summary["ratio_mb_per_s_whole_scan_over_turboseti"] is None
     # the whole scan: both searches side by side, no longer than the two one after the other
     assert whole["tool"].startswith("tfseti.scan, both searches") and whole["found"] == files["found"]
-    assert 0 < whole["seconds"] <= row["seconds"] + files["seconds"] + 0.2
+    assert 0 < whole["seconds"] <= row["seconds"] + files["seconds"] + 0.02
     assert whole["mb_per_s"] == pytest.approx(row["input_bytes"] / 1e6 / whole["seconds"])
     assert whole["cpu_s"] > 0 and whole["kernels_s"] >= 0
     assert row["tool"] == "tfseti.scan (classical)" and row.get("events") is None
     # the per-file search: every needle in the ON files' .dat, the RFI in all six, the scan's own
     # level-3 events the needles
-    assert files["tool"] == "tfseti.scan per-file search (.dat)" and files["seconds"] > 0
+    # (the kernels are loaded before the timings: on 2048 channels the search takes milliseconds)
+    assert files["tool"] == "tfseti.scan per-file search (.dat)" and files["seconds"] >= 0
     assert files["found"] == [0, 1, 2] and files["rfi_hits"] >= 6
     assert files["event_needles"] == [0, 1, 2] and files["false_events"] == 0
     # 2048 channels in windows of 256 overlapping by 128: 15 windows

@@ -420,8 +420,8 @@ def _scan_one(job: ScanJob, index: int, cadence: ObservationCadence, plan: Windo
                 f"{job.settings.hit_snr:g}) -> {outputs.EVENTS_CSV}")
     if file_seconds is None:
         log(f"  per-file search on the workers, with the windows: {searched}")
-        log(f"  both searches in {both:.1f} s ({mb / both:.1f} MB/s, {job.workers} workers)")
+        log(f"  both searches in {both:.2f} s ({mb / both:.1f} MB/s, {job.workers} workers)")
     else:
-        log(f"  per-file search in {file_seconds:.1f} s: {searched}")
-        log(f"  both searches in {both:.1f} s ({mb / both:.1f} MB/s"
+        log(f"  per-file search in {file_seconds:.2f} s: {searched}")
+        log(f"  both searches in {both:.2f} s ({mb / both:.1f} MB/s"
             f"{', side by side' if concurrent_ok() else ''}; {cpu:.1f} s of CPU time)")
