@@ -43,10 +43,10 @@ over with half-overlapping windows.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from tfseti.dedoppler.scores import OFF_WINDOW
@@ -57,8 +57,6 @@ from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
 # Output channels per parallel job: its trees (6 panels x trees x T_pad rows x (CHUNK + 2 halo))
 # and its rate x channel work arrays stay within a few MB.
 CHUNK = 2048
-# Threads that clean runs of tiles of a block side by side (clean_band): the cores of this process.
-CLEAN_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,9 @@ def clean_band(block: np.ndarray, cfg, start: int, nchans: int, tile: int) -> np
     edges = inside - start
     # Tiles are cleaned independently, and most of the cleaning is numpy's medians, which release
     # the GIL: a few runs of whole tiles in threads use the cores the serial medians leave idle.
-    parts = min(CLEAN_THREADS, len(edges) - 1)
+    # As many as the process's Numba threads (its share of the cores: tfseti.scan.workers gives
+    # each worker process cores / N).
+    parts = min(numba.get_num_threads(), len(edges) - 1)
     if parts < 2:
         return clean(block, cfg, edges)[0]
     cuts = edges[np.linspace(0, len(edges) - 1, parts + 1).round().astype(int)]

@@ -58,15 +58,7 @@ _WHERE = {
     "time_flip_panels": "tta",
 }
 
-__all__ = ["ENSEMBLES", "LOAD_THREADS", "Prediction", "SIGNATURE_KEYS", "ServingModel", "TIME_FLIP_PANELS",
-           "TTA_MODES", "TestData", "check_ids", "check_tta", "ensemble", "fit_panels", "flip_variants",
-           "kaggle_test_data", "load_model", "main", "normalised_ranks", "open_test_data", "predict",
-           "predict_batch", "resolve_model_paths", "shard_files", "shard_test_data", "time_flip_panels",
-           "write_submission",
-           "RANDOM_OPS", "RANDOM_TTA", "RandomTta", "RandomTtaPlan", "apply_ops", "draw_ops", "parse_tta",
-           "plan_random_tta",
-           "STACKERS", "OofFeatures", "StackResult", "fit_stack", "oof_features", "parse_stack",
-           "read_oof_features", "run_features", "stack_runs", "write_stack_json"]
+__all__ = sorted([*_WHERE, "main"])
 
 
 def __getattr__(name):

@@ -250,22 +250,23 @@ def scan_and_search(job: ScanJob, index: int, cadence: ObservationCadence, plan:
 
     stop = threading.Event()     # the window stage failed (or was interrupted): stop between files
 
-    def files_alone():
+    def files_alone(own_handles: bool):
         start = time.perf_counter()
-        own = open_cadence(job.cadences[index], job.names[index])
+        source = open_cadence(job.cadences[index], job.names[index]) if own_handles else cadence
         try:
-            return search_files(own, plan, job.settings, stop), time.perf_counter() - start
+            return search_files(source, plan, job.settings, stop), time.perf_counter() - start
         finally:
-            own.close()
+            if own_handles:
+                source.close()
 
     if not concurrent_ok():
         start = time.perf_counter()
         rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
         seconds = time.perf_counter() - start
-        per_file, file_seconds = files_alone()
+        per_file, file_seconds = files_alone(own_handles=False)
         return rows, per_file, seconds, file_seconds
     with ThreadPoolExecutor(1, thread_name_prefix="per-file-search") as pool:
-        future = pool.submit(files_alone)
+        future = pool.submit(files_alone, True)
         start = time.perf_counter()
         try:
             rows = scan_cadence(cadence, plan, cfg, scorer, progress, clock)
