@@ -199,23 +199,19 @@ def family_aucs(truth, scores: dict, bootstrap: int = 1000, seed: int = 0) -> "p
 
 def format_table(table, runs=RUNS) -> str:
     """The side-by-side table: family, n, AUC of each run, difference (last run - first run) and
-    its bootstrap 95 % interval."""
-    def auc(value):
-        return "n/a" if math.isnan(value) else f"{value:6.4f}"
-
-    def signed(value):
-        return "n/a" if math.isnan(value) else f"{value:+7.4f}"
+    its bootstrap 95 % interval; an undefined value prints as ``tfseti.evaluate.fmt`` has it."""
+    from tfseti.evaluate import fmt, fmt_interval
 
     first, last = runs[0], runs[-1]
     header = (f"{'family':<8} {'n_pos':>5} {'n_neg':>5}  "
               + "  ".join(f"{'AUC ' + run:>12}" for run in runs) + f"  {'diff':>7}  {'diff 95% CI':>18}")
     lines = [header, "-" * len(header)]
     for row in table.to_dict("records"):
-        interval = ("n/a" if math.isnan(row["diff_low"])
-                    else f"[{signed(row['diff_low'])}, {signed(row['diff_high'])}]")
+        interval = fmt_interval(None if math.isnan(row["diff_low"])
+                                else (row["diff_low"], row["diff_high"]), 4, signed=True)
         lines.append(f"{row['family']:<8} {row['n_pos']:>5} {row['n_neg']:>5}  "
-                     + "  ".join(f"{auc(row[run]):>12}" for run in runs)
-                     + f"  {signed(row[last] - row[first]):>7}  {interval:>18}")
+                     + "  ".join(f"{fmt(row[run]):>12}" for run in runs)
+                     + f"  {fmt(row[last] - row[first], signed=True):>7}  {interval:>18}")
     return "\n".join(lines)
 
 

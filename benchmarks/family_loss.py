@@ -93,6 +93,7 @@ from tfseti.data.config import DedopplerConfig, ViewConfig
 from tfseti.dedoppler import window_scores as ws
 from tfseti.dedoppler.scores import OFF_WINDOW
 from tfseti.io.kaggle import OFF_PANELS, ON_PANELS
+from tfseti.metrics import is_defined, rank_auc
 
 ON = list(ON_PANELS)
 OFF = list(OFF_PANELS)
@@ -461,16 +462,6 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(head), "-" * len(line(head))] + [line(r) for r in rows])
 
 
-def auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
-    """ROC AUC of scores ``pos`` against ``neg`` (ties count a half)."""
-    if len(pos) == 0 or len(neg) == 0:
-        return None
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([pos, neg]))
-    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 def tables(result: dict, base: DedopplerConfig) -> dict[str, tuple[str, list[list]]]:
     """Every table: ``{title: (text, rows)}``."""
     pos, neg = result["positives"], result["negatives"]
@@ -563,8 +554,8 @@ def tables(result: dict, base: DedopplerConfig) -> dict[str, tuple[str, list[lis
     for label, recs in sets:
         cells = []
         for c in names:
-            value = auc(_pool(recs, "score", c), neg_scores[c])
-            cells.append("-" if value is None else f"{value:.3f}")
+            value = rank_auc(_pool(recs, "score", c), neg_scores[c])  # the project's one AUC
+            cells.append(f"{value:.3f}" if is_defined(value) else "-")
         rows.append([label, len(recs)] + cells)
     out[f"G. classical two_of_three AUC per group and kind of map ({len(neg)} negatives)"] = (
         _table(head, rows), rows)

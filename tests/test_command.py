@@ -73,14 +73,20 @@ def test_python_m_module(argv, orig, module):
     assert command.python_m_module(argv, orig) == module
 
 
-def test_only_a_python_m_of_our_modules_sets_up_the_console(monkeypatch):
+@pytest.mark.parametrize("packages", [(), ("tfrecords_tools",)], ids=["tfseti", "another-package"])
+def test_only_a_python_m_of_our_modules_sets_up_the_console(monkeypatch, packages):
+    """``import tfseti`` checks its own modules; a package of commands built on tfseti (the shard
+    programs) passes its own name from its ``__init__`` (tfseti names no such package)."""
     calls = []
     monkeypatch.setattr(command, "setup_console", lambda: calls.append(sys.argv[-1]))
-    for orig, ours in ((["python", "-m", "tfseti.scan"], True), (["python", "-m", "pytest"], False),
+    assert command.PACKAGES == ("tfseti",)
+    for orig, ours in ((["python", "-m", "tfseti.scan"], not packages),
+                       (["python", "-m", "pytest"], False),
                        (["python", "-m", "tfseti_plus"], False),
-                       (["python", "-m", "tfrecords_tools.verify"], True)):
+                       (["python", "-m", "tfrecords_tools_plus.x"], False),
+                       (["python", "-m", "tfrecords_tools.verify"], bool(packages))):
         monkeypatch.setattr(sys, "argv", ["-m"])
         monkeypatch.setattr(sys, "orig_argv", orig)
         calls.clear()
-        command.setup_python_m()
+        command.setup_python_m(*packages)
         assert bool(calls) is ours, orig

@@ -36,11 +36,37 @@ def _runnable(module: str) -> bool:
     return 'if __name__ == "__main__":' in Path(spec.origin).read_text()
 
 
+def _stage_module(argv: list[str]) -> str:
+    """The module a stage runs: ``python -m MODULE ...`` or ``python -m tfseti.cli COMMAND ...``
+    (the ``tfseti`` program, its own commands or those added through its entry points)."""
+    from tfseti.cli import COMMANDS, added_commands
+
+    module = argv[argv.index("-m") + 1]
+    if module != "tfseti.cli":
+        return module
+    name = argv[argv.index("-m") + 2]
+    added = added_commands()
+    assert name in COMMANDS or (name in added and added[name].problem is None), \
+        f"tfseti {name}: no such command (tfseti --help)"
+    return COMMANDS[name][0] if name in COMMANDS else added[name].module
+
+
 def test_every_stage_runs_a_command_module():
     # A module that lost its command line would pass as a stage that did nothing (exit 0).
     plan = demo.build_plan(Path("out"), 10, 4, 0, 2)
-    modules = [stage.argv[stage.argv.index("-m") + 1] for stage in plan.stages]
+    modules = [_stage_module(stage.argv) for stage in plan.stages]
     assert [m for m in modules if not _runnable(m)] == []
+
+
+def test_shard_stages_go_through_the_tfseti_program():
+    """convert and verify are the tfseti program's added commands: the demo runs them as a user
+    types them (``tfseti convert``) and names no module of the package that provides them."""
+    plan = demo.build_plan(Path("out"), 10, 4, 0, 2)
+    via_cli = [stage.argv[stage.argv.index("-m") + 2] for stage in plan.stages
+               if stage.argv[stage.argv.index("-m") + 1] == "tfseti.cli"]
+    assert via_cli == ["convert", "convert", "verify", "verify"]
+    assert [_stage_module(s.argv) for s in plan.stages if "tfseti.cli" in s.argv] == [
+        "tfrecords_tools.convert"] * 2 + ["tfrecords_tools.verify"] * 2
 
 
 def _scored_demo_folder(tmp_path, submission_ids=None):

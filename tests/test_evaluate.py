@@ -178,3 +178,35 @@ def test_snr_groups_values_or_quantile_bins():
     groups, _ = ev.snr_groups(np.linspace(10, 50, 20))
     assert len(groups) == 4 and groups[0][0].startswith("[10, ") and groups[-1][0].endswith("50]")
     assert sum(mask.sum() for _, mask in groups) == 20
+
+
+def test_one_auc_and_one_bootstrap_in_the_package_and_the_benchmarks():
+    """The AUC is tfseti.metrics' and the paired bootstrap tfseti.evaluate's: no other module of
+    tfseti/ or benchmarks/ ranks scores into an AUC itself (scipy's rankdata, scikit-learn's
+    roc_auc_score) or calls the bootstrap's batched AUC (a copy was left in a benchmark once)."""
+    import ast
+    import os
+
+    import tfseti
+
+    package = os.path.dirname(tfseti.__file__)
+    root = os.path.dirname(package)
+    allowed = {"rankdata": {"tfseti/metrics.py",
+                            "tfseti/predict/ensembles.py"},  # rank averaging, not an AUC
+               "roc_auc_score": set(), "rank_aucs": {"tfseti/metrics.py", "tfseti/evaluate.py"}}
+    found = []
+    for top in ("tfseti", "benchmarks"):
+        for folder, dirs, names in os.walk(os.path.join(root, top)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in (n for n in names if n.endswith(".py")):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, root).replace(os.sep, "/")
+                with open(path, encoding="utf-8") as handle:
+                    tree = ast.parse(handle.read())
+                used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+                used |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+                used |= {a.asname or a.name for n in ast.walk(tree)
+                         if isinstance(n, ast.ImportFrom) for a in n.names}
+                found += [f"{rel}: {what}" for what, where in allowed.items()
+                          if what in used and rel not in where]
+    assert found == []

@@ -12,12 +12,17 @@ Only the programs live here. Records follow ``tfseti.io.records`` (schema v1); s
 the manifest's names, reading and checks follow ``tfseti.io.shards`` (the names re-exported here);
 writing a shard folder (destination, atomic publication, checksums, sizing, fold and shard
 assignment, the manifest document) is ``tfseti.io.shard_writer``, which the pseudo-labeller uses
-too. This package depends on ``tfseti`` and nothing in ``tfseti`` imports it (the ``tfseti``
-command only names its programs).
+too. This package depends on ``tfseti`` and nothing in ``tfseti`` names it: the ``tfseti``
+command finds the three programs through the ``tfseti.commands`` entry points that
+``pyproject.toml`` registers (``tfseti.cli``).
 """
 
-import tfseti  # noqa: F401  first: `python -m tfrecords_tools.<x>` quiets TensorFlow (tfseti.command)
-from tfseti.io.shards import MANIFEST_NAME, PROGRESS_NAME, fold_pattern, parse_shard_name, shard_name
+from tfseti.command import setup_python_m
+
+setup_python_m(__name__)  # first: `python -m tfrecords_tools.<x>` quiets TensorFlow (tfseti.command)
+
+from tfseti.io.shards import (MANIFEST_NAME, PROGRESS_NAME, fold_pattern,  # noqa: E402
+                              parse_shard_name, shard_name)
 
 
 def convert(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""Snippet matching, the 1st place's "magic 2": dataset-level background removal before conversion.
+"""Background removal by matching overlapping snippets (the 1st place's "magic 2"), before conversion.
 
     python -m tfrecords_tools.snippet_matching --data DIR|gs://... --out DIR|gs://... \\
         [--splits train,test] [--min-confidence 0.9] [--min-overlap 16] [--workers 8] \\

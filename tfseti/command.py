@@ -18,10 +18,12 @@ and the common flags as argparse parent parsers. An entry point is::
   runs, and before TensorFlow is imported:
 
   - ``tfseti <x>`` (:mod:`tfseti.cli`): before the subcommand's module runs;
-  - ``python -m tfseti.<x>`` (or ``tfrecords_tools.<x>``): :func:`setup_python_m`, called by
-    ``import tfseti`` only while Python locates the ``-m`` module (``sys.argv[0] == "-m"``, as
-    the documentation of ``-m`` says), that is before the package ``__init__`` files of the
-    command run (``tfseti.predict``'s imports TensorFlow);
+  - ``python -m tfseti.<x>``: :func:`setup_python_m`, called by ``import tfseti`` only while
+    Python locates the ``-m`` module (``sys.argv[0] == "-m"``, as the documentation of ``-m``
+    says), that is before the package ``__init__`` files of the command run
+    (``tfseti.predict``'s imports TensorFlow). A package of other commands built on tfseti
+    (those added to ``tfseti`` through its entry points, :mod:`tfseti.cli`) calls
+    ``setup_python_m("its_package")`` from its ``__init__`` for its own ``python -m``;
   - :func:`run_command`, once more (a no-op after either).
 
   A plain ``import tfseti`` changes no global state (``tests/test_import_side_effects.py``).
@@ -48,7 +50,7 @@ from tfseti import console
 EXIT_REFUSED = 2
 """The exit code of a refusal (and of argparse's usage errors)."""
 
-PACKAGES = ("tfseti", "tfrecords_tools")
+PACKAGES = ("tfseti",)
 """``python -m`` of a module in these packages is a command (see :func:`setup_python_m`)."""
 
 
@@ -74,15 +76,16 @@ def python_m_module(argv: list[str] | None = None, orig_argv: list[str] | None =
     return name or None
 
 
-def is_command_module(name: str | None) -> bool:
-    """``name`` is a module of :data:`PACKAGES` (``tfseti.scan``, ``tfrecords_tools.convert``)."""
-    return bool(name) and name.split(".", 1)[0] in PACKAGES
+def is_command_module(name: str | None, packages: tuple[str, ...] = PACKAGES) -> bool:
+    """``name`` is a module of ``packages`` (of :data:`PACKAGES`: ``tfseti.scan``)."""
+    return bool(name) and name.split(".", 1)[0] in packages
 
 
-def setup_python_m() -> None:
-    """Set up the console when this process is ``python -m`` of a tfseti command (``import
-    tfseti`` calls this only while a ``-m`` module is being located)."""
-    if is_command_module(python_m_module()):
+def setup_python_m(*packages: str) -> None:
+    """Set up the console when this process is ``python -m`` of a module of ``packages``
+    (default :data:`PACKAGES`; ``import tfseti`` calls this only while a ``-m`` module is being
+    located). Another package of commands calls it with its own name from its ``__init__``."""
+    if is_command_module(python_m_module(), packages or PACKAGES):
         setup_console()
 
 

@@ -83,21 +83,22 @@ class DemoPlan:
 def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) -> DemoPlan:
     plan = DemoPlan(out=out, n_train=n_train, n_test=n_test, seed=seed, workers=workers)
     py = [sys.executable, "-m"]
+    tfseti = py + ["tfseti.cli"]  # the `tfseti` program: its added commands (convert, verify)
     plan.stages = [
         Stage("synthesise cadences (setigen, Kaggle layout, Kaggle-like SNR 10-50)", py + [
             "tfseti.synth", "--out", str(plan.data), "--n-train", str(n_train),
             "--n-test", str(n_test), "--positive-rate", "0.5", "--snr", SNR,
             "--seed", str(seed), "--workers", str(workers), "--overwrite"]),
         Stage("validate the dataset", py + ["tfseti.data.validate", str(plan.data), "--no-progress"]),
-        Stage("convert train to TFRecord shards (stratified folds)", py + [
-            "tfrecords_tools.convert", "--data", str(plan.data), "--out", str(plan.shards / "train"),
+        Stage("convert train to TFRecord shards (stratified folds)", tfseti + [
+            "convert", "--data", str(plan.data), "--out", str(plan.shards / "train"),
             "--split", "train", "--folds", str(FOLDS), "--seed", str(seed), "--shard-mb", "20",
             "--workers", str(workers)]),
-        Stage("convert test to TFRecord shards", py + [
-            "tfrecords_tools.convert", "--data", str(plan.data), "--out", str(plan.shards / "test"),
+        Stage("convert test to TFRecord shards", tfseti + [
+            "convert", "--data", str(plan.data), "--out", str(plan.shards / "test"),
             "--split", "test", "--shard-mb", "20", "--workers", str(workers)]),
-        Stage("verify the train shards", py + ["tfrecords_tools.verify", str(plan.shards / "train")]),
-        Stage("verify the test shards", py + ["tfrecords_tools.verify", str(plan.shards / "test")]),
+        Stage("verify the train shards", tfseti + ["verify", str(plan.shards / "train")]),
+        Stage("verify the test shards", tfseti + ["verify", str(plan.shards / "test")]),
         Stage("input pipeline: a few augmented, mixed batches of fold 0", py + [
             "tfseti.data.preview", str(plan.shards / "train"), "--fold", "0", "--view", "on",
             "--batch-size", "8", "--batches", "3"]),
