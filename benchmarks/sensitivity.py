@@ -13,9 +13,13 @@ tfseti.sensitivity`` measures it, printed as a Markdown table.
 2. **sensitivity**: ``python -m tfseti.sensitivity`` with ``--n`` signals, SNR ``--snr``, drift
    ``--drift``, width 1-50 Hz, families ``--families``, at the scan's default thresholds, with
    ``--model`` when given (``OUT/sensitivity``; resumable: rerun to finish).
-3. **table**: SNR50 / SNR90 per drift bin for each detector, the false alarms per MHz and the
-   controls rejected, from ``OUT/sensitivity/sensitivity.json``; printed and written to
-   ``OUT/table.md``.
+3. **table**: SNR50 / SNR90 per drift bin for each detector with their 95 % bootstrap
+   intervals (``value [lo, hi]``; ``> X``: not reached by the brightest planted signal), the
+   false alarms per MHz and the controls rejected, from ``OUT/sensitivity/sensitivity.json``;
+   printed and written to ``OUT/table.md``.
+
+``--model`` takes what ``python -m tfseti.scan`` takes: SavedModels or a trained run folder
+(every ``fold*/saved_model``); the window width is then the model's.
 """
 
 from __future__ import annotations
@@ -26,23 +30,14 @@ import os
 import time
 
 
-def _snr(entry: dict, key: str) -> str:
-    value, bound = entry[key], entry[f"{key}_bound"]
-    if value is not None:
-        return f"{value:.1f}"
-    return {"below": "< range", "above": "> range"}.get(bound, "n/a")
-
-
 def table(doc: dict) -> str:
-    """The Markdown table of a ``sensitivity.json`` document."""
+    """The Markdown table of a ``sensitivity.json`` document: SNR50 / SNR90 with their 95 %
+    intervals per drift bin (``tfseti.sensitivity.report.markdown_table``), then the false
+    alarms, the controls and the classical limits."""
+    from tfseti.sensitivity.report import markdown_table
+
     detectors = doc["detectors"]
-    head = "| drift (Hz/s) | planted | " + " | ".join(f"{d} SNR50 | {d} SNR90" for d in detectors) + " |"
-    lines = [head, "|" + "---|" * (2 + 2 * len(detectors))]
-    for row in doc["snr_thresholds"]:
-        drift = ("all" if row["drift_lo"] is None
-                 else f"{row['drift_lo']:+.2f}..{row['drift_hi']:+.2f}")
-        cells = [f"{_snr(row[d], 'snr50')} | {_snr(row[d], 'snr90')}" for d in detectors]
-        lines.append(f"| {drift} | {row['planted']} | " + " | ".join(cells) + " |")
+    lines = [markdown_table(doc)]
     alarms = doc["false_alarms"]
     lines.append("")
     lines.append(f"False alarms in {alarms['untouched_mhz']:.4f} MHz of untouched band: "
@@ -74,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--distance-pc", default="50")
     args = p.parse_args(argv)
 
+    from tfseti.io.atomic import write_text
     from tfseti.sensitivity.__main__ import main as sensitivity_main
 
     os.makedirs(args.out, exist_ok=True)
@@ -98,8 +94,7 @@ def main(argv=None) -> int:
         text = table(json.load(handle))
     text += f"\n\n({args.n} signals, {time.perf_counter() - start:.0f} s)\n"
     print(text)
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(text)
+    write_text(os.path.join(args.out, "table.md"), text)
     return 0
 
 

@@ -221,13 +221,14 @@ def test_nonfinite_samples_are_replaced_noted_and_flagged(blanked_cadence, capsy
 def test_unique_names_never_collide():
     names = unique_names([["a/x.h5"], ["b/x_2.h5"], ["c/x.h5"], ["d/X.fil"], ["e/hits.csv.h5"],
                           ["f/png.h5"], ["g/scan.json.fil"], ["h/index.html.h5"], ["i/.lock.h5"],
-                          ["j/y.partial.h5"], ["k/hits.csv_2.h5"]])
+                          ["j/y.partial.h5"], ["k/hits.csv_2.h5"], ["l/sensitivity.h5"]])
     assert names[:4] == ["x", "x_2", "x_3", "X_4"]        # X and x are one folder on macOS
     assert len({n.lower() for n in names}) == len(names)
     assert not any(n.lower() in RESERVED_NAMES or n.startswith(".") or n.endswith(".partial")
                    for n in names)
     # a generated name is never another cadence's stem: hits.csv -> not hits.csv_2 (taken)
-    assert names[4] == "hits.csv_3" and names[-1] == "hits.csv_2"
+    assert names[4] == "hits.csv_3" and names[-2] == "hits.csv_2"
+    assert names[-1] == "sensitivity_2"   # OUT/sensitivity is a sensitivity run's (scan page)
     assert unique_names([["a/x.h5"], ["c/x.h5"], ["b/x_2.h5"]]) == ["x", "x_3", "x_2"]
 
 

@@ -2,7 +2,8 @@
 integrations, chi^2 noise): planted intensities follow setigen's SNR convention at the data's
 own noise, the files are never changed, bright signals are all found by the classical search and
 signals far below its threshold never are, completeness rises with SNR beyond its intervals,
-ON+OFF controls are rejected, an interrupted run resumes to the same tables, and bad arguments
+SNR50 / SNR90 come with bootstrap intervals in sensitivity.json, the log's table and the scan's
+page, ON+OFF controls are rejected, an interrupted run resumes to the same tables, and bad arguments
 are one-line refusals that write nothing."""
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_bright_signals_are_found_and_faint_ones_are_not(run):
     bright = on[(on.snr >= 30) & (on.drift_hz_s.abs() > resolution)]
     assert len(bright) >= 8 and bright.found_classical.all(), bright
     assert on[on.snr >= 30].found_dedoppler.all()
-    faint = on[on.snr <= 6]                         # SNR50 is ~14 here
+    faint = on[on.snr <= 6]                         # SNR50 is ~11 here
     assert len(faint) >= 6
     assert not faint.found_classical.any() and not faint.found_dedoppler.any()
     found = on[on.found_classical]
@@ -154,7 +155,8 @@ def test_an_interrupted_run_resumes_to_the_same_tables(run, cadence, tmp_path, m
     assert not os.path.exists(os.path.join(out, "completeness.csv"))
     monkeypatch.setattr(sensitivity_run, "run_chunk", real)
     assert main(["--cadence", ",".join(cadence), "--out", out, *ARGS]) == 0
-    for name in ("completeness.csv", "controls.csv"):
+    # sensitivity.json too: its bootstrap intervals come from --seed alone
+    for name in ("completeness.csv", "controls.csv", "sensitivity.json"):
         assert open(os.path.join(out, name)).read() == open(os.path.join(run, name)).read()
     a, b = _plantings(out), _plantings(run)
     pd.testing.assert_frame_equal(a, b)
@@ -169,6 +171,7 @@ def test_an_interrupted_run_resumes_to_the_same_tables(run, cadence, tmp_path, m
     (["--controls", "0.95"], "--controls"),
     (["--drift", "-20:20"], "slots"),                # a track longer than the band
     (["--sefd", "-1"], "--sefd"),
+    (["--bootstrap", "20"], "--bootstrap"),
 ])
 def test_bad_arguments_are_one_line_refusals_that_write_nothing(cadence, tmp_path, capsys, extra,
                                                                 message):
@@ -184,3 +187,100 @@ def test_a_missing_file_is_refused(cadence, tmp_path, capsys):
     assert main(["--cadence", ",".join(paths), "--out", str(tmp_path / "o")]) == 2
     assert "gone.h5" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_thresholds_carry_their_intervals_into_the_log(run, cadence, tmp_path, capsys):
+    doc = json.load(open(os.path.join(run, "sensitivity.json")))
+    assert doc["bootstrap"]["resamples"] == 1000 and doc["bootstrap"]["seed"] == 3
+    lo, hi = doc["draws"]["snr"]
+    for row in doc["snr_thresholds"]:
+        for d in ("classical", "dedoppler"):
+            e = row[d]
+            for key in ("snr50", "snr90"):
+                if e[key] is None:             # outside the planted range: said so, no number
+                    assert e[f"{key}_bound"] in ("below", "above", None)
+                    continue
+                assert lo <= e[key] <= hi
+                # an interval end outside the planted range is "above" / "below", not a number
+                low = e[f"{key}_lo95"] if e[f"{key}_lo95"] is not None else lo
+                high = e[f"{key}_hi95"] if e[f"{key}_hi95"] is not None else hi
+                assert low <= e[key] <= high, (row["drift_lo"], d, key, e)
+                assert e[f"{key}_lo95_bound"] in (None, "below") and e[f"{key}_hi95_bound"] in (None, "above")
+    overall = doc["snr_thresholds"][-1]["classical"]
+    assert overall["snr90_lo95"] < overall["snr90"] < overall["snr90_hi95"]
+    # the figures the page shows, one per drift bin, named in sensitivity.json
+    assert doc["figures"]["by_drift"] == [f"completeness_drift_{j}.png" for j in range(3)]
+    for name in doc["figures"]["by_drift"]:
+        assert open(os.path.join(run, name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # a rerun (every chunk done) prints the table: value [lo, hi] per detector and drift bin
+    capsys.readouterr()
+    assert main(["--cadence", ",".join(cadence), "--out", run, *ARGS]) == 0
+    log = capsys.readouterr().out
+    from tfseti.sensitivity.stats import format_interval
+
+    cell = format_interval(overall, "snr90", (lo, hi))
+    assert "| classical SNR50 [lo, hi] | classical SNR90 [lo, hi] |" in log
+    assert f"| all | 60 | {format_interval(overall, 'snr50', (lo, hi))} | {cell} |" in log
+
+
+def _page_cells(page: str) -> dict:
+    import re
+
+    cells = {}
+    for m in re.finditer(r'<tr data-drift="([^"]*)">(.*?)</tr>', page):
+        for c in re.finditer(r'<td data-detector="(\w+)" data-key="(\w+)" data-value="([^"]*)" '
+                             r'data-value-bound="([^"]*)" data-lo95="([^"]*)" data-lo95-bound="([^"]*)" '
+                             r'data-hi95="([^"]*)" data-hi95-bound="([^"]*)">', m.group(2)):
+            cells[(m.group(1), c.group(1), c.group(2))] = c.groups()[2:]
+    return cells
+
+
+def test_the_scans_page_shows_the_sensitivity_run(run, cadence, tmp_path):
+    import re
+    import shutil
+
+    from tfseti.scan.__main__ import main as scan
+    from tfseti.sensitivity.report import drift_label
+
+    out = str(tmp_path / "scan")
+    assert scan(["--cadence", ",".join(cadence), "--out", out, "--no-progress"]) == 0
+    assert 'id="sensitivity"' not in open(os.path.join(out, "index.html")).read()
+    # the contract: a sensitivity run in OUT/sensitivity is on the page the scan writes
+    shutil.copytree(run, os.path.join(out, "sensitivity"))
+    assert scan(["--cadence", ",".join(cadence), "--out", out, "--no-progress"]) == 0
+    page = open(os.path.join(out, "index.html")).read()
+    assert 'id="sensitivity"' in page and "did not search" not in page
+    images = re.findall(r'<img src="(png/sensitivity_[^"]+)"', page)
+    assert len(images) == 3
+    for src in images:             # copied beside the page, the run's own figures
+        name = src.split("png/sensitivity_", 1)[1]
+        assert open(os.path.join(out, src), "rb").read() == open(os.path.join(run, name), "rb").read()
+    doc = json.load(open(os.path.join(run, "sensitivity.json")))
+    cells = _page_cells(page)
+    assert len(cells) == len(doc["snr_thresholds"]) * 2 * 2
+    for row in doc["snr_thresholds"]:
+        for d in ("classical", "dedoppler"):
+            for key in ("snr50", "snr90"):
+                shown = cells[(drift_label(row), d, key)]
+                for text, suffix in zip(shown[0::2], ("", "_lo95", "_hi95")):
+                    value = row[d][f"{key}{suffix}"]
+                    assert (text == "null") if value is None else float(text) == value
+                assert list(shown[1::2]) == [row[d][f"{key}{s}_bound"] or ""
+                                             for s in ("", "_lo95", "_hi95")]
+    alarms = re.search(r'<tr data-detector="classical"><td>classical</td><td>(\d+)</td>'
+                       r'<td data-metric="per_mhz" data-value="([^"]+)">', page)
+    assert int(alarms.group(1)) == doc["false_alarms"]["classical"]["count"]
+    assert float(alarms.group(2)) == doc["false_alarms"]["classical"]["per_mhz"]
+
+
+def test_a_sensitivity_run_of_other_files_is_flagged_and_a_missing_one_refused(run, tmp_path):
+    from tfseti.scan.page import write_page
+
+    out = str(tmp_path / "page")
+    os.makedirs(out)
+    with open(os.path.join(out, "scan.json"), "w") as handle:
+        json.dump({"cadences": [{"name": "x", "files": ["/elsewhere/x.h5"]}]}, handle)
+    page = open(write_page(out, [], sensitivity=run)).read()
+    assert 'id="sensitivity"' in page and "did not search" in page
+    with pytest.raises(FileNotFoundError, match="sensitivity: no sensitivity.json"):
+        write_page(out, [], sensitivity=str(tmp_path))

@@ -55,3 +55,26 @@ def test_the_model_is_measured_next_to_the_classical_search(cadence, oracle, tmp
     assert doc["detectors"] == ["classical", "dedoppler", "model", "both"]
     assert doc["false_alarms"]["model"]["count"] == 0
     assert doc["snr_thresholds"][-1]["model"]["snr90_bound"] == "below"     # all found
+
+
+@pytest.mark.slow
+def test_the_benchmark_measures_a_trained_run_folder(tmp_path_factory, worker_id, tmp_path, capsys):
+    """``benchmarks/sensitivity.py --model RUN``: a run folder as the trainer writes it (every
+    fold's SavedModel, ensembled as the scan does) is measured next to the classical searches,
+    and the table carries the model's columns with intervals."""
+    from report.report_helpers import shared_tiny_run
+
+    from benchmarks.sensitivity import main as bench
+
+    run = shared_tiny_run(tmp_path_factory, worker_id)["run"]
+    out = str(tmp_path / "bench")
+    assert bench(["--out", out, "--fchans", "8192", "--n", "4", "--model", run]) == 0
+    doc = json.load(open(os.path.join(out, "sensitivity", "sensitivity.json")))
+    assert doc["detectors"] == ["classical", "dedoppler", "model", "both"]
+    assert doc["settings"] and json.load(open(os.path.join(out, "sensitivity", "run.json")))["models"] \
+        == [os.path.abspath(os.path.join(run, f"fold{k}", "saved_model")) for k in range(2)]
+    t = pd.read_csv(os.path.join(out, "sensitivity", "plantings.csv"))
+    assert t.found_model.notna().all() and t.window_probability.between(0, 1).all()
+    table = open(os.path.join(out, "table.md")).read()
+    assert "| model SNR50 [lo, hi] | model SNR90 [lo, hi] |" in table
+    assert table.split("\n")[0] in capsys.readouterr().out

@@ -22,7 +22,7 @@ import numpy as np
 
 from tfseti.io.observations import ObservationCadence, open_cadence
 from tfseti.scan import outputs
-from tfseti.scan.page import PAGE, PNG_DIR
+from tfseti.scan.page import PAGE, PNG_DIR, SENSITIVITY_DIR
 from tfseti.scan.scoring import WindowScorer, classical_config
 from tfseti.scan.settings import ScanSettings
 from tfseti.scan.stream import read_group, read_groups
@@ -57,7 +57,8 @@ class ScanJob:
 
 # Names a cadence folder may not take: the scan's own top-level files (OUT/hits.csv next to
 # OUT/<cadence>/ ...). A first file named ``hits.csv.h5`` made the folder OUT/hits.csv.
-RESERVED_NAMES = (outputs.HITS_CSV, outputs.EVENTS_CSV, outputs.SCAN_JSON, PAGE, PNG_DIR)
+RESERVED_NAMES = (outputs.HITS_CSV, outputs.EVENTS_CSV, outputs.SCAN_JSON, PAGE, PNG_DIR,
+                  SENSITIVITY_DIR)
 
 
 def _reserved(name: str) -> bool:

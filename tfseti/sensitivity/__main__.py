@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distance of the target, pc: EIRP_min and CWTFM (none: not computed)")
     p.add_argument("--n-stars", type=positive_int, default=None,
                    help="stars of the survey for CWTFM (default: the number of cadences)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples of the SNR50 / SNR90 95 %% intervals, drawn from --seed "
+                        "(default 1000; only shapes the tables)")
     p.add_argument("--window-width", type=positive_int, default=256,
                    help="window channels when there is no model (else the model's)")
     g = p.add_argument_group("scan settings (tfseti.scan's flags and defaults)")
@@ -131,7 +134,8 @@ def job_from_args(args):
     return SensitivityJob(cadences, args.out, models=models, settings=settings, draws=draws, n=args.n,
                           seed=args.seed, controls=args.controls, empty=args.empty,
                           width=args.window_width, bins=args.bins, sefd=args.sefd,
-                          distance_pc=args.distance_pc, n_stars=args.n_stars)
+                          distance_pc=args.distance_pc, n_stars=args.n_stars,
+                          bootstrap=args.bootstrap)
 
 
 @command(ValueError, FileNotFoundError, FolderLocked)   # ObservationError is a ValueError

@@ -13,10 +13,18 @@
     a good search passes none);
 ``sensitivity.json``
     per detector: the false alarms per MHz of the untouched slots, SNR50 and SNR90 per drift
-    bin and over all drift rates, the controls' rejection, and the limits
-    (``tfseti.sensitivity.limits``) from each SNR90;
+    bin and over all drift rates, each with its 95 % bootstrap interval
+    (``tfseti.sensitivity.stats.snr_thresholds``; ``bootstrap`` says how it was drawn), the
+    controls' rejection, the limits (``tfseti.sensitivity.limits``) from each SNR90, and the
+    figures below (``figures``);
 ``completeness.png``
-    completeness against SNR per drift bin, each detector a panel.
+    completeness against SNR per drift bin, each detector a panel;
+``completeness_drift_<j>.png``
+    one per drift bin: the detectors side by side, each with its binned completeness, fitted
+    curve, and SNR50 / SNR90 with their intervals (what the scan's page shows,
+    ``tfseti.scan.page``).
+
+The table of SNR50 / SNR90 with intervals (:func:`markdown_table`) ends the run's log.
 
 Every file is written atomically; numbers that are undefined (an empty bin, an SNR90 outside
 the planted range) are empty cells and JSON ``null``, never NaN.
@@ -38,6 +46,10 @@ COMPLETENESS_CSV = "completeness.csv"
 CONTROLS_CSV = "controls.csv"
 SENSITIVITY_JSON = "sensitivity.json"
 COMPLETENESS_PNG = "completeness.png"
+DRIFT_PNG = "completeness_drift_{}.png"
+# The bootstrap's streams: SeedSequence(seed, spawn_key=(BOOTSTRAP_KEY, group)); the chunks'
+# are spawn_key=(chunk,) (tfseti.sensitivity.layout), so the two never share numbers.
+BOOTSTRAP_KEY = 0xB007
 DETECTORS = ("classical", "dedoppler", "model", "both")
 FLOAT_FORMAT = "%.10g"
 
@@ -98,22 +110,51 @@ def _write_csv(path: str, frame: pd.DataFrame) -> None:
         frame.to_csv(handle, index=False, float_format=FLOAT_FORMAT)
 
 
-def thresholds(table: pd.DataFrame, edges: dict, detectors, bounds) -> list[dict]:
-    """SNR50 / SNR90 per drift bin and over all drift rates (``drift_lo`` None), per detector."""
+def thresholds(table: pd.DataFrame, edges: dict, detectors, bounds, resamples: int,
+               seed: int) -> list[dict]:
+    """SNR50 / SNR90 with their 95 % intervals per drift bin and over all drift rates
+    (``drift_lo`` None), per detector (``tfseti.sensitivity.stats.snr_thresholds``); group
+    ``j``'s resamples come from ``(seed, j)`` alone: the same run, the same intervals."""
     drift_edges = edges["drift_hz_s"]
     index = stats.bin_index(table["drift_hz_s"], drift_edges) if len(table) else np.zeros(0, int)
     groups = [(drift_edges[j], drift_edges[j + 1], index == j) for j in range(len(drift_edges) - 1)]
     groups.append((None, None, np.ones(len(table), bool)))
     out = []
-    for lo, hi, sel in groups:
+    for j, (lo, hi, sel) in enumerate(groups):
         part = table[sel]
-        row = {"drift_lo": lo, "drift_hi": hi, "planted": int(len(part))}
-        for d in detectors:
-            fit = stats.snr_at(part["snr"], part[f"found_{d}"].astype(bool), bounds=bounds)
-            row[d] = {"snr50": fit[0.5][0], "snr50_bound": fit[0.5][1],
-                      "snr90": fit[0.9][0], "snr90_bound": fit[0.9][1]}
-        out.append(row)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(BOOTSTRAP_KEY, j)))
+        found = {d: part[f"found_{d}"].astype(bool).to_numpy() for d in detectors}
+        fits = stats.snr_thresholds(part["snr"].to_numpy(float), found, tuple(bounds), resamples, rng)
+        out.append({"drift_lo": lo, "drift_hi": hi, "planted": int(len(part)), **fits})
     return out
+
+
+def drift_label(row: dict) -> str:
+    return "all" if row["drift_lo"] is None else f"{row['drift_lo']:+.2f}..{row['drift_hi']:+.2f}"
+
+
+def threshold_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of the SNR50 / SNR90 table of a ``sensitivity.json`` document: each
+    cell ``value [lo, hi]`` (``tfseti.sensitivity.stats.format_interval``), a threshold the
+    planted signals never reach ``> max planted``."""
+    detectors = doc["detectors"]
+    bounds = tuple(doc["draws"]["snr"])
+    header = ["drift (Hz/s)", "planted"] + [f"{d} {k} [lo, hi]" for d in detectors
+                                            for k in ("SNR50", "SNR90")]
+    rows = []
+    for row in doc["snr_thresholds"]:
+        rows.append([drift_label(row), str(row["planted"])]
+                    + [stats.format_interval(row[d], k, bounds) for d in detectors
+                       for k in ("snr50", "snr90")])
+    return header, rows
+
+
+def markdown_table(doc: dict) -> str:
+    """The SNR50 / SNR90 table (:func:`threshold_rows`) in Markdown."""
+    header, rows = threshold_rows(doc)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def write(job, plans, docs: list[dict], has_model: bool, log=print) -> dict:
@@ -150,7 +191,7 @@ def write(job, plans, docs: list[dict], has_model: bool, log=print) -> dict:
                         "rejected": None if not len(controls) else (len(controls) - passed) / len(controls),
                         "rejected_lo95": lo, "rejected_hi95": hi}
 
-    by_drift = thresholds(on, edges, detectors, job.draws.snr)
+    by_drift = thresholds(on, edges, detectors, job.draws.snr, job.bootstrap, job.seed)
     channel_hz = abs(first.foff) * 1e6
     t_obs = first.rows * first.tsamp
     band = sorted((first.fch1, first.fch1 + first.nchans * first.foff))
@@ -170,31 +211,39 @@ def write(job, plans, docs: list[dict], has_model: bool, log=print) -> dict:
            "detectors": list(detectors),
            "false_alarms": {"untouched_mhz": mhz, **alarms},
            "controls": rejection, "snr_thresholds": by_drift,
+           "bootstrap": {"resamples": job.bootstrap, "seed": job.seed, "interval": stats.INTERVAL,
+                         "method": "percentile bootstrap over the planted signals of each drift "
+                                   "bin; Firth-penalized logistic fit in log SNR"},
            "limits": {"sefd_jy": sefd, "sefd_default": job.sefd is None, "n_pol": lim.N_POL,
                       "channel_hz": channel_hz, "t_obs_s": t_obs, "distance_pc": job.distance_pc,
                       "n_stars": n_stars, "bandwidth_hz": common["bandwidth_hz"],
                       "centre_hz": common["centre_hz"],
                       **{d: by_drift[-1][d]["limits"] for d in detectors}}}
     doc = finite_or_none(doc)
-    write_json(os.path.join(out, SENSITIVITY_JSON), doc)
+    doc["figures"] = {"completeness": None, "by_drift": []}
     try:
-        from tfseti.sensitivity.plot import completeness_png
+        from tfseti.sensitivity.plot import completeness_png, drift_bin_png
 
         completeness_png(os.path.join(out, COMPLETENESS_PNG), on, edges, detectors)
+        doc["figures"]["completeness"] = COMPLETENESS_PNG
+        for j, row in enumerate(by_drift[:-1]):
+            name = DRIFT_PNG.format(j)
+            drift_bin_png(os.path.join(out, name), on, edges, j, row, detectors,
+                          tuple(job.draws.snr))
+            doc["figures"]["by_drift"].append(name)
     except ImportError as err:      # matplotlib is optional: the tables are the result
-        log(f"no {COMPLETENESS_PNG}: {err}")
+        log(f"no figures: {err}")
+    # last, so that a sensitivity.json never names a figure that is not there yet
+    write_json(os.path.join(out, SENSITIVITY_JSON), doc)
+    bounds = tuple(job.draws.snr)
     for d in detectors:
         overall = by_drift[-1][d]
         a = alarms.get(d)
-        log(f"{d}: SNR50 {_fmt(overall['snr50'], overall['snr50_bound'])}, SNR90 "
-            f"{_fmt(overall['snr90'], overall['snr90_bound'])}"
+        log(f"{d}: SNR50 {stats.format_interval(overall, 'snr50', bounds)}, SNR90 "
+            f"{stats.format_interval(overall, 'snr90', bounds)}"
             + (f", {a['count']} false alarm(s) in {mhz:.4f} MHz" if a else "")
             + f", controls passed {rejection[d]['passed']}/{rejection[d]['planted']}")
+    log(markdown_table(doc))
     log(f"tables: {os.path.join(out, COMPLETENESS_CSV)}, {os.path.join(out, SENSITIVITY_JSON)}")
     return doc
 
-
-def _fmt(value, bound) -> str:
-    if value is not None:
-        return f"{value:.1f}"
-    return {"below": "below the planted range", "above": "above the planted range"}.get(bound, "undefined")

@@ -14,7 +14,8 @@ chunk files alone: the same table either way.
 
 ``OUT/run.json`` holds what the chunks depend on (files, models, scan settings, draws, seed); a
 rerun into a folder of another run is refused. The limits (``--sefd``, ``--distance-pc``,
-``--n-stars``) and ``--bins`` only shape the tables: change them and rerun, nothing is replanted.
+``--n-stars``), ``--bins`` and ``--bootstrap`` only shape the tables: change them and rerun,
+nothing is replanted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ RUN_JSON = "run.json"
 CHUNKS = "chunks"
 DEFAULT_WIDTH = 256
 FORMAT = 1
+MIN_BOOTSTRAP = 100
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SensitivityJob:
     sefd: float | None = None
     distance_pc: float | None = None
     n_stars: int | None = None
+    bootstrap: int = 1000                  # resamples of the SNR50 / SNR90 intervals
     names: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -81,6 +84,9 @@ class SensitivityJob:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"--{name.replace('_', '-')}: expected a finite number > 0, got {value!r}")
+        if not (isinstance(self.bootstrap, int) and self.bootstrap >= MIN_BOOTSTRAP):
+            # fewer resamples put the 2.5 % / 97.5 % order statistics at the extremes
+            raise ValueError(f"--bootstrap: expected an integer >= {MIN_BOOTSTRAP}, got {self.bootstrap!r}")
         if self.n_stars is not None and not (isinstance(self.n_stars, int) and self.n_stars >= 1):
             raise ValueError(f"--n-stars: expected an integer >= 1, got {self.n_stars!r}")
         if not self.names:
