@@ -42,6 +42,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+from tfseti.evaluate import fmt as fmt_auc
 from tfseti.io import fs as fsutil
 from tfseti.io.run_files import FOLD_DIR
 from tfseti.train import run_folder
@@ -356,16 +357,11 @@ class StagedDataset:
         return sum(size for _, size in self.files)
 
 
-def _fmt_auc(value) -> str:
-    return "undefined" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.4f}"
-
-
 def subtitle(run: RunToPublish) -> str:
     """20-80 characters: folds and the CV AUC (or the best fold AUC)."""
     folds = len(run.folds)
-    score = (f"CV AUC {_fmt_auc(run.cv_auc)}" if run.cv_auc is not None
-             else f"fold AUC {_fmt_auc(run.folds[0].best_val_auc)}" if folds == 1
+    score = (f"CV AUC {fmt_auc(run.cv_auc)}" if run.cv_auc is not None
+             else f"fold AUC {fmt_auc(run.folds[0].best_val_auc)}" if folds == 1
              else f"{folds} fold AUCs in README")
     text = f"tfseti SETI needle classifier, {folds} fold SavedModel{'s' * (folds > 1)}, {score}"
     return text[:SUBTITLE_LENGTH[1]]
@@ -378,8 +374,8 @@ def dataset_readme(run: RunToPublish, ref: str, title: str, include, input_shape
     config = run.folds[0].config
     model = (config.get("model") or {}).get("name", "?")
     view = (config.get("view") or {}).get("name", "?")
-    fold_lines = "\n".join(f"| fold{f.fold} | {_fmt_auc(f.best_val_auc)} |" for f in run.folds)
-    cv_line = (f"CV AUC (out-of-fold, {len(run.folds)} folds): **{_fmt_auc(run.cv_auc)}**"
+    fold_lines = "\n".join(f"| fold{f.fold} | {fmt_auc(f.best_val_auc)} |" for f in run.folds)
+    cv_line = (f"CV AUC (out-of-fold, {len(run.folds)} folds): **{fmt_auc(run.cv_auc)}**"
                if run.cv_auc is not None else f"CV AUC: not stated ({run.cv_note})" if run.cv_note
                else "One fold: its best validation AUC below.")
     on_only = ("\ncadence = cadence[:, [0, 2, 4]]  # this model takes the 3 ON panels"
