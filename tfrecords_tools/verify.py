@@ -256,19 +256,24 @@ def main(argv=None) -> int:
         parents=[workers_flag("shards checked in parallel"),
                  common_flags("storage_options", "no_progress")],
         description="Check TFRecord shards (local or gs://) against their manifest.json.")
-    parser.add_argument("path", help="shard prefix: local folder or URL (gs://bucket/prefix)")
+    parser.add_argument("paths", nargs="+", metavar="path",
+                        help="shard prefix: local folder or URL (gs://bucket/prefix); several are "
+                             "checked one after the other, in one process")
     parser.add_argument("--no-decode", action="store_true",
                         help="check existence, sizes and checksums only (no record decoding)")
     args = parser.parse_args(argv)
-    try:
-        report = verify(args.path, storage_options=args.storage_options, decode=not args.no_decode,
-                        workers=args.workers, progress=not args.no_progress)
-    except (OSError, ValueError) as err:
-        print(f"verify {args.path}: FAILED, cannot read the prefix: {err}", file=sys.stderr)
-        return 1
-    print(report.text(), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
-
+    failed = 0
+    for path in args.paths:
+        try:
+            report = verify(path, storage_options=args.storage_options, decode=not args.no_decode,
+                            workers=args.workers, progress=not args.no_progress)
+        except (OSError, ValueError) as err:
+            print(f"verify {path}: FAILED, cannot read the prefix: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(report.text(), file=sys.stdout if report.ok else sys.stderr)
+        failed += not report.ok
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     run_command(main)

@@ -39,6 +39,17 @@ def test_intact_shards_pass(copy, capsys):
     assert "OK, 40 records in 20 shards" in capsys.readouterr().out
 
 
+def test_several_folders_in_one_command_each_reported_and_any_failure_fails(copy, tmp_path,
+                                                                            capsys):
+    work, _ = copy
+    missing = str(tmp_path / "nowhere")
+    assert verify_main([work, work, "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("OK, 40 records in 20 shards") == 2
+    assert verify_main([missing, work, "--no-progress"]) == 1     # the rest still checked
+    captured = capsys.readouterr()
+    assert f"verify {missing}: FAILED" in captured.err and "OK, 40 records" in captured.out
+
+
 def test_missing_shard(copy, capsys):
     work, manifest = copy
     name = manifest["shards"][3]["name"]
