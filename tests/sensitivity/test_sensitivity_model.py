@@ -16,7 +16,6 @@ from harness import once_per_session
 from tfseti.sensitivity.__main__ import main
 from tfseti.synth.observation import write_observation_cadence
 
-pytest.importorskip("tensorflow")
 HELPERS = os.path.join(os.path.dirname(__file__), os.pardir, "scan", "scan_helpers.py")
 
 
