@@ -63,7 +63,7 @@ def completeness_png(path: str, on, edges: dict, detectors) -> str:
             xs, ys, lo, hi = _binned(on, f"found_{d}", snr_edges, d_index == j)
             if xs:
                 ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=3, capsize=2,
-                            label=f"{drift_edges[j]:+.2f}..{drift_edges[j + 1]:+.2f} Hz/s")
+                            label=f"{stats.drift_range(drift_edges[j], drift_edges[j + 1])} Hz/s")
         ax.set_xscale("log")
         ax.set_title(d)
         ax.set_xlabel("planted SNR (setigen)")
@@ -97,9 +97,8 @@ def drift_bin_png(path: str, on, edges: dict, j: int, row: dict, detectors,
         found = on[f"found_{d}"].to_numpy().astype(bool)[sel] if len(on) else np.zeros(0, bool)
         if 0 < found.sum() < len(found):
             # the curve the thresholds are read from (tfseti.sensitivity.stats.fit_logistic)
-            centre = float(np.median(np.log(snr)))
-            a, b = stats.fit_logistic(np.log(snr) - centre, found, np.ones((1, len(snr))))
-            z = a[0] + b[0] * (np.log(grid) - centre)
+            centre, a, b = stats.data_fit(np.log(snr), found)
+            z = a + b * (np.log(grid) - centre)
             ax.plot(grid, 0.5 * (1 + np.tanh(0.5 * z)), color="C0", lw=1.2, label="logistic fit")
         entry = row[d]
         for key, colour in (("snr50", "C1"), ("snr90", "C3")):
@@ -122,7 +121,8 @@ def drift_bin_png(path: str, on, edges: dict, j: int, row: dict, detectors,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right")
     axes[0][0].set_ylabel("completeness", fontsize=8)
-    fig.suptitle(f"drift {drift_edges[j]:+.2f}..{drift_edges[j + 1]:+.2f} Hz/s", fontsize=9)
+    fig.suptitle(f"drift {stats.drift_range(drift_edges[j], drift_edges[j + 1])} Hz/s",
+                 fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

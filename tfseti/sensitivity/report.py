@@ -130,7 +130,7 @@ def thresholds(table: pd.DataFrame, edges: dict, detectors, bounds, resamples: i
 
 
 def drift_label(row: dict) -> str:
-    return "all" if row["drift_lo"] is None else f"{row['drift_lo']:+.2f}..{row['drift_hi']:+.2f}"
+    return "all" if row["drift_lo"] is None else stats.drift_range(row["drift_lo"], row["drift_hi"])
 
 
 def threshold_rows(doc: dict) -> tuple[list[str], list[list[str]]]:

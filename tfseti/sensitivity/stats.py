@@ -137,6 +137,21 @@ def fit_logistic(x, found, weights, start: tuple[float, float] = (0.0, 1.0)
     return a, b
 
 
+def data_fit(x, found) -> tuple[float, float, float]:
+    """The data's own curve in ``x`` = log SNR: ``(centre, a, b)``, ``P(found) = 1 / (1 +
+    exp(-(a + b (x - centre))))`` (:func:`fit_logistic`), ``centre`` the median of ``x``
+    (conditioning). The thresholds are read from it, and the figures draw it."""
+    x = np.asarray(x, float)
+    centre = float(np.median(x))
+    a, b = fit_logistic(x - centre, found, np.ones((1, len(x))))
+    return centre, float(a[0]), float(b[0])
+
+
+def drift_range(lo: float, hi: float) -> str:
+    """A drift bin as tables and figures name it: ``-0.50..-0.25`` (Hz/s)."""
+    return f"{lo:+.2f}..{hi:+.2f}"
+
+
 def _crossings(x, found, weights, levels) -> np.ndarray:
     """``log SNR`` where each row's fitted curve crosses each level, ``(rows, levels)``: ``-inf``
     for a row that finds every signal it holds, ``+inf`` for one that finds none or whose curve
@@ -155,9 +170,9 @@ def _crossings(x, found, weights, levels) -> np.ndarray:
         start = (0.0, 1.0)
         if mixed.sum() > 1 and 0 < y.sum() < len(y):
             # resamples lie near the data's own fit: starting there saves most of the iterations
-            a0, b0 = fit_logistic(x - centre, y, np.ones((1, len(x))))
-            if np.isfinite(a0[0]) and np.isfinite(b0[0]):
-                start = (float(a0[0]), float(b0[0]))
+            _, a0, b0 = data_fit(x, y)
+            if np.isfinite(a0) and np.isfinite(b0):
+                start = (a0, b0)
         a, b = fit_logistic(x - centre, y, w[mixed], start)
         rising = np.isfinite(a) & np.isfinite(b) & (b > 0)
         for i, q in enumerate(levels):
