@@ -108,7 +108,8 @@ def test_module_entry_point_reports_bad_config_in_a_fresh_process():
     assert "train.loss = 'ce2' needs 2 logit(s): set model.options.head = 'two_class'" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["cpu_demo", "cpu", "b0_tpu", "k1_style", "k2_style", "k3_style"])
+@pytest.mark.parametrize("name", ["cpu_demo", "cpu", "b0_tpu", "dedoppler_b0", "k1_style", "k2_style",
+                                  "k3_style"])
 def test_shipped_recipes_load(name):
     args = cli.parse_args(["--config", f"configs/{name}"])
     run = cli.resolve_run(args)

@@ -31,14 +31,13 @@ def _small_net(input_shape):
     return keras.Model(image, keras.layers.Dense(1, dtype="float32")(x))
 
 
-def test_train_step_with_augment_and_mixup_compiles_with_xla_under_mixed_bfloat16():
+def _step_lowers_to_xla_in_bfloat16(view, augment, mixup, shape) -> str:
+    """Fit two steps of a small net behind the given augmenter under mixed_bfloat16 with XLA, and
+    return the whole step's HLO (view, augmentation, mixup, forward, backward, update)."""
     import numpy as np
     import tensorflow as tf
 
-    from tfseti.data.config import AugmentConfig
     from tfseti.data.augmenter import Augmenter
-    from tfseti.data.config import MixupConfig
-    from tfseti.data.config import ViewConfig
     from tfseti.data.views import view_shape
     from tfseti.train.losses import make_loss
     from tfseti.train.optim import make_optimizer
@@ -47,23 +46,41 @@ def test_train_step_with_augment_and_mixup_compiles_with_xla_under_mixed_bfloat1
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        view = ViewConfig(name="on", resize=(16, 16))
-        augmenter = Augmenter(view, AugmentConfig(vflip_p=0.5, off_shuffle_p=0.5),
-                              MixupConfig(mixup_p=0.5))
-        model = CadenceClassifier(_small_net(view_shape(view, 6, 8, 16)), augmenter)
+        augmenter = Augmenter(view, augment, mixup)
+        model = CadenceClassifier(_small_net(view_shape(view, *shape[1:])), augmenter)
         train = TrainConfig(epochs=1)
         model.compile(optimizer=make_optimizer(train, 2), loss=make_loss(train), jit_compile=True)
         rng = np.random.default_rng(0)
-        batch = {"cadence": tf.constant(rng.standard_normal((4, 6, 8, 16)), tf.float16),
-                 "target": tf.constant([0.0, 1.0, 0.0, 1.0])}
+        batch = {"cadence": tf.constant(rng.standard_normal(shape), tf.bfloat16),
+                 "target": tf.constant([0.0, 1.0] * (shape[0] // 2))}
         history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(2), epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
         assert int(model.optimizer.iterations) == 2
-        # The whole step (view, augmentation, mixup, forward, backward, update) lowers to XLA,
-        # with the network's compute in bfloat16.
-        step = tf.function(model.train_step, jit_compile=True)
-        hlo = step.experimental_get_compiler_ir(batch)(stage="hlo")
-        assert "bf16" in hlo and "convolution" in hlo
         assert model.net.layers[1].compute_dtype == "bfloat16"
+        step = tf.function(model.train_step, jit_compile=True)
+        return step.experimental_get_compiler_ir(batch)(stage="hlo")
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_train_step_with_augment_and_mixup_compiles_with_xla_under_mixed_bfloat16():
+    from tfseti.data.config import AugmentConfig, MixupConfig, ViewConfig
+
+    hlo = _step_lowers_to_xla_in_bfloat16(
+        ViewConfig(name="on", resize=(16, 16)), AugmentConfig(vflip_p=0.5, off_shuffle_p=0.5),
+        MixupConfig(mixup_p=0.5), (4, 6, 8, 16))
+    assert "bf16" in hlo and "convolution" in hlo
+
+
+def test_the_accelerator_recipe_on_the_maps_makes_them_inside_the_xla_step():
+    """dedoppler_b0 as shipped (its maps, needle injection and flips; a small net in place of
+    EfficientNet-B0, whose own bfloat16 XLA step tests/models covers): the maps are made on the
+    accelerator, inside the one compiled step, from bfloat16 cadences of the Kaggle shape."""
+    from tfseti.train.run_config import load_run_config
+
+    run = load_run_config("dedoppler_b0")
+    assert run.augment.augment_on == "device" and run.train.jit_compile
+    assert run.data.cadence_dtype == "bfloat16" and not run.data.with_ids
+    assert run.augment.inject.p > 0
+    hlo = _step_lowers_to_xla_in_bfloat16(run.view, run.augment, run.mixup, (2, 6, 273, 256))
+    assert "bf16" in hlo and "convolution" in hlo and "fft" in hlo   # the maps' FFT shift-and-sum
