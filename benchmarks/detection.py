@@ -77,6 +77,7 @@ class Settings:
     tiny: bool = False
     data_from: str | None = None
     tta: str = "flips"
+    data_only: bool = False
 
     @property
     def root(self) -> Path:
@@ -153,6 +154,12 @@ TINY = {"n_train": 60, "n_test": 40, "bootstrap": 50,
                       "view.dedoppler.drifts=9", "data.shuffle_buffer=64")}
 
 
+# The easy setting (``--easy``, for ``benchmarks/recipe_check.py --easy``): bright needles only, and
+# many of them, so that a recipe that cannot reach a high validation AUC here cannot learn at all,
+# whatever its size. The test set keeps every family, at the two bright SNR bins.
+EASY = {"n_train": 10000, "train_snr": "20:50", "test_snrs": (20.0, 40.0)}
+
+
 def config_path(config: str) -> str:
     """The recipe file ``--config`` names (a shipped recipe's name or a path): what the trainer
     will read, written in full into the stage's command line."""
@@ -194,6 +201,8 @@ def build_stages(s: Settings) -> list[Stage]:
             "tfseti.dedoppler", str(s.train_data), "--split", "train", "--background", background,
             "--out", str(s.classical("train", background)), "--no-progress"])
         for background in BACKGROUNDS]
+    if s.data_only:
+        return data + classical
     return model if s.data_from else data + model + classical
 
 
@@ -315,6 +324,13 @@ def parse_args(argv=None) -> Settings:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bootstrap", type=int)
     parser.add_argument("--tiny", action="store_true", help="toy sizes: checks the plumbing only")
+    parser.add_argument("--easy", action="store_true",
+                        help=f"the easy data: {EASY['n_train']} train cadences at SNR "
+                             f"{EASY['train_snr'].replace(':', '-')}, test SNR bins "
+                             f"{', '.join(f'{v:g}' for v in EASY['test_snrs'])} (--tiny keeps its sizes)")
+    parser.add_argument("--data-only", action="store_true",
+                        help="make the data, shards and classical searches, train nothing: a run "
+                             "for --data-from")
     parser.add_argument("--tta", type=_tta, default="flips",
                         help="the model's test-time augmentation: flips (default), none (for a model "
                              "flip TTA refuses, e.g. view 'all' with the OFF-median background) or "
@@ -325,7 +341,10 @@ def parse_args(argv=None) -> Settings:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides passed to tfseti.train")
     args = parser.parse_args(argv)
-    values = dict(TINY) if args.tiny else {}
+    if args.data_from and (args.easy or args.data_only):
+        parser.error("--data-from takes the data of another run: not with --easy or --data-only")
+    values = dict(EASY) if args.easy else {}
+    values.update(TINY if args.tiny else {})
     values["overrides"] = tuple(values.get("overrides", ())) + tuple(args.overrides)
     for key in ("n_train", "n_test", "bootstrap", "seed"):
         if getattr(args, key) is not None:
@@ -339,7 +358,38 @@ def parse_args(argv=None) -> Settings:
                              f"{args.data_from} was made with {theirs[key]}")
         values.update(theirs)
     return Settings(out=args.out, config=args.config, workers=args.workers, tiny=args.tiny,
-                    data_from=args.data_from, tta=args.tta, **values)
+                    data_from=args.data_from, tta=args.tta, data_only=args.data_only, **values)
+
+
+def write_settings(s: Settings, stages: list[Stage], timings: dict, seconds: float) -> None:
+    """``settings.json``, written last and atomically: a run without it is unfinished
+    (``--data-from`` refuses it)."""
+    from tfseti.io.atomic import write_json
+
+    settings = {**asdict(s), "stages": [{"name": st.name, "argv": st.argv} for st in stages],
+                "seconds": timings, "total_seconds": seconds}
+    write_json(str(s.root / "settings.json"), settings, default=str)
+
+
+def chosen_lines(chosen: dict) -> str:
+    """The background each classical score chose, with both backgrounds' train AUCs."""
+    lines = []
+    for score, c in chosen.items():
+        aucs = ", ".join(f"{b} {evaluate.fmt(v)}" for b, v in c["train_auc"].items())
+        lines.append(f"classical {score}: background {c['background']} (train AUC {aucs})")
+    return "\n".join(lines)
+
+
+def _data_only_summary(s: Settings, stages: list[Stage], timings: dict, chosen: dict,
+                       seconds: float) -> int:
+    write_settings(s, stages, timings, seconds)
+    test = read_split_truth(s.test_data, "test")
+    print("\n== detection benchmark data (no model trained) ==")
+    print(f"train: {s.n_train} cadences at SNR {s.train_snr}; test: {len(test)} cadences "
+          f"({int(test.target.sum())} needles) at SNR {', '.join(f'{v:g}' for v in s.test_snrs)}")
+    print(chosen_lines(chosen))
+    print(f"\ncompare recipes on it: python -m benchmarks.detection --data-from {s.root} --config NAME")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -359,24 +409,22 @@ def main(argv=None) -> int:
         for i, background in enumerate(backgrounds, len(stages) + 1):
             stage = test_stage(s, background)
             timings[stage.name] = run_stage(i, total, stage)
+    if s.data_only:
+        return _data_only_summary(s, stages, timings, chosen, time.perf_counter() - start)
     truth, scores = score_table(s, chosen)
     history = epoch_history(s)
     rows = compare(truth, scores, s.bootstrap, s.seed)
     scorers = list(scores)
     table = format_table(rows, scorers)
     behind = verdict(rows, scorers)
-    settings = {**asdict(s), "stages": [{"name": st.name, "argv": st.argv} for st in stages],
-                "seconds": timings, "total_seconds": time.perf_counter() - start}
-    (s.root / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
+    write_settings(s, stages, timings, time.perf_counter() - start)
     (s.root / "results.json").write_text(json.dumps(
         {"rows": rows, "classical_background": chosen, "behind": behind, "val_auc_by_epoch": history},
         indent=2))
     print("\n== detection benchmark ==")
     print(f"test set: {len(truth)} cadences ({int(truth.target.sum())} needles), families "
           f"{', '.join(TEST_FAMILIES)} (train: {', '.join(TRAIN_FAMILIES)}); recipe {s.config_name}")
-    for score, c in chosen.items():
-        aucs = ", ".join(f"{b} {evaluate.fmt(v)}" for b, v in c["train_auc"].items())
-        print(f"classical {score}: background {c['background']} (train AUC {aucs})")
+    print(chosen_lines(chosen))
     train_seconds = next(v for k, v in timings.items() if k.startswith("train "))
     print(f"training wall time: {train_seconds:.0f} s")
     print("validation AUC by epoch (fold 0): " + " ".join(f"{v:.3f}" for v in history) + "\n")

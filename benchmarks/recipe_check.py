@@ -5,7 +5,7 @@ detection benchmark's data.
     python -m benchmarks.recipe_check --data-from runs/detection --out runs/recipe_check
     python -m benchmarks.recipe_check --data-from runs/detection --recipes k1_style,k3_style
 
-``b0_tpu``, ``k1_style``, ``k2_style`` and ``k3_style`` are sized for a TPU or a big GPU (full
+``b0_tpu``, ``k1_style`` ... ``k4_style`` and ``dedoppler_b0`` are sized for a TPU or a big GPU (full
 resolution, EfficientNet-B3/B5/V2-S, ImageNet weights, 20 epochs). Here each keeps what makes it
 that recipe (its view, augmentation, mixup, pooling, loss, optimiser and schedule) and changes only
 what a CPU cannot afford; ``SCALE_DOWN`` lists every change and why. Each recipe is then one
@@ -16,6 +16,14 @@ run already made.
 What this shows is that the recipe *learns* (validation AUC well above 0.5 and rising over the
 epochs) and where it stands against the classical search at this size. It is not the recipe's
 accuracy at full size: that needs the accelerator. Prints one table and writes ``summary.json``.
+
+``--easy`` checks the recipes on easy data instead: 10,000 cadences with needles at SNR 20-50
+(``benchmarks/detection.py --easy --data-only``, made once into ``OUT/easy_data`` and reused by
+every later ``--easy`` run with that ``--out``). A recipe that does not reach a high validation
+AUC there within ``EASY_MINUTES`` of training does not learn, whatever its size: a bug to find, or
+a setting to name.
+
+    python -m benchmarks.recipe_check --easy --out runs/recipe_easy --recipes b0_tpu
 """
 
 from __future__ import annotations
@@ -53,12 +61,20 @@ SCALE_DOWN = {
     # ON view at 512 x 256 -> 128 x 64; NF-RegNet-B1 kept (NF-RegNet-B0 trained at 23.5 img/s on
     # 2 cores at this size, model_bench.py without XLA)
     "k4_style": ("view.resize=[128, 64]",),
+    # the de-Doppler maps are 65 x 256 x 6 already: only COMMON's changes (no ImageNet weights,
+    # float32, no XLA, batch 16); EfficientNet-B0 at stem stride (1, 1) is kept
+    "dedoppler_b0": (),
 }
 
 # Test-time augmentation per recipe (default flips). k2_style's six-panel view with the OFF-median
 # background has no flip of the raw cadences equal to its training time flip (tfseti.predict
 # refuses flip TTA for it).
 TTA = {"k2_style": "none"}
+
+
+# The easy check's bar (issue: every accelerator recipe, scaled down, learns the easy data): a
+# validation AUC of at least EASY_AUC within EASY_MINUTES of training on 2 cores.
+EASY_AUC, EASY_MINUTES = 0.90, 45
 
 
 def overrides(recipe: str) -> tuple[str, ...]:
@@ -84,6 +100,29 @@ def run_recipe(recipe: str, data_from: str, out: Path, extra: tuple[str, ...] = 
             "val_auc_by_epoch": results["val_auc_by_epoch"], "rows": results["rows"]}
 
 
+def easy_data(out: Path, tiny: bool = False) -> str:
+    """The easy data run in ``out/easy_data``: made once (``detection.py --easy --data-only``), then
+    reused while its ``settings.json`` (written last) is there."""
+    root = out / "easy_data"
+    if (root / "settings.json").is_file():
+        print(f"easy data: {root} (made before)", flush=True)
+        return str(root)
+    argv = ["--easy", "--data-only", "--out", str(root)] + (["--tiny"] if tiny else [])
+    print(f"\n######## easy data: python -m benchmarks.detection {' '.join(argv)}", flush=True)
+    if detection.main(argv) != 0:
+        raise SystemExit("recipe_check: making the easy data failed")
+    return str(root)
+
+
+def easy_verdict(run: dict) -> str:
+    """Whether a recipe met the easy check's bar, in words."""
+    best = max((v for v in run["val_auc_by_epoch"] if v is not None), default=None)
+    minutes = run["train_seconds"] / 60
+    met = best is not None and best >= EASY_AUC and minutes <= EASY_MINUTES
+    return (f"{run['recipe']}: best validation AUC {fmt(best, 3)} in {minutes:.0f} min of training: "
+            f"{'meets' if met else 'MISSES'} the bar (>= {EASY_AUC} within {EASY_MINUTES} min)")
+
+
 def format_summary(runs: list[dict]) -> str:
     """One line per recipe: validation AUC by epoch, test AUC overall and at each SNR bin, and the
     best classical score's overall test AUC on the same test set."""
@@ -104,8 +143,13 @@ def format_summary(runs: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_check",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--data-from", required=True, metavar="DIR",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data-from", metavar="DIR",
                         help="a finished benchmarks/detection.py run (its data and classical scores)")
+    source.add_argument("--easy", action="store_true",
+                        help=f"the easy data (SNR 20-50, {detection.EASY['n_train']} cadences), made "
+                             f"once into OUT/easy_data; the bar: validation AUC >= {EASY_AUC} within "
+                             f"{EASY_MINUTES} min of training")
     parser.add_argument("--out", default="runs/recipe_check")
     parser.add_argument("--recipes", default=",".join(SCALE_DOWN),
                         help=f"comma-separated, from {', '.join(SCALE_DOWN)}")
@@ -120,10 +164,13 @@ def main(argv=None) -> int:
         parser.error(f"--recipes: unknown {unknown}; expected names from {list(SCALE_DOWN)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [run_recipe(r, args.data_from, out, tuple(args.overrides), args.tiny) for r in recipes]
+    data_from = easy_data(out, args.tiny) if args.easy else args.data_from
+    runs = [run_recipe(r, data_from, out, tuple(args.overrides), args.tiny) for r in recipes]
     (out / "summary.json").write_text(json.dumps(runs, indent=2))
-    print("\n== accelerator recipes, scaled down to 2 CPU cores ==")
+    print("\n== accelerator recipes, scaled down to 2 CPU cores" + (" (easy data) ==" if args.easy else " =="))
     print(format_summary(runs))
+    if args.easy:
+        print("\n".join(easy_verdict(run) for run in runs))
     print(f"\nsummary: {out / 'summary.json'}")
     return 0
 

@@ -101,7 +101,8 @@ def test_data_from_refuses_unfinished_mismatched_or_second_hand_runs(tmp_path, c
 def test_recipe_scale_downs_load_and_keep_each_recipe(tmp_path):
     from tfseti.train.run_config import load_run_config
 
-    assert set(recipe_check.SCALE_DOWN) == {"b0_tpu", "k1_style", "k2_style", "k3_style", "k4_style"}
+    assert set(recipe_check.SCALE_DOWN) == {"b0_tpu", "k1_style", "k2_style", "k3_style", "k4_style",
+                                            "dedoppler_b0"}
     for recipe in recipe_check.SCALE_DOWN:
         full, small = load_run_config(recipe), load_run_config(recipe, recipe_check.overrides(recipe))
         assert small.model.options.weights is None and not small.train.jit_compile
@@ -112,7 +113,8 @@ def test_recipe_scale_downs_load_and_keep_each_recipe(tmp_path):
         assert small.model.options.pooling == full.model.options.pooling
         assert small.model.options.triplet_attention == full.model.options.triplet_attention
         # the findings of the cpu recipe that carry over: OFF-median background, every needle family
-        assert full.view.background == "off_median"
+        maps = full.view.name == "dedoppler"   # the maps remove their own background
+        assert (full.view.dedoppler.background if maps else full.view.background) == "off_median"
         assert set(full.augment.inject.families) == {"linear", "squared", "sine", "pulsed", "broad"}
     with pytest.raises(SystemExit):
         recipe_check.main(["--data-from", str(tmp_path), "--recipes", "k9_style"])
@@ -173,17 +175,42 @@ def test_tiny_benchmark_runs_every_stage(tiny_run):
     assert set(train_truth.family.dropna()) <= set(bench.TRAIN_FAMILIES)
 
 
+def test_the_easy_data_is_bright_needles_and_trains_nothing(tmp_path):
+    s = bench.parse_args(["--easy", "--data-only", "--out", str(tmp_path / "easy")])
+    assert (s.n_train, s.train_snr, s.test_snrs) == (10000, "20:50", (20.0, 40.0))
+    stages = bench.build_stages(s)
+    assert [st.argv[2] for st in stages] == ["tfseti.synth", "tfseti.synth", "tfrecords_tools.convert",
+                                             "tfseti.dedoppler", "tfseti.dedoppler"]
+    train_synth, test_synth = (st.argv for st in stages[:2])
+    assert train_synth[train_synth.index("--snr") + 1] == "20:50"
+    assert test_synth[test_synth.index("--snr") + 1] == "20,40"
+    assert train_synth[train_synth.index("--n-train") + 1] == "10000"
+    tiny = bench.parse_args(["--easy", "--tiny", "--data-only", "--out", str(tmp_path / "t")])
+    assert (tiny.n_train, tiny.train_snr) == (bench.TINY["n_train"], "20:50")
+    with pytest.raises(SystemExit):   # another run's data is not made again
+        bench.parse_args(["--easy", "--data-from", str(tmp_path)])
+
+
 @pytest.mark.slow
-def test_recipe_check_trains_only_the_recipe_on_the_runs_data(tiny_run, tmp_path, capsys):
-    # an accelerator recipe, scaled down, on the same data: only its training and prediction run
-    out, _ = tiny_run
+def test_recipe_check_on_the_easy_data_makes_it_once_and_trains_only_the_recipe(tmp_path, capsys):
+    # an accelerator recipe, scaled down, on the easy data made for it (no model trained there)
     checks = tmp_path / "checks"
-    assert recipe_check.main(["--tiny", "--data-from", str(out), "--out", str(checks),
+    assert recipe_check.main(["--tiny", "--easy", "--out", str(checks),
                               "--recipes", "k2_style", "view.resize=[48, 32]",
                               "model.name=plain_cnn_s"]) == 0
     printed = capsys.readouterr().out
-    assert "== accelerator recipes, scaled down to 2 CPU cores ==" in printed and "k2_style" in printed
-    assert "synthesise" not in printed and "classical search" not in printed
+    assert "== detection benchmark data (no model trained) ==" in printed
+    easy = checks / "easy_data"
+    assert not (easy / "runs").exists() and not (easy / "results.json").exists()
+    settings = json.loads((easy / "settings.json").read_text())
+    assert settings["data_only"] and settings["train_snr"] == "20:50"
+    train_truth = pd.read_csv(easy / "data" / "train_set" / "truth.csv")
+    assert train_truth.snr.dropna().between(20, 50).all()
+    assert set(pd.read_csv(easy / "data" / "test_set" / "truth.csv").snr.dropna()) <= {20.0, 40.0}
+    assert "== accelerator recipes, scaled down to 2 CPU cores (easy data) ==" in printed
+    assert "k2_style: best validation AUC" in printed and "the bar (>= 0.9 within 45 min)" in printed
+    assert recipe_check.easy_data(checks) == str(easy)            # made once, then reused
+    assert "(made before)" in capsys.readouterr().out
     summary = json.loads((checks / "summary.json").read_text())
     assert [r["recipe"] for r in summary] == ["k2_style"] and len(summary[0]["val_auc_by_epoch"]) == 1
     assert "model.name=efficientnet_b0" in summary[0]["overrides"]
