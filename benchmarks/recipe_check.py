@@ -105,6 +105,11 @@ def easy_data(out: Path, tiny: bool = False) -> str:
     reused while its ``settings.json`` (written last) is there."""
     root = out / "easy_data"
     if (root / "settings.json").is_file():
+        made = json.loads((root / "settings.json").read_text())
+        if bool(made.get("tiny")) != tiny or made.get("train_snr") != detection.EASY["train_snr"]:
+            raise SystemExit(f"recipe_check: {root} holds {'toy' if made.get('tiny') else 'full'}-size "
+                             f"data at SNR {made.get('train_snr')}, not the {'toy' if tiny else 'full'}"
+                             f"-size easy data asked for; choose another --out")
         print(f"easy data: {root} (made before)", flush=True)
         return str(root)
     argv = ["--easy", "--data-only", "--out", str(root)] + (["--tiny"] if tiny else [])

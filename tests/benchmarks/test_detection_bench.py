@@ -209,8 +209,10 @@ def test_recipe_check_on_the_easy_data_makes_it_once_and_trains_only_the_recipe(
     assert set(pd.read_csv(easy / "data" / "test_set" / "truth.csv").snr.dropna()) <= {20.0, 40.0}
     assert "== accelerator recipes, scaled down to 2 CPU cores (easy data) ==" in printed
     assert "k2_style: best validation AUC" in printed and "the bar (>= 0.9 within 45 min)" in printed
-    assert recipe_check.easy_data(checks) == str(easy)            # made once, then reused
+    assert recipe_check.easy_data(checks, tiny=True) == str(easy)   # made once, then reused
     assert "(made before)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="holds toy-size data at SNR 20:50, not the full-size"):
+        recipe_check.easy_data(checks)                                 # not taken for the real check
     summary = json.loads((checks / "summary.json").read_text())
     assert [r["recipe"] for r in summary] == ["k2_style"] and len(summary[0]["val_auc_by_epoch"]) == 1
     assert "model.name=efficientnet_b0" in summary[0]["overrides"]
