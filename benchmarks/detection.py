@@ -172,7 +172,7 @@ def build_stages(s: Settings) -> list[Stage]:
     py = [sys.executable, "-m"]
     snrs = ",".join(f"{v:g}" for v in s.test_snrs)
     data = [
-        Stage("synthesise the train set (train families, SNR log-uniform)", py + [
+        Stage(f"synthesise the train set (train families, SNR {s.train_snr})", py + [
             "tfseti.synth", "--out", str(s.train_data), "--n-train", str(s.n_train), "--n-test", "0",
             "--positive-rate", str(s.positive_rate), "--snr", s.train_snr,
             "--families", ",".join(TRAIN_FAMILIES), "--seed", str(s.seed),
