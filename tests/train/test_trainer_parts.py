@@ -31,9 +31,10 @@ def _small_net(input_shape):
     return keras.Model(image, keras.layers.Dense(1, dtype="float32")(x))
 
 
-def _step_lowers_to_xla_in_bfloat16(view, augment, mixup, shape) -> str:
-    """Fit two steps of a small net behind the given augmenter under mixed_bfloat16 with XLA, and
-    return the whole step's HLO (view, augmentation, mixup, forward, backward, update)."""
+def _step_lowers_to_xla_in_bfloat16(view, augment, mixup, shape, cadence_dtype) -> str:
+    """Fit two steps of a small net behind the given augmenter under mixed_bfloat16 with XLA on
+    ``cadence_dtype`` cadences, and return the whole step's HLO (view, augmentation, mixup,
+    forward, backward, update)."""
     import numpy as np
     import tensorflow as tf
 
@@ -51,7 +52,7 @@ def _step_lowers_to_xla_in_bfloat16(view, augment, mixup, shape) -> str:
         train = TrainConfig(epochs=1)
         model.compile(optimizer=make_optimizer(train, 2), loss=make_loss(train), jit_compile=True)
         rng = np.random.default_rng(0)
-        batch = {"cadence": tf.constant(rng.standard_normal(shape), tf.bfloat16),
+        batch = {"cadence": tf.constant(rng.standard_normal(shape), cadence_dtype),
                  "target": tf.constant([0.0, 1.0] * (shape[0] // 2))}
         history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(2), epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
@@ -68,7 +69,7 @@ def test_train_step_with_augment_and_mixup_compiles_with_xla_under_mixed_bfloat1
 
     hlo = _step_lowers_to_xla_in_bfloat16(
         ViewConfig(name="on", resize=(16, 16)), AugmentConfig(vflip_p=0.5, off_shuffle_p=0.5),
-        MixupConfig(mixup_p=0.5), (4, 6, 8, 16))
+        MixupConfig(mixup_p=0.5), (4, 6, 8, 16), "float16")
     assert "bf16" in hlo and "convolution" in hlo
 
 
@@ -82,5 +83,6 @@ def test_the_accelerator_recipe_on_the_maps_makes_them_inside_the_xla_step():
     assert run.augment.augment_on == "device" and run.train.jit_compile
     assert run.data.cadence_dtype == "bfloat16" and not run.data.with_ids
     assert run.augment.inject.p > 0
-    hlo = _step_lowers_to_xla_in_bfloat16(run.view, run.augment, run.mixup, (2, 6, 273, 256))
+    hlo = _step_lowers_to_xla_in_bfloat16(run.view, run.augment, run.mixup, (2, 6, 273, 256),
+                                          run.data.cadence_dtype)
     assert "bf16" in hlo and "convolution" in hlo and "fft" in hlo   # the maps' FFT shift-and-sum
