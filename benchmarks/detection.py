@@ -48,6 +48,9 @@ from pathlib import Path
 from tfseti import evaluate
 from tfseti.demo import Stage, run_stage
 from tfseti.io.kaggle import TRUTH_FILE
+from tfseti.io.atomic import write_json
+from tfseti.command import command
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 TRAIN_FAMILIES = ("linear", "squared", "broad")
 TEST_FAMILIES = ("linear", "squared", "broad", "sine", "pulsed")
@@ -364,8 +367,6 @@ def parse_args(argv=None) -> Settings:
 def write_settings(s: Settings, stages: list[Stage], timings: dict, seconds: float) -> None:
     """``settings.json``, written last and atomically: a run without it is unfinished
     (``--data-from`` refuses it)."""
-    from tfseti.io.atomic import write_json
-
     settings = {**asdict(s), "stages": [{"name": st.name, "argv": st.argv} for st in stages],
                 "seconds": timings, "total_seconds": seconds}
     write_json(str(s.root / "settings.json"), settings, default=str)
@@ -392,8 +393,14 @@ def _data_only_summary(s: Settings, stages: list[Stage], timings: dict, chosen: 
     return 0
 
 
+@command(FolderLocked)
 def main(argv=None) -> int:
     s = parse_args(argv)
+    with FolderLock(str(s.root)):   # one benchmark run per folder, as one training per run folder
+        return run(s)
+
+
+def run(s: Settings) -> int:
     s.root.mkdir(parents=True, exist_ok=True)
     s.predictions.mkdir(parents=True, exist_ok=True)
     stages = build_stages(s)
@@ -418,9 +425,9 @@ def main(argv=None) -> int:
     table = format_table(rows, scorers)
     behind = verdict(rows, scorers)
     write_settings(s, stages, timings, time.perf_counter() - start)
-    (s.root / "results.json").write_text(json.dumps(
-        {"rows": rows, "classical_background": chosen, "behind": behind, "val_auc_by_epoch": history},
-        indent=2))
+    # last: technique_check takes a variant folder with results.json as finished
+    write_json(str(s.root / "results.json"),
+               {"rows": rows, "classical_background": chosen, "behind": behind, "val_auc_by_epoch": history})
     print("\n== detection benchmark ==")
     print(f"test set: {len(truth)} cadences ({int(truth.target.sum())} needles), families "
           f"{', '.join(TEST_FAMILIES)} (train: {', '.join(TRAIN_FAMILIES)}); recipe {s.config_name}")

@@ -37,6 +37,9 @@ from pathlib import Path
 from benchmarks import detection  # the detection benchmark's data, truth and table
 from tfseti import evaluate
 from tfseti.demo import Stage, run_stage
+from tfseti.io.atomic import write_json
+from tfseti.command import command
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 TEACHER = "teacher"
 CLASSICAL = "two_of_three"   # the classical score the detection benchmark found strongest
@@ -139,11 +142,16 @@ def round_scores(loop_dir: Path, rounds: int, truth) -> dict:
     return out
 
 
+@command(FolderLocked)
 def main(argv=None) -> int:
     args = parse_args(argv)
     run = detection_run(args.data_from)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(str(out)):   # one writer per benchmark folder
+        return measure(args, run, out)
+
+
+def measure(args: argparse.Namespace, run, out: Path) -> int:
     loop_dir = out / "loop"
     stage = loop_stage(args, run, loop_dir)
     start = time.perf_counter()
@@ -186,7 +194,7 @@ def main(argv=None) -> int:
         print(f"\nSHOT ('model': {args.shot_epochs} epochs, prior {run.positive_rate}, "
               f"{shot_seconds:.0f} s) against the teacher and the classical {CLASSICAL}:")
         print(detection.format_table(rows, list(scores)))
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_json(str(out / "results.json"), results, default=str)
     print(f"\nresults: {out / 'results.json'}")
     return 0
 

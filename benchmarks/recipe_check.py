@@ -35,6 +35,9 @@ from pathlib import Path
 
 from benchmarks import detection
 from tfseti.evaluate import fmt
+from tfseti.io.atomic import write_json
+from tfseti.command import command
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 # Every recipe, on 2 CPU cores: no ImageNet download here, no XLA (on the CPU it makes an
 # EfficientNet step ~15x slower, benchmarks/model_bench.py), float32 (no bfloat16 kernels worth
@@ -145,6 +148,7 @@ def format_summary(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@command(FolderLocked)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_check",
                                      description=__doc__.split("\n")[0])
@@ -168,10 +172,14 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--recipes: unknown {unknown}; expected names from {list(SCALE_DOWN)}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(str(out)):   # one check per folder: two would make the easy data twice
+        return check(args, recipes, out)
+
+
+def check(args: argparse.Namespace, recipes: list[str], out: Path) -> int:
     data_from = easy_data(out, args.tiny) if args.easy else args.data_from
     runs = [run_recipe(r, data_from, out, tuple(args.overrides), args.tiny) for r in recipes]
-    (out / "summary.json").write_text(json.dumps(runs, indent=2))
+    write_json(str(out / "summary.json"), runs)
     print("\n== accelerator recipes, scaled down to 2 CPU cores" + (" (easy data) ==" if args.easy else " =="))
     print(format_summary(runs))
     if args.easy:

@@ -35,6 +35,9 @@ from pathlib import Path
 from benchmarks import detection
 from tfseti.demo import Stage, run_stage
 from tfseti.evaluate import fmt, fmt_interval, label
+from tfseti.io.atomic import write_json
+from tfseti.command import command
+from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 EPOCHS = 4
 # Each base: (recipe, overrides). The image base is cpu_demo's view (ON panels 819 x 256 -> 128 x 64,
@@ -104,10 +107,11 @@ def run_tta_variant(name: str, out: Path) -> None:
     truth, scores = detection.score_table(s, chosen)
     rows = detection.compare(truth, scores, s.bootstrap, s.seed)
     history = json.loads((base_dir / "results.json").read_text())["val_auc_by_epoch"]
-    (here / "settings.json").write_text(json.dumps({**settings, "tta": tta, "seconds": {"predict": seconds}},
-                                                   indent=2, default=str))
-    (here / "results.json").write_text(json.dumps(
-        {"rows": rows, "classical_background": chosen, "val_auc_by_epoch": history}, indent=2))
+    write_json(str(here / "settings.json"), {**settings, "tta": tta, "seconds": {"predict": seconds}},
+               default=str)
+    # last: a variant folder with results.json is finished (main skips it)
+    write_json(str(here / "results.json"),
+               {"rows": rows, "classical_background": chosen, "val_auc_by_epoch": history})
 
 
 def test_scores(out: Path, name: str):
@@ -176,6 +180,7 @@ def format_rows(name: str, base: str | None, val: float | None, rows: list[dict]
     return lines
 
 
+@command(FolderLocked)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.technique_check",
                                      description=__doc__.split("\n")[0])
@@ -193,7 +198,11 @@ def main(argv=None) -> int:
     # Bases first: every other variant is read against its base.
     order = [*dict.fromkeys([VARIANTS[v][0] for v in wanted if v in VARIANTS] + wanted)]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(str(out)):   # one writer per folder: variants are skipped once finished
+        return compare_variants(args, wanted, order, out)
+
+
+def compare_variants(args: argparse.Namespace, wanted: list[str], order: list[str], out: Path) -> int:
     for name in order:
         if name == STACK or (variant_dir(out, name) / "results.json").exists():
             continue
@@ -222,7 +231,7 @@ def main(argv=None) -> int:
         lines += format_rows(STACK, "mean", None, summary[STACK]["rows"]) + [""]
         lines += ["stack: fold-0 OOF AUC (held-out parts), each member, the mean and the stack:",
                   summary[STACK]["validation_table"], ""]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(str(out / "summary.json"), summary)
     head = f"{'variant':<26}{'group':<16}{'n_pos':>6}  {'test':>9}  {'base':>9} {'diff':>9} {'95% CI':>20}"
     print("\n== techniques against the same recipe without them (test AUC; diff = variant - base) ==")
     print(head)

@@ -262,3 +262,23 @@ def test_techniques_against_their_base_on_the_runs_data(tiny_run, tmp_path, caps
     # the TTA variant predicted with the base's network: its validation history is the base's
     assert summary["image+random_tta"]["val_auc_by_epoch"] == summary["image"]["val_auc_by_epoch"]
     assert summary["stack"]["members"] == ["image"]
+
+
+@pytest.mark.parametrize("script, argv", [
+    (bench, ["--tiny"]), (recipe_check, ["--tiny", "--easy"]),
+    (technique_check, ["--tiny", "--data-from", "unused"]),
+    (noisy_student_bench, None)])
+def test_a_second_writer_into_a_benchmark_folder_is_refused_and_changes_nothing(script, argv, tmp_path,
+                                                                               capsys):
+    from tfseti.io.folder_lock import LOCK_NAME, FolderLock
+
+    out = tmp_path / "bench"
+    if argv is None:   # the noisy-student benchmark reads its data run before it writes
+        source = _finished_run(tmp_path / "det", n_train=500)
+        (source / "runs" / "cpu" / f"fold{bench.VAL_FOLD}" / "saved_model").mkdir(parents=True)
+        argv = ["--data-from", str(source)]
+    with FolderLock(str(out)):
+        assert script.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is being written by" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] in ([], [LOCK_NAME])   # only the lock's own file
