@@ -84,6 +84,24 @@ def overrides(recipe: str) -> tuple[str, ...]:
     return COMMON + SCALE_DOWN[recipe]
 
 
+def warmup_within(recipe: str, extra: tuple[str, ...]) -> tuple[str, ...]:
+    """The override that keeps the recipe's warm-up inside a shorter check: when the caller sets
+    ``train.epochs=N`` without ``train.warmup_epochs`` and the recipe warms up for N epochs or
+    more (the trainer refuses that), the warm-up becomes N/4 epochs; otherwise nothing."""
+    keys = [item.split("=", 1)[0].strip() for item in extra]
+    if "train.epochs" not in keys or "train.warmup_epochs" in keys:
+        return ()
+    from tfseti.train.run_config import load_run_config
+
+    value = [item.split("=", 1)[1] for item in extra if item.split("=", 1)[0].strip() == "train.epochs"]
+    try:
+        epochs = float(value[-1])
+    except ValueError:   # the run itself refuses it, with the config's own error
+        return ()
+    warmup = load_run_config(recipe, overrides(recipe)).train.warmup_epochs
+    return () if warmup < epochs else (f"train.warmup_epochs={epochs / 4:g}",)
+
+
 def run_recipe(recipe: str, data_from: str, out: Path, extra: tuple[str, ...] = (),
                tiny: bool = False) -> dict:
     """One ``detection.py --data-from`` run; its results, the training time and the overrides.
@@ -91,6 +109,12 @@ def run_recipe(recipe: str, data_from: str, out: Path, extra: tuple[str, ...] = 
     run_out = out / recipe
     if tiny:   # one toy epoch: the recipes' 1-epoch warm-ups would leave none
         extra = detection.TINY["overrides"] + ("train.warmup_epochs=0",) + extra   # the caller's last
+    else:
+        shorter = warmup_within(recipe, extra)
+        if shorter:
+            print(f"recipe_check: {recipe} warms up for longer than the check's epochs; "
+                  f"{shorter[0]} (set train.warmup_epochs to choose)", flush=True)
+        extra = shorter + extra
     argv = ["--out", str(run_out), "--data-from", data_from, "--config", recipe, *overrides(recipe), *extra]
     argv += ["--tta", TTA.get(recipe, "flips")] + (["--tiny"] if tiny else [])
     print(f"\n######## {recipe}: python -m benchmarks.detection {' '.join(argv)}", flush=True)

@@ -282,3 +282,16 @@ def test_a_second_writer_into_a_benchmark_folder_is_refused_and_changes_nothing(
     err = capsys.readouterr().err
     assert f"{out} is being written by" in err and len(err.strip().splitlines()) == 1
     assert [p.name for p in out.iterdir()] in ([], [LOCK_NAME])   # only the lock's own file
+
+
+def test_a_shorter_check_keeps_each_recipe_warm_up_inside_its_epochs():
+    from tfseti.train.run_config import load_run_config
+
+    for recipe in recipe_check.SCALE_DOWN:    # every recipe warms up for 1 epoch
+        shorter = recipe_check.warmup_within(recipe, ("train.epochs=1",))
+        assert shorter == ("train.warmup_epochs=0.25",), recipe
+        config = load_run_config(recipe, recipe_check.overrides(recipe) + shorter + ("train.epochs=1",))
+        assert config.train.warmup_epochs < config.train.epochs
+    assert recipe_check.warmup_within("b0_tpu", ("train.epochs=2",)) == ()          # fits already
+    assert recipe_check.warmup_within("b0_tpu", ("train.epochs=1", "train.warmup_epochs=0")) == ()
+    assert recipe_check.warmup_within("b0_tpu", ()) == ()                           # COMMON's 4
