@@ -46,11 +46,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tfseti import evaluate
-from tfseti.demo import Stage, run_stage
-from tfseti.io.kaggle import TRUTH_FILE
-from tfseti.io.atomic import write_json
 from tfseti.command import command
+from tfseti.demo import Stage, run_stage
+from tfseti.io.atomic import write_json
 from tfseti.io.folder_lock import FolderLock, FolderLocked
+from tfseti.io.kaggle import TRUTH_FILE
 
 TRAIN_FAMILIES = ("linear", "squared", "broad")
 TEST_FAMILIES = ("linear", "squared", "broad", "sine", "pulsed")

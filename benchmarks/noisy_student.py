@@ -36,9 +36,9 @@ from pathlib import Path
 
 from benchmarks import detection  # the detection benchmark's data, truth and table
 from tfseti import evaluate
+from tfseti.command import command
 from tfseti.demo import Stage, run_stage
 from tfseti.io.atomic import write_json
-from tfseti.command import command
 from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 TEACHER = "teacher"

@@ -34,9 +34,9 @@ import sys
 from pathlib import Path
 
 from benchmarks import detection
+from tfseti.command import command
 from tfseti.evaluate import fmt
 from tfseti.io.atomic import write_json
-from tfseti.command import command
 from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 # Every recipe, on 2 CPU cores: no ImageNet download here, no XLA (on the CPU it makes an
@@ -88,15 +88,15 @@ def warmup_within(recipe: str, extra: tuple[str, ...]) -> tuple[str, ...]:
     """The override that keeps the recipe's warm-up inside a shorter check: when the caller sets
     ``train.epochs=N`` without ``train.warmup_epochs`` and the recipe warms up for N epochs or
     more (the trainer refuses that), the warm-up becomes N/4 epochs; otherwise nothing."""
-    keys = [item.split("=", 1)[0].strip() for item in extra]
-    if "train.epochs" not in keys or "train.warmup_epochs" in keys:
-        return ()
+    from tfseti.config import ConfigError, is_number, parse_override
     from tfseti.train.run_config import load_run_config
 
-    value = [item.split("=", 1)[1] for item in extra if item.split("=", 1)[0].strip() == "train.epochs"]
     try:
-        epochs = float(value[-1])
-    except ValueError:   # the run itself refuses it, with the config's own error
+        given = {".".join(key): value for key, value in map(parse_override, extra)}
+    except ConfigError:   # the run itself refuses a malformed override, with the config's own error
+        return ()
+    epochs = given.get("train.epochs")
+    if not is_number(epochs) or "train.warmup_epochs" in given:
         return ()
     warmup = load_run_config(recipe, overrides(recipe)).train.warmup_epochs
     return () if warmup < epochs else (f"train.warmup_epochs={epochs / 4:g}",)

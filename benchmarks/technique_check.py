@@ -33,10 +33,10 @@ import sys
 from pathlib import Path
 
 from benchmarks import detection
+from tfseti.command import command
 from tfseti.demo import Stage, run_stage
 from tfseti.evaluate import fmt, fmt_interval, label
 from tfseti.io.atomic import write_json
-from tfseti.command import command
 from tfseti.io.folder_lock import FolderLock, FolderLocked
 
 EPOCHS = 4

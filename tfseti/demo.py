@@ -100,7 +100,7 @@ def build_plan(out: Path, n_train: int, n_test: int, seed: int, workers: int) ->
             "--split", "train", "--folds", str(FOLDS), "--seed", str(seed), "--shard-mb", "20",
             "--workers", str(workers)]),
         # The test set is predicted from its Kaggle-layout files, as on Kaggle: no test shards
-        # (converting and verifying them took 35 s of the demo's 10 minutes and fed nothing).
+        # (converting and verifying them took 35 s of the demo and fed nothing).
         Stage("verify the train shards", tfseti + [
             "verify", str(plan.shards / "train"), "--no-progress"]),
         Stage("input pipeline: a few augmented, mixed batches of fold 0", py + [

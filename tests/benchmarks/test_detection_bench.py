@@ -295,3 +295,5 @@ def test_a_shorter_check_keeps_each_recipe_warm_up_inside_its_epochs():
     assert recipe_check.warmup_within("b0_tpu", ("train.epochs=2",)) == ()          # fits already
     assert recipe_check.warmup_within("b0_tpu", ("train.epochs=1", "train.warmup_epochs=0")) == ()
     assert recipe_check.warmup_within("b0_tpu", ()) == ()                           # COMMON's 4
+    for malformed in ("train.epochs=x", "train.epochs"):   # left to the run's own config error
+        assert recipe_check.warmup_within("b0_tpu", (malformed,)) == ()
