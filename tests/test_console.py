@@ -59,6 +59,66 @@ def test_the_first_import_is_filtered_at_the_file_descriptor(noisy_module, capfd
     assert err == "its own warning\n"
 
 
+@pytest.fixture
+def importer_of_optional(tmp_path, monkeypatch, noisy_module):
+    """``noisy_module`` plus a module that, like Keras, imports two optional packages under
+    ``try``/``except ImportError`` and records which it found: one imported before, one not."""
+    for name in ("tfseti_fake_sklearn", "tfseti_fake_pandas"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    (tmp_path / "tfseti_fake_keras.py").write_text(
+        "FOUND = []\n"
+        "for name in ('tfseti_fake_sklearn', 'tfseti_fake_pandas'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "        FOUND.append(name)\n"
+        "    except ImportError:\n"
+        "        pass\n")
+    monkeypatch.setattr(console, "KERAS_OPTIONAL", ("tfseti_fake_sklearn", "tfseti_fake_pandas"))
+    __import__("tfseti_fake_pandas")  # imported before: left alone
+    yield "tfseti_fake_keras"
+    for name in ("tfseti_fake_keras", "tfseti_fake_sklearn", "tfseti_fake_pandas"):
+        sys.modules.pop(name, None)
+
+
+def test_keras_optional_packages_look_absent_only_during_the_first_import(importer_of_optional,
+                                                                          monkeypatch):
+    monkeypatch.delenv(console.TF_LOGS_ENV, raising=False)
+    console.install((importer_of_optional,))
+    module = __import__(importer_of_optional)
+    assert module.FOUND == ["tfseti_fake_pandas"]     # the one not imported yet was hidden
+    assert __import__("tfseti_fake_sklearn").VALUE == 1  # and imports as usual afterwards
+    assert sys.modules["tfseti_fake_pandas"] is not None
+
+
+def test_keras_optional_packages_stay_hidden_through_a_nested_import_and_come_back_after_a_failure():
+    hidden = ("tfseti_fake_absent_a",)
+    with console._Absent(hidden):
+        with console._Absent(hidden):  # the nested import (keras inside tensorflow) restores nothing
+            pass
+        assert sys.modules["tfseti_fake_absent_a"] is None
+        with pytest.raises(ImportError):
+            __import__("tfseti_fake_absent_a")
+    assert "tfseti_fake_absent_a" not in sys.modules
+    with pytest.raises(RuntimeError), console._Absent(hidden):
+        raise RuntimeError("the import failed")
+    assert "tfseti_fake_absent_a" not in sys.modules
+
+
+def test_a_command_imports_tensorflow_without_keras_optional_packages_and_can_use_them_after():
+    code = ("import sys\n"
+            "from tfseti import console\n"
+            "console.install()\n"
+            "import tensorflow, keras\n"
+            "print(sorted(n for n in console.KERAS_OPTIONAL if n in sys.modules))\n"
+            "import sklearn.metrics, pandas, matplotlib\n"
+            "print(sklearn.metrics.roc_auc_score([0, 1], [0.2, 0.7]))\n")
+    env = {k: v for k, v in os.environ.items() if k != console.TF_LOGS_ENV}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "1.0"]
+
+
 def test_tfseti_tf_logs_brings_the_lines_back(noisy_module, capfd, monkeypatch):
     monkeypatch.setenv(console.TF_LOGS_ENV, "1")
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)

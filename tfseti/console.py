@@ -15,6 +15,15 @@
     writes back everything except absl-format lines below that level and absl's pre-init banner
     (the import-time lines). Python output and tracebacks of that import come through.
 
+* **Keras' optional integrations.** Keras imports scikit-learn (for its ``keras.wrappers``
+  estimators), pandas (DataFrames in ``fit``) and ``matplotlib.pyplot`` (``plot_image_gallery``)
+  whenever they are installed: 3.6 of the 10 s that ``import tensorflow`` took on a 2-core host,
+  paid again by every command. No command uses those three integrations, and Keras imports each
+  under ``try``/``except ImportError``, so while TensorFlow or Keras is first imported the three
+  packages look absent (``sys.modules[name] = None``) unless something imported them already.
+  Afterwards they import as usual (the report still draws with matplotlib and scores with
+  scikit-learn); only Keras' own wrappers for them stay off in that process.
+
   ``TFSETI_TF_LOGS=1`` turns all of this off (TensorFlow's own behaviour, for debugging; also the
   way to see a message of a TensorFlow import that kills the process).
 * **Progress.** Bars and Keras' per-batch progress only on a terminal (or a notebook):
@@ -37,7 +46,8 @@ import sys
 import tempfile
 
 TF_LOGS_ENV = "TFSETI_TF_LOGS"
-QUIET_MODULES = ("tensorflow",)
+QUIET_MODULES = ("tensorflow", "keras")  # whichever is imported first imports the other
+KERAS_OPTIONAL = ("sklearn", "pandas", "matplotlib")  # see the module doc
 DEFAULT_TF_LOG_LEVEL = "3"  # hides INFO, WARNING and ERROR lines; FATAL ones still show
 
 # absl's text format: severity letter, MMDD, time, thread id, file:line] message.
@@ -109,8 +119,30 @@ class _FilteredStderr:
         return False
 
 
+class _Absent:
+    """Context manager: ``names`` not imported yet look absent (``import`` raises ImportError)
+    inside it; on exit they are importable again. Names already imported are left alone, so a
+    nested use restores nothing that an outer one set."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def __enter__(self):
+        self.hidden = [name for name in self.names if name not in sys.modules]
+        for name in self.hidden:
+            sys.modules[name] = None
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+        return False
+
+
 class _QuietLoader(importlib.abc.Loader):
-    """Runs the wrapped loader's ``exec_module`` inside :class:`_FilteredStderr`."""
+    """Runs the wrapped loader's ``exec_module`` inside :class:`_FilteredStderr`, with
+    :data:`KERAS_OPTIONAL` absent (:class:`_Absent`)."""
 
     def __init__(self, loader, finder, name):
         self._loader = loader
@@ -126,7 +158,7 @@ class _QuietLoader(importlib.abc.Loader):
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
-        with _FilteredStderr():
+        with _FilteredStderr(), _Absent(KERAS_OPTIONAL):
             self._loader.exec_module(module)
 
     def __getattr__(self, name):
@@ -160,7 +192,7 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
 
 
 def install(modules: tuple[str, ...] = QUIET_MODULES) -> None:
-    """Quiet TensorFlow's start-up (see the module doc); a no-op with ``TFSETI_TF_LOGS=1``.
+    """Quiet and trim TensorFlow's start-up (see the module doc); a no-op with ``TFSETI_TF_LOGS=1``.
 
     Call before TensorFlow is imported; every command does (:func:`tfseti.command.setup_console`).
     Installs the import hook once.
