@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tfseti.metrics import auc, is_defined, rank_auc
+from scipy.stats import rankdata
+
+from tfseti.metrics import auc, average_ranks, is_defined, rank_auc
 
 RNG = np.random.default_rng(0)
 
@@ -39,3 +41,13 @@ def test_undefined_is_nan_and_bad_input_is_an_error():
         auc([0, 1], [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"targets must be 0 or 1, got values \[0.0, 0.3"):
         auc([0.0, 0.3, 1.0], [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("shape, levels", [((1, 1), 3), ((7, 50), 4), ((3, 200), 1000), ((2, 9), 1)])
+def test_average_ranks_are_scipy_rankdata_with_ties_and_nan_rows(shape, levels):
+    values = RNG.integers(0, levels, shape).astype(float)   # levels=1: one tie group per row
+    assert np.array_equal(average_ranks(values), rankdata(values, axis=-1))
+    assert np.array_equal(average_ranks(values[0]), rankdata(values[0]))
+    values[-1, 0] = np.nan
+    ranks = average_ranks(values)
+    assert np.isnan(ranks[-1]).all() and np.array_equal(ranks[:-1], rankdata(values[:-1], axis=-1))

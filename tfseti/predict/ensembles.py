@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfseti.metrics import average_ranks
+
 ENSEMBLES = ("mean", "rank")
 
 
 def normalised_ranks(probs: np.ndarray) -> np.ndarray:
     """Ranks of ``probs`` (ties averaged) scaled to [0, 1]: ``(rank - 1) / (n - 1)``."""
-    from scipy.stats import rankdata
-
     if len(probs) < 2:
         return np.full(len(probs), 0.5)
-    return (rankdata(probs) - 1.0) / (len(probs) - 1.0)
+    return (average_ranks(probs) - 1.0) / (len(probs) - 1.0)
 
 
 def ensemble(per_model: np.ndarray, method: str) -> np.ndarray:
