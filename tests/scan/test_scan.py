@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -166,7 +167,11 @@ def test_fil_and_h5_scan_alike_and_beam_equals_local(local_scan, cadences, oracl
             assert a == b, name
 
 
-def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
+def test_beam_and_local_runner_write_identical_files(cadences, tmp_path, monkeypatch):
+    # Beam stages each pipeline into a temporary folder it never removes; the scan removes it.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     # four coarse channels (Beam searches each file's coarse channels as separate elements) and
     # several read groups (each group's band search reads its halo from its neighbours' channels)
     args = ["--cadence", ",".join(cadences["h5"]), "--top", "0", "--no-progress", "--batch-size", "5",
@@ -174,6 +179,7 @@ def test_beam_and_local_runner_write_identical_files(cadences, tmp_path):
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--runner", "DirectRunner",
                  "--direct_num_workers", "1"]) == 0
+    assert os.listdir(temporary) == [] and tempfile.gettempdir() == str(temporary)
     a, b = _folder(str(tmp_path / "a")), _folder(str(tmp_path / "b"))
     names = sorted(n for n in os.listdir(a) if n != "cadence.json")
     assert names == sorted(n for n in os.listdir(b) if n != "cadence.json") and len(names) == 10
@@ -272,6 +278,7 @@ def test_side_by_side_searches_equal_one_after_the_other(cadences, tmp_path, cap
     monkeypatch.setattr(run, "concurrent_ok", lambda: False)
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert "side by side" not in capsys.readouterr().out
+    assert os.listdir(temporary) == [] and tempfile.gettempdir() == str(temporary)
     a, b = _folder(str(tmp_path / "a")), _folder(str(tmp_path / "b"))
     names = sorted(n for n in os.listdir(a) if n != "cadence.json")
     assert len(names) == 10

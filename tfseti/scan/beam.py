@@ -36,6 +36,9 @@ Runner flags (anything ``python -m tfseti.scan`` does not know is passed to Beam
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+
 import numpy as np
 
 from tfseti.scan import outputs
@@ -144,6 +147,22 @@ def _dofns():
     return ReadWindows, ScoreWindows, SearchFile, WriteCadence
 
 
+@contextlib.contextmanager
+def private_tempdir():
+    """``tempfile``'s default folder is a fresh one inside it while the block runs, removed
+    with all it holds afterwards. Beam's Python SDK stages every pipeline's dependencies into a
+    ``tempfile.mkdtemp()`` folder that it never removes
+    (``apache_beam.transforms.environments.python_sdk_dependencies``): without this, each
+    ``--runner`` scan left one folder in the temporary directory."""
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="tfseti-beam-") as private:
+        tempfile.tempdir = private
+        try:
+            yield private
+        finally:
+            tempfile.tempdir = saved
+
+
 def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tuple[str, list[dict]]:
     """Run the scan of ``job`` on Beam ``runner`` (see the module docstring), then merge."""
     import apache_beam as beam
@@ -171,7 +190,7 @@ def run_beam(job: ScanJob, runner: str, beam_args: list[str], log=print) -> tupl
         files = [(index, p, c) for index, coarse in coarse_counts.items()
                  for p in range(len(job.cadences[index])) for c in range(coarse)]
         options = PipelineOptions(list(beam_args), runner=runner, save_main_session=False)
-        with beam.Pipeline(options=options) as pipeline:
+        with private_tempdir(), beam.Pipeline(options=options) as pipeline:
             rows = (pipeline
                     | "Groups" >> beam.Create(elements)
                     | "Reshuffle" >> beam.Reshuffle()
