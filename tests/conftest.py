@@ -15,10 +15,11 @@ from harness import GcsEmulator, write_kaggle_dir
 
 
 def pytest_collection_modifyitems(config, items):
-    # The modules holding a test marked heavy run first: with pytest-xdist's load scheduling the
-    # short tests then fill in while the long ones run, instead of one worker finishing a
-    # three-minute test alone at the end. A stable sort by module: each module stays whole and in
-    # order, so its module fixtures are set up once.
+    # The modules holding a test marked heavy run first: with pytest-xdist's loadscope scheduling
+    # in collection order (`make test`: --dist loadscope --no-loadscope-reorder) each worker takes
+    # a heavy module and the short ones fill in while the long ones run, instead of one worker
+    # finishing a three-minute test alone at the end. A stable sort by module: each module stays
+    # whole and in order, so its module fixtures are set up once.
     heavy = {item.path for item in items if item.get_closest_marker("heavy")}
     items.sort(key=lambda item: item.path not in heavy)
 
